@@ -1,0 +1,183 @@
+/* api.c — the dispatch path and the helpers of api.h. */
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "auth/apikey.h"
+#include "auth/jwt.h"
+#include "core/encoding.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "crypto/random.h"
+
+const struct principal *api_principal(const struct http_exchange *ex)
+{
+	return ex->auth;
+}
+
+void api_log_security(const struct http_exchange *ex, const char *event, const char *reason)
+{
+	const struct principal *p = ex->auth;
+	log_event(LOG_WARN, event,
+		  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "reason", reason, "method",
+			    http_method_name(ex->method), "route",
+			    ex->route ? ex->route->pattern : "", "actor", p ? p->id : "",
+			    "tenant", p ? p->tenant_id : "", "request_id", ex->request_id,
+			    "source", ex->source_ip));
+}
+
+/* Verifies the Bearer credential: an API key (odk_...) or an access token. */
+static int authenticate(struct api *api, const struct http_exchange *ex, struct principal *p)
+{
+	const char *h = ex->authorization;
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return ODX_EAUTH;
+	const char *cred = h + 7;
+	while (*cred == ' ')
+		cred++;
+	if (apikey_looks_like(cred)) {
+		struct apikey k;
+		int rc = apikey_authenticate(api->store, cred, time_now_ns(), &k);
+		if (rc < 0)
+			return rc == ODX_EAUTH || rc == ODX_ENOTFOUND ? ODX_EAUTH : rc;
+		p->kind = PRINCIPAL_API_KEY;
+		memcpy(p->id, k.id, sizeof(p->id));
+		memcpy(p->tenant_id, k.tenant_id, sizeof(p->tenant_id));
+		p->role = k.role;
+		return 0;
+	}
+	struct jwt_claims c;
+	int rc = jwt_verify_cached(api->keyring, cred, strlen(cred), time_now_ns() / NSEC_PER_SEC, &c);
+	if (rc < 0)
+		return ODX_EAUTH;
+	p->kind = PRINCIPAL_USER;
+	memcpy(p->id, c.sub, sizeof(p->id));
+	memcpy(p->tenant_id, c.tid, sizeof(p->tenant_id));
+	p->role = role_parse(c.role);
+	return p->role == ROLE_NONE ? ODX_EAUTH : 0;
+}
+
+void api_dispatch(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	const struct http_route *r = ex->route;
+	struct principal p;
+	memset(&p, 0, sizeof(p));
+	bool open = r->perm == PERM_PUBLIC ||
+		    ((r->flags & HTTP_ROUTE_LOOPBACK_OPEN) && ex->loopback && !ex->authorization);
+	if (!open) {
+		int rc = authenticate(api, ex, &p);
+		if (rc < 0) {
+			api_log_security(ex, "denied", "unauthenticated");
+			if (rc == ODX_EAUTH)
+				reply_error(ex, 401, "unauthorized", "missing, invalid or expired credential");
+			else
+				reply_odx_error(ex, rc, NULL);
+			return;
+		}
+		ex->auth = &p;
+		enum authz_reason why = authz_check(&p, (enum perm_id)r->perm, true);
+		if (why != AUTHZ_OK) {
+			api_log_security(ex, "denied", authz_reason_name(why));
+			reply_error(ex, 403, "forbidden",
+				    why == AUTHZ_DENY_PLATFORM_BOUNDARY
+					    ? "the platform administrator cannot act inside a tenant"
+					    : "your role does not allow this");
+			ex->auth = NULL;
+			return;
+		}
+	}
+	r->handler(ex);
+	ex->auth = NULL;
+}
+
+static bool is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	if (!ct || strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return false;
+	char next = ct[sizeof(want) - 1];
+	return next == '\0' || next == ';' || next == ' ';
+}
+
+int api_body(struct http_exchange *ex, json_t **out)
+{
+	if (!is_json_type(ex->content_type)) {
+		reply_error(ex, 415, "unsupported_media_type", "Content-Type must be application/json");
+		return ODX_EINVAL;
+	}
+	char msg[JSONX_MSG_LEN];
+	if (jsonx_parse_object(ex->body, ex->body_len, out, msg) < 0) {
+		reply_error(ex, 400, "bad_request", msg);
+		return ODX_EINVAL;
+	}
+	return 0;
+}
+
+int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...)
+{
+	char msg[JSONX_MSG_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = jsonx_vunpack(body, msg, fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		reply_error(ex, 400, "bad_request", msg);
+	return rc;
+}
+
+int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after)
+{
+	*limit = API_LIST_DEFAULT;
+	after[0] = '\0';
+	if (!ex->query)
+		return 0;
+	struct evkeyvalq q;
+	if (evhttp_parse_query_str(ex->query, &q) != 0) {
+		reply_error(ex, 400, "bad_request", "malformed query string");
+		return ODX_EINVAL;
+	}
+	int rc = 0;
+	const char *l = evhttp_find_header(&q, "limit");
+	const char *c = evhttp_find_header(&q, "cursor");
+	int64_t v;
+	if (l && parse_int64(l, 1, API_LIST_MAX, &v) < 0) {
+		reply_error(ex, 400, "bad_request", "limit must be an integer from 1 to 500");
+		rc = ODX_EINVAL;
+	} else if (l) {
+		*limit = (int)v;
+	}
+	if (rc == 0 && c && *c) {
+		size_t n = 0;
+		uint8_t raw[ID_MAX_LEN];
+		if (b64url_decode(c, strlen(c), raw, sizeof(raw) - 1, &n) < 0 ||
+		    (raw[n] = '\0', !random_id_valid(id_prefix, (const char *)raw))) {
+			reply_error(ex, 400, "bad_request", "invalid cursor");
+			rc = ODX_EINVAL;
+		} else {
+			memcpy(after, raw, n + 1);
+		}
+	}
+	evhttp_clear_headers(&q);
+	return rc;
+}
+
+void api_reply_list(struct http_exchange *ex, json_t *items, int limit)
+{
+	json_t *next = json_null();
+	if (json_array_size(items) > (size_t)limit) {
+		json_array_remove(items, (size_t)limit);
+		const char *last = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+		char cur[ID_MAX_LEN * 2];
+		b64url_encode((const uint8_t *)last, strlen(last), cur);
+		json_decref(next);
+		next = json_string(cur);
+	}
+	reply_json(ex, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}

@@ -1,0 +1,77 @@
+/*
+ * api.h — the public API: the route table, the one dispatch path
+ * (authenticate -> authorize -> handler) and the helpers handlers share
+ * for bodies, paging and replies. One file per resource implements the
+ * handlers (auth.c, tenants.c, users.c, apikeys.c, health.c).
+ */
+#ifndef ODX_API_H
+#define ODX_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "auth/keyring.h"
+#include "auth/throttle.h"
+#include "authz/authz.h"
+#include "http/reply.h"
+#include "http/server.h"
+#include "store/store.h"
+
+#define API_AUTH_MAX_BODY 8192
+#define API_LIST_DEFAULT 50
+#define API_LIST_MAX 500
+
+struct api {
+	struct store *store;
+	struct keyring *keyring;
+	struct throttle *throttle;
+};
+
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+
+/* The http_server_config.dispatch of odysseusd. */
+void api_dispatch(struct http_exchange *ex);
+
+/* The verified caller of the current request (NULL on public routes). */
+const struct principal *api_principal(const struct http_exchange *ex);
+/* Parses the JSON object body; on failure replies 400/415 and returns < 0. */
+int api_body(struct http_exchange *ex, json_t **out);
+/* jsonx_unpack on the body; on failure replies 400 with the reason and returns < 0. */
+int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...);
+/*
+ * Reads ?limit= and ?cursor= (decoding the cursor into after, which must
+ * hold ID_MAX_LEN bytes; "" when absent); replies 400 and returns < 0 on bad ones.
+ */
+int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after);
+/* Replies 200 {"items": first `limit` of items, "next_cursor"}; consumes items. */
+void api_reply_list(struct http_exchange *ex, json_t *items, int limit);
+/* Logs a denial or a security event (the audit log takes these over in issue 4). */
+void api_log_security(const struct http_exchange *ex, const char *event, const char *reason);
+
+/* Handlers. */
+void api_healthz(struct http_exchange *ex);
+void api_readyz(struct http_exchange *ex);
+void api_metrics(struct http_exchange *ex);
+void api_auth_login(struct http_exchange *ex);
+void api_auth_refresh(struct http_exchange *ex);
+void api_auth_logout(struct http_exchange *ex);
+void api_auth_jwks(struct http_exchange *ex);
+void api_me(struct http_exchange *ex);
+void api_tenants_list(struct http_exchange *ex);
+void api_tenants_create(struct http_exchange *ex);
+void api_tenants_get(struct http_exchange *ex);
+void api_tenants_update(struct http_exchange *ex);
+void api_tenants_delete(struct http_exchange *ex);
+void api_tenants_set_quotas(struct http_exchange *ex);
+void api_quotas_get(struct http_exchange *ex);
+void api_users_list(struct http_exchange *ex);
+void api_users_create(struct http_exchange *ex);
+void api_users_get(struct http_exchange *ex);
+void api_users_update(struct http_exchange *ex);
+void api_users_delete(struct http_exchange *ex);
+void api_apikeys_list(struct http_exchange *ex);
+void api_apikeys_create(struct http_exchange *ex);
+void api_apikeys_delete(struct http_exchange *ex);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * routes.c — every route of the public API with the permission it needs.
+ * A route with no permission (perm 0) makes odysseusd refuse to start.
+ * docs/openapi.yaml describes the same list; tests/e2e/test_openapi.py
+ * fails when they differ.
+ */
+#include "api/api.h"
+
+#define B HTTP_ROUTE_BLOCKING
+
+const struct http_route api_routes[] = {
+	{HTTP_GET, "/healthz", api_healthz, PERM_PUBLIC, 0, 0},
+	{HTTP_GET, "/readyz", api_readyz, PERM_PUBLIC, 0, 0},
+	{HTTP_GET, "/metrics", api_metrics, PERM_AUTHENTICATED, 0, HTTP_ROUTE_LOOPBACK_OPEN},
+	{HTTP_POST, "/v1/auth/login", api_auth_login, PERM_PUBLIC, API_AUTH_MAX_BODY, B},
+	{HTTP_POST, "/v1/auth/refresh", api_auth_refresh, PERM_PUBLIC, API_AUTH_MAX_BODY, B},
+	{HTTP_POST, "/v1/auth/logout", api_auth_logout, PERM_AUTHENTICATED, API_AUTH_MAX_BODY, B},
+	{HTTP_GET, "/v1/auth/jwks", api_auth_jwks, PERM_PUBLIC, 0, 0},
+	{HTTP_GET, "/v1/me", api_me, PERM_AUTHENTICATED, 0, 0},
+	{HTTP_GET, "/v1/tenants", api_tenants_list, PERM_PLATFORM, 0, 0},
+	{HTTP_POST, "/v1/tenants", api_tenants_create, PERM_PLATFORM, 0, B},
+	{HTTP_GET, "/v1/tenants/{id}", api_tenants_get, PERM_PLATFORM, 0, 0},
+	{HTTP_PATCH, "/v1/tenants/{id}", api_tenants_update, PERM_PLATFORM, 0, B},
+	{HTTP_DELETE, "/v1/tenants/{id}", api_tenants_delete, PERM_PLATFORM, 0, B},
+	{HTTP_PUT, "/v1/tenants/{id}/quotas", api_tenants_set_quotas, PERM_PLATFORM, 0, B},
+	{HTTP_GET, "/v1/quotas", api_quotas_get, PERM_TENANT_MEMBER, 0, 0},
+	{HTTP_GET, "/v1/users", api_users_list, PERM_TENANT_SETTINGS, 0, 0},
+	{HTTP_POST, "/v1/users", api_users_create, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_GET, "/v1/users/{id}", api_users_get, PERM_TENANT_SETTINGS, 0, 0},
+	{HTTP_PATCH, "/v1/users/{id}", api_users_update, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_DELETE, "/v1/users/{id}", api_users_delete, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_GET, "/v1/api-keys", api_apikeys_list, PERM_TENANT_SETTINGS, 0, 0},
+	{HTTP_POST, "/v1/api-keys", api_apikeys_create, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_DELETE, "/v1/api-keys/{id}", api_apikeys_delete, PERM_TENANT_SETTINGS, 0, B},
+};
+
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

@@ -1,0 +1,339 @@
+/*
+ * odysseusd — the Odysseus control plane.
+ *
+ *   odysseusd init [--admin-email E] [--password-stdin] [serve flags]
+ *   odysseusd serve [--config F] [--data-dir D] [--listen H:P] [--plain-http]
+ *                   [--tls-cert F --tls-key F] [--threads N] [--workers N]
+ *                   [--argon2-memory-kib N] [--argon2-iterations N] [--log-level L]
+ *   odysseusd keys rotate [--data-dir D]
+ *   odysseusd routes
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/jwt.h"
+#include "auth/keyring.h"
+#include "auth/password.h"
+#include "auth/throttle.h"
+#include "core/config.h"
+#include "core/encoding.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "crypto/random.h"
+#include "crypto/x509.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "tenancy/tenancy.h"
+
+#define DRAIN_SECONDS 25
+
+static void usage(FILE *f)
+{
+	fputs("usage: odysseusd init [--admin-email EMAIL] [--password-stdin] [--data-dir DIR]\n"
+	      "       odysseusd serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+	      "                       [--plain-http] [--tls-cert FILE --tls-key FILE] [--threads N]\n"
+	      "                       [--workers N] [--argon2-memory-kib N] [--argon2-iterations N]\n"
+	      "                       [--log-level debug|info|warn|error]\n"
+	      "       odysseusd keys rotate [--data-dir DIR]\n"
+	      "       odysseusd routes\n",
+	      f);
+}
+
+static int fail(const char *what, int rc)
+{
+	fprintf(stderr, "odysseusd: %s: %s\n", what, odx_strerror(rc));
+	return 1;
+}
+
+static int load_config(struct config *cfg, int argc, char **argv)
+{
+	char err[512];
+	config_defaults(cfg);
+	if (config_load(cfg, argc, argv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "odysseusd: %s\n", err);
+		return -1;
+	}
+	enum log_level lvl;
+	if (log_level_parse(cfg->log_level, &lvl) < 0) {
+		fprintf(stderr, "odysseusd: log-level must be debug, info, warn or error\n");
+		return -1;
+	}
+	log_set_level(lvl);
+	password_set_params((uint32_t)cfg->argon2_memory_kib, (uint32_t)cfg->argon2_iterations);
+	return 0;
+}
+
+/* Creates the data directory, store, signing keys and PKI as needed. */
+static int prepare_data_dir(const struct config *cfg, struct store **store)
+{
+	if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST)
+		return fail(cfg->data_dir, -errno);
+	int rc = store_open(cfg->data_dir, store);
+	if (rc < 0)
+		return fail("opening the store", rc);
+	rc = keyring_init_dir(cfg->data_dir);
+	if (rc < 0)
+		return fail("creating the signing keys", rc);
+	char pki[CONFIG_STR_MAX + 8];
+	snprintf(pki, sizeof(pki), "%s/pki", cfg->data_dir);
+	rc = x509_ensure_pki(pki);
+	if (rc < 0)
+		return fail("creating the internal CA", rc);
+	return 0;
+}
+
+/* Reads one line of stdin as the password (without the newline). */
+static int read_password(char *buf, size_t cap)
+{
+	if (!fgets(buf, (int)cap, stdin))
+		return ODX_EINVAL;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+	const char *email_in = "admin@odysseus.local";
+	bool from_stdin = false;
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	int nrest = 0;
+	if (!rest)
+		return fail("init", ODX_ENOMEM);
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--admin-email") == 0 && i + 1 < argc)
+			email_in = argv[++i];
+		else if (strcmp(argv[i], "--password-stdin") == 0)
+			from_stdin = true;
+		else
+			rest[nrest++] = argv[i];
+	}
+	struct config cfg;
+	struct store *store = NULL;
+	int status = 1;
+	if (load_config(&cfg, nrest, rest) < 0 || prepare_data_dir(&cfg, &store) != 0)
+		goto out;
+	int64_t admins = 0;
+	int rc = platform_admin_count(store, &admins);
+	if (rc < 0) {
+		fail("reading the store", rc);
+		goto out;
+	}
+	if (admins > 0) {
+		fprintf(stderr, "odysseusd: %s is already initialized\n", cfg.data_dir);
+		goto out;
+	}
+	char email[EMAIL_MAX + 1], password[PASSWORD_MAX_LEN + 2], hash[PASSWORD_HASH_MAX];
+	snprintf(email, sizeof(email), "%s", email_in);
+	if (email_normalize(email) < 0) {
+		fprintf(stderr, "odysseusd: --admin-email is not a valid email address\n");
+		goto out;
+	}
+	if (from_stdin) {
+		if (read_password(password, sizeof(password)) < 0 ||
+		    password_policy_check(password, strlen(password)) < 0) {
+			fprintf(stderr, "odysseusd: the password must be 12 to 1024 characters\n");
+			goto wipe;
+		}
+	} else {
+		uint8_t raw[18];
+		if (random_bytes(raw, sizeof(raw)) < 0)
+			goto wipe;
+		b64url_encode(raw, sizeof(raw), password);
+		explicit_bzero(raw, sizeof(raw));
+	}
+	rc = password_hash(password, strlen(password), hash);
+	if (rc == 0)
+		rc = platform_admin_create(store, email, hash, NULL);
+	if (rc < 0) {
+		fail("creating the platform administrator", rc);
+		goto wipe;
+	}
+	printf("initialized %s\n", cfg.data_dir);
+	printf("admin email: %s\n", email);
+	if (!from_stdin)
+		printf("one-time password: %s\n", password); /* shown once; stored only as a hash */
+	fflush(stdout);
+	status = 0;
+wipe:
+	explicit_bzero(password, sizeof(password));
+out:
+	store_free(store);
+	free(rest);
+	return status;
+}
+
+static bool listen_is_loopback(const char *listen)
+{
+	char host[256];
+	const char *colon = listen[0] == '[' ? strchr(listen, ']') : strrchr(listen, ':');
+	if (!colon)
+		return false;
+	size_t n = listen[0] == '[' ? (size_t)(colon - listen - 1) : (size_t)(colon - listen);
+	if (n >= sizeof(host))
+		return false;
+	memcpy(host, listen[0] == '[' ? listen + 1 : listen, n);
+	host[n] = '\0';
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return strcmp(host, "localhost") == 0;
+}
+
+/* Waits for SIGTERM/SIGINT; meanwhile picks up key rotations every 2 s (and on SIGHUP). */
+static void wait_for_stop(struct keyring *kr, const sigset_t *set)
+{
+	for (;;) {
+		struct timespec ts = {2, 0};
+		int sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		int rc = keyring_reload_if_changed(kr);
+		if (rc < 0)
+			log_event(LOG_ERROR, "keyring reload failed",
+				  json_pack("{s:s}", "error", odx_strerror(rc)));
+	}
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct config cfg;
+	if (load_config(&cfg, argc, argv) < 0)
+		return 2;
+	if (cfg.plain_http && !listen_is_loopback(cfg.listen)) {
+		fprintf(stderr, "odysseusd: --plain-http is allowed only on a loopback address\n");
+		return 2;
+	}
+	if (!!cfg.tls_cert[0] != !!cfg.tls_key[0]) {
+		fprintf(stderr, "odysseusd: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	/* Signals are taken by sigtimedwait in this thread; every other thread blocks them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	struct api api = {0};
+	struct http_server *srv = NULL;
+	int status = 1;
+	if (prepare_data_dir(&cfg, &api.store) != 0)
+		goto out;
+	int rc = keyring_load(cfg.data_dir, &api.keyring);
+	if (rc < 0) {
+		fail("loading the signing keys", rc);
+		goto out;
+	}
+	if ((rc = throttle_new(&api.throttle)) < 0) {
+		fail("starting", rc);
+		goto out;
+	}
+	tenant_sweep_orphans(api.store, cfg.data_dir);
+	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];
+	snprintf(cert, sizeof(cert), "%s", cfg.tls_cert[0] ? cfg.tls_cert : "");
+	snprintf(key, sizeof(key), "%s", cfg.tls_key[0] ? cfg.tls_key : "");
+	if (!cfg.tls_cert[0]) {
+		snprintf(cert, sizeof(cert), "%s/pki/server.crt", cfg.data_dir);
+		snprintf(key, sizeof(key), "%s/pki/server.key", cfg.data_dir);
+	}
+	struct http_server_config hc = {
+		.listen = cfg.listen,
+		.threads = (int)cfg.threads,
+		.workers = (int)cfg.workers,
+		.tls_cert = cfg.plain_http ? NULL : cert,
+		.tls_key = cfg.plain_http ? NULL : key,
+		.routes = api_routes,
+		.nroutes = api_nroutes,
+		.dispatch = api_dispatch,
+		.app = &api,
+	};
+	char err[512];
+	rc = http_server_start(&hc, &srv, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "odysseusd: %s\n", err);
+		goto out;
+	}
+	char url[300];
+	char host[256];
+	snprintf(host, sizeof(host), "%s", cfg.listen);
+	char *colon = strrchr(host, ':');
+	if (colon)
+		*colon = '\0';
+	snprintf(url, sizeof(url), "%s://%s:%d", cfg.plain_http ? "http" : "https", host,
+		 http_server_port(srv));
+	log_event(LOG_INFO, "listening",
+		  json_pack("{s:s, s:s, s:s}", "url", url, "data_dir", cfg.data_dir, "tls",
+			    cfg.plain_http ? "off" : "on"));
+	wait_for_stop(api.keyring, &set);
+	log_event(LOG_INFO, "shutting down", json_pack("{s:i}", "drain_seconds", DRAIN_SECONDS));
+	http_server_stop(srv, DRAIN_SECONDS);
+	status = 0;
+	log_event(LOG_INFO, "stopped", NULL);
+out:
+	http_server_free(srv);
+	throttle_free(api.throttle);
+	keyring_free(api.keyring);
+	store_free(api.store);
+	jwt_cache_free();
+	return status;
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "rotate") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	struct config cfg;
+	if (load_config(&cfg, argc - 1, argv + 1) < 0)
+		return 2;
+	char kid[KID_LEN];
+	int rc = keyring_rotate(cfg.data_dir, kid);
+	if (rc < 0)
+		return fail("rotating the signing key", rc);
+	printf("new signing key %s is current; the previous key verifies until its tokens expire\n",
+	       kid);
+	return 0;
+}
+
+static int cmd_routes(void)
+{
+	for (size_t i = 0; i < api_nroutes; i++)
+		printf("%s %s\n", http_method_name(api_routes[i].method), api_routes[i].pattern);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	umask(077); /* databases, keys and logs we create are the daemon's alone */
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(argc - 2, argv + 2);
+	if (strcmp(cmd, "serve") == 0)
+		return cmd_serve(argc - 2, argv + 2);
+	if (strcmp(cmd, "keys") == 0)
+		return cmd_keys(argc - 2, argv + 2);
+	if (strcmp(cmd, "routes") == 0)
+		return cmd_routes();
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}

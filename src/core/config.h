@@ -1,0 +1,40 @@
+/*
+ * config.h — odysseusd settings from defaults, a config file, the
+ * environment and command-line flags, in rising precedence (flags win).
+ *
+ * File format: one `key = value` per line, `#` starts a comment; keys are
+ * the long flag names without dashes (`listen`, `data-dir`, `threads`).
+ * Environment: ODYSSEUS_<KEY> with dashes as underscores (ODYSSEUS_DATA_DIR).
+ */
+#ifndef ODX_CONFIG_H
+#define ODX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CONFIG_STR_MAX 4096
+
+struct config {
+	char data_dir[CONFIG_STR_MAX];
+	char listen[256];          /* host:port; [v6]:port */
+	char tls_cert[CONFIG_STR_MAX];
+	char tls_key[CONFIG_STR_MAX];
+	char log_level[16];
+	char config_file[CONFIG_STR_MAX];
+	long threads;              /* event loops; 0 = one per core */
+	long workers;              /* worker threads for blocking work */
+	long argon2_memory_kib;
+	long argon2_iterations;
+	bool plain_http;
+};
+
+/* Fills cfg with defaults. */
+void config_defaults(struct config *cfg);
+/*
+ * Applies file (if --config or ODYSSEUS_CONFIG names one), environment,
+ * then argv[0..argc). Unknown keys and bad values are errors: writes a
+ * message into err and returns ODX_EINVAL.
+ */
+int config_load(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,728 @@
+/* server.c — see server.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/encoding.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "crypto/random.h"
+#include "http/metrics.h"
+#include "http/reply.h"
+#include "http/server.h"
+
+struct http_loop {
+	struct http_server *srv;
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	int fd;
+	struct event *done_ev, *stop_ev, *drain_ev;
+	pthread_mutex_t done_lock;
+	struct http_exchange *done_head;
+	atomic_int inflight;
+	int64_t drain_deadline;
+};
+
+struct http_server {
+	struct http_server_config cfg;
+	SSL_CTX *ssl;
+	int port;
+	int nloops;
+	struct http_loop *loops;
+	int nworkers;
+	pthread_t *workers;
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	struct http_exchange *q_head, *q_tail;
+	bool q_stop;
+	int drain_s;
+};
+
+const char *http_method_name(enum http_method m)
+{
+	static const char *const names[] = {"", "GET", "POST", "PUT", "PATCH", "DELETE"};
+	return m >= HTTP_GET && m <= HTTP_DELETE ? names[m] : "";
+}
+
+static enum http_method method_of(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return HTTP_GET;
+	case EVHTTP_REQ_POST: return HTTP_POST;
+	case EVHTTP_REQ_PUT: return HTTP_PUT;
+	case EVHTTP_REQ_PATCH: return HTTP_PATCH;
+	case EVHTTP_REQ_DELETE: return HTTP_DELETE;
+	default: return 0;
+	}
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+static bool pattern_valid(const char *p)
+{
+	if (p[0] != '/')
+		return false;
+	int params = 0;
+	for (const char *s = p; *s; s++) {
+		if (*s == '{') {
+			const char *e = strchr(s, '}');
+			if (!e || e == s + 1 || s[-1] != '/' || (e[1] && e[1] != '/'))
+				return false;
+			params++;
+			s = e;
+		} else if (*s == '}' || (*s == '/' && s[1] == '/')) {
+			return false;
+		}
+	}
+	return params <= HTTP_MAX_PARAMS;
+}
+
+int http_routes_validate(const struct http_route *routes, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct http_route *r = &routes[i];
+		/* Default deny by construction: a route without a permission cannot exist. */
+		if (r->perm <= 0) {
+			snprintf(err, errlen, "route %s %s declares no permission",
+				 http_method_name(r->method), r->pattern);
+			return ODX_EINVAL;
+		}
+		if (!r->handler || !r->pattern || !pattern_valid(r->pattern) ||
+		    !http_method_name(r->method)[0]) {
+			snprintf(err, errlen, "route %zu is malformed", i);
+			return ODX_EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (routes[j].method == r->method && strcmp(routes[j].pattern, r->pattern) == 0) {
+				snprintf(err, errlen, "route %s %s is declared twice",
+					 http_method_name(r->method), r->pattern);
+				return ODX_EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Matches path against pattern; on success records where the parameters start and end. */
+static bool match(const char *pattern, const char *path, const char *starts[], size_t lens[],
+		  int *nparams)
+{
+	const char *p = pattern, *s = path;
+	int n = 0;
+	while (*p && *s) {
+		if (*p == '{') {
+			const char *seg_end = strchr(s, '/');
+			size_t len = seg_end ? (size_t)(seg_end - s) : strlen(s);
+			if (len == 0)
+				return false;
+			starts[n] = s;
+			lens[n++] = len;
+			s += len;
+			p = strchr(p, '}') + 1;
+		} else if (*p++ != *s++) {
+			return false;
+		}
+	}
+	if (*p || *s)
+		return false;
+	*nparams = n;
+	return true;
+}
+
+/* ---- exchange lifecycle ------------------------------------------------- */
+
+static bool request_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	if (n < 1 || n >= HTTP_REQUEST_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static void exchange_free(struct http_exchange *ex)
+{
+	if (!ex)
+		return;
+	free(ex->resp_body);
+	free(ex->storage);
+	free(ex);
+}
+
+/* Copies strings into one allocation owned by the exchange. */
+struct copy_plan {
+	const char *src[8 + HTTP_MAX_PARAMS];
+	size_t len[8 + HTTP_MAX_PARAMS];
+	const char **dst[8 + HTTP_MAX_PARAMS];
+	int n;
+};
+
+static void plan_add(struct copy_plan *cp, const char *src, size_t len, const char **dst)
+{
+	if (!src)
+		return;
+	cp->src[cp->n] = src;
+	cp->len[cp->n] = len;
+	cp->dst[cp->n] = dst;
+	cp->n++;
+}
+
+static int plan_run(struct copy_plan *cp, struct http_exchange *ex)
+{
+	size_t total = 0;
+	for (int i = 0; i < cp->n; i++)
+		total += cp->len[i] + 1;
+	ex->storage = malloc(total ? total : 1);
+	if (!ex->storage)
+		return ODX_ENOMEM;
+	char *w = ex->storage;
+	for (int i = 0; i < cp->n; i++) {
+		memcpy(w, cp->src[i], cp->len[i]);
+		w[cp->len[i]] = '\0';
+		*cp->dst[i] = w;
+		w += cp->len[i] + 1;
+	}
+	return 0;
+}
+
+static void add_header(struct evkeyvalq *h, const char *k, const char *v)
+{
+	evhttp_add_header(h, k, v);
+}
+
+static void send_reply(struct http_exchange *ex)
+{
+	struct evhttp_request *req = ex->req;
+	if (!reply_done(ex))
+		reply_error(ex, 500, "internal", "internal error");
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	add_header(h, "X-Request-Id", ex->request_id);
+	add_header(h, "Cache-Control", "no-store");
+	add_header(h, "X-Content-Type-Options", "nosniff");
+	if (ex->resp_type)
+		add_header(h, "Content-Type", ex->resp_type);
+	if (ex->www_authenticate)
+		add_header(h, "WWW-Authenticate", "Bearer realm=\"odysseus\"");
+	if (ex->allow[0])
+		add_header(h, "Allow", ex->allow);
+	if (ex->retry_after > 0) {
+		char ra[24];
+		snprintf(ra, sizeof(ra), "%d", ex->retry_after);
+		add_header(h, "Retry-After", ra);
+	}
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	if (ex->resp_len)
+		evbuffer_add(out, ex->resp_body, ex->resp_len);
+	evhttp_send_reply(req, ex->status, NULL, NULL);
+	int64_t dur = time_mono_ns() - ex->start_ns;
+	metrics_observe(ex->route_index, ex->status, dur);
+	if (log_enabled(LOG_INFO))
+		log_event(LOG_INFO, "request",
+			  json_pack("{s:s, s:s, s:i, s:f, s:s, s:s}", "method",
+				    http_method_name(ex->method), "route",
+				    ex->route ? ex->route->pattern : "unmatched", "status", ex->status,
+				    "duration_ms", (double)dur / 1e6, "request_id", ex->request_id,
+				    "source", ex->source_ip));
+	atomic_fetch_sub(&ex->loop->inflight, 1);
+	exchange_free(ex);
+}
+
+static void enqueue_work(struct http_server *srv, struct http_exchange *ex)
+{
+	pthread_mutex_lock(&srv->q_lock);
+	ex->next = NULL;
+	if (srv->q_tail)
+		srv->q_tail->next = ex;
+	else
+		srv->q_head = ex;
+	srv->q_tail = ex;
+	pthread_cond_signal(&srv->q_cond);
+	pthread_mutex_unlock(&srv->q_lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct http_server *srv = arg;
+	for (;;) {
+		pthread_mutex_lock(&srv->q_lock);
+		while (!srv->q_head && !srv->q_stop)
+			pthread_cond_wait(&srv->q_cond, &srv->q_lock);
+		struct http_exchange *ex = srv->q_head;
+		if (!ex) {
+			pthread_mutex_unlock(&srv->q_lock);
+			break;
+		}
+		srv->q_head = ex->next;
+		if (!srv->q_head)
+			srv->q_tail = NULL;
+		pthread_mutex_unlock(&srv->q_lock);
+		srv->cfg.dispatch(ex);
+		struct http_loop *loop = ex->loop;
+		pthread_mutex_lock(&loop->done_lock);
+		ex->next = loop->done_head;
+		loop->done_head = ex;
+		pthread_mutex_unlock(&loop->done_lock);
+		event_active(loop->done_ev, EV_READ, 0);
+	}
+	return NULL;
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct http_loop *loop = arg;
+	pthread_mutex_lock(&loop->done_lock);
+	struct http_exchange *ex = loop->done_head;
+	loop->done_head = NULL;
+	pthread_mutex_unlock(&loop->done_lock);
+	while (ex) {
+		struct http_exchange *next = ex->next;
+		send_reply(ex);
+		ex = next;
+	}
+}
+
+static void fill_peer(struct http_exchange *ex, struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = conn ? evhttp_connection_get_addr(conn) : NULL;
+	snprintf(ex->source_ip, sizeof(ex->source_ip), "unknown");
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ex->source_ip, sizeof(ex->source_ip));
+		ex->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ex->source_ip, sizeof(ex->source_ip));
+		ex->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+}
+
+/* Finds the route; sets 404/405 (with Allow) on ex when there is none. */
+static const struct http_route *route_lookup(struct http_server *srv, struct http_exchange *ex,
+					     const char *path, const char *starts[], size_t lens[])
+{
+	size_t used = 0;
+	for (size_t i = 0; i < srv->cfg.nroutes; i++) {
+		const struct http_route *r = &srv->cfg.routes[i];
+		int n;
+		if (!match(r->pattern, path, starts, lens, &n))
+			continue;
+		if (r->method == ex->method) {
+			ex->nparams = n;
+			ex->route_index = (int)i;
+			return r;
+		}
+		int w = snprintf(ex->allow + used, sizeof(ex->allow) - used, "%s%s", used ? ", " : "",
+				 http_method_name(r->method));
+		if (w > 0 && (size_t)w < sizeof(ex->allow) - used)
+			used += (size_t)w;
+	}
+	if (used)
+		reply_error(ex, 405, "method_not_allowed", "method not allowed for this path");
+	else
+		reply_error(ex, 404, "not_found", "no such path");
+	return NULL;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_loop *loop = arg;
+	struct http_server *srv = loop->srv;
+	struct http_exchange *ex = calloc(1, sizeof(*ex));
+	if (!ex) {
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	atomic_fetch_add(&loop->inflight, 1);
+	ex->start_ns = time_mono_ns();
+	ex->req = req;
+	ex->loop = loop;
+	ex->app = srv->cfg.app;
+	ex->route_index = -1;
+	ex->method = method_of(evhttp_request_get_command(req));
+	fill_peer(ex, req);
+
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *rid = evhttp_find_header(in, "X-Request-Id");
+	if (rid && request_id_valid(rid)) {
+		snprintf(ex->request_id, sizeof(ex->request_id), "%s", rid);
+	} else {
+		uint8_t raw[12];
+		if (random_bytes(raw, sizeof(raw)) < 0)
+			memset(raw, 0, sizeof(raw));
+		hex_encode(raw, sizeof(raw), ex->request_id);
+	}
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	const char *starts[HTTP_MAX_PARAMS];
+	size_t lens[HTTP_MAX_PARAMS];
+	if (!path || !*path || !ex->method) {
+		reply_error(ex, !ex->method ? 405 : 400, !ex->method ? "method_not_allowed" : "bad_request",
+			    !ex->method ? "method not allowed" : "bad request path");
+		send_reply(ex);
+		return;
+	}
+	const struct http_route *r = route_lookup(srv, ex, path, starts, lens);
+	if (!r) {
+		send_reply(ex);
+		return;
+	}
+	ex->route = r;
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	size_t body_len = evbuffer_get_length(body);
+	size_t max = r->max_body ? r->max_body : HTTP_MAX_BODY;
+	if (body_len > max) {
+		reply_error(ex, 413, "payload_too_large", "request body too large");
+		send_reply(ex);
+		return;
+	}
+	const char *body_ptr = body_len ? (const char *)evbuffer_pullup(body, -1) : "";
+	const char *auth = evhttp_find_header(in, "Authorization");
+	const char *ctype = evhttp_find_header(in, "Content-Type");
+	struct copy_plan cp = {.n = 0};
+	plan_add(&cp, path, strlen(path), &ex->path);
+	plan_add(&cp, query, query ? strlen(query) : 0, &ex->query);
+	plan_add(&cp, auth, auth ? strlen(auth) : 0, &ex->authorization);
+	plan_add(&cp, ctype, ctype ? strlen(ctype) : 0, &ex->content_type);
+	plan_add(&cp, body_ptr ? body_ptr : "", body_ptr ? body_len : 0, &ex->body);
+	for (int i = 0; i < ex->nparams; i++)
+		plan_add(&cp, starts[i], lens[i], &ex->params[i]);
+	if (plan_run(&cp, ex) < 0) {
+		reply_error(ex, 503, "unavailable", "out of memory");
+		send_reply(ex);
+		return;
+	}
+	ex->body_len = body_ptr ? body_len : 0;
+	if (r->flags & HTTP_ROUTE_BLOCKING) {
+		enqueue_work(srv, ex);
+		return;
+	}
+	srv->cfg.dispatch(ex);
+	send_reply(ex);
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+	SSL_CTX *ctx = arg;
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+								   BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx) {
+		snprintf(err, errlen, "cannot create TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+					 SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		/* Name the files, never their contents. */
+		snprintf(err, errlen, "cannot load TLS certificate %s and key %s", cert, key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* ---- sockets and loops -------------------------------------------------- */
+
+static int parse_listen(const char *listen, char host[static 256], char port[static 16])
+{
+	const char *colon;
+	if (listen[0] == '[') {
+		const char *end = strchr(listen, ']');
+		if (!end || end[1] != ':')
+			return ODX_EINVAL;
+		snprintf(host, 256, "%.*s", (int)(end - listen - 1), listen + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon)
+			return ODX_EINVAL;
+		snprintf(host, 256, "%.*s", (int)(colon - listen), listen);
+	}
+	int64_t p;
+	if (parse_int64(colon + 1, 0, 65535, &p) < 0)
+		return ODX_EINVAL;
+	snprintf(port, 16, "%d", (int)p);
+	return 0;
+}
+
+static int bind_socket(const char *host, const char *port, int *out_fd, int *out_port)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai;
+	if (getaddrinfo(host[0] ? host : NULL, port, &hints, &ai) != 0)
+		return ODX_EINVAL;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1, rc = 0;
+	if (fd < 0)
+		rc = -errno;
+	if (rc == 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+			/* Without it TLS replies wait ~40 ms on delayed ACKs. */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0))
+		rc = -errno;
+	if (rc == 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		rc = -errno;
+	if (rc == 0 && listen(fd, 1024) != 0)
+		rc = -errno;
+	if (rc == 0) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &sl);
+		*out_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+						      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	freeaddrinfo(ai);
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	*out_fd = fd;
+	return 0;
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct http_loop *loop = arg;
+	if (atomic_load(&loop->inflight) == 0 || time_mono_ns() > loop->drain_deadline) {
+		event_base_loopexit(loop->base, NULL);
+		return;
+	}
+	struct timeval tv = {0, 20000};
+	event_add(loop->drain_ev, &tv);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct http_loop *loop = arg;
+	if (loop->bound) {
+		evhttp_del_accept_socket(loop->http, loop->bound); /* closes the listening fd */
+		loop->bound = NULL;
+	}
+	loop->drain_deadline = time_mono_ns() + (int64_t)loop->srv->drain_s * NSEC_PER_SEC;
+	drain_check(-1, 0, loop);
+}
+
+static void *loop_main(void *arg)
+{
+	struct http_loop *loop = arg;
+	event_base_dispatch(loop->base);
+	return NULL;
+}
+
+static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, char *err,
+		     size_t errlen)
+{
+	loop->srv = srv;
+	loop->fd = fd;
+	pthread_mutex_init(&loop->done_lock, NULL);
+	loop->base = event_base_new();
+	loop->http = loop->base ? evhttp_new(loop->base) : NULL;
+	if (!loop->http) {
+		snprintf(err, errlen, "cannot create event loop");
+		return ODX_ENOMEM;
+	}
+	evhttp_set_max_headers_size(loop->http, HTTP_MAX_HEADERS);
+	evhttp_set_max_body_size(loop->http, 2 * HTTP_MAX_BODY);
+	evhttp_set_timeout(loop->http, HTTP_TIMEOUT_S);
+	evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						       EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
+						       EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_gencb(loop->http, on_request, loop);
+	if (srv->ssl)
+		evhttp_set_bevcb(loop->http, tls_bevcb, srv->ssl);
+	loop->bound = evhttp_accept_socket_with_handle(loop->http, fd);
+	loop->done_ev = event_new(loop->base, -1, EV_PERSIST | EV_READ, on_done, loop);
+	loop->stop_ev = event_new(loop->base, -1, EV_READ, on_stop, loop);
+	loop->drain_ev = evtimer_new(loop->base, drain_check, loop);
+	if (!loop->bound || !loop->done_ev || !loop->stop_ev || !loop->drain_ev) {
+		snprintf(err, errlen, "cannot set up event loop");
+		return ODX_ENOMEM;
+	}
+	event_add(loop->done_ev, NULL);
+	return 0;
+}
+
+int http_server_start(const struct http_server_config *cfg, struct http_server **out, char *err,
+		      size_t errlen)
+{
+	int rc = http_routes_validate(cfg->routes, cfg->nroutes, err, errlen);
+	if (rc < 0)
+		return rc;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+	signal(SIGPIPE, SIG_IGN);
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return ODX_ENOMEM;
+	srv->cfg = *cfg;
+	pthread_mutex_init(&srv->q_lock, NULL);
+	pthread_cond_init(&srv->q_cond, NULL);
+	srv->nloops = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (srv->nloops < 1)
+		srv->nloops = 1;
+	srv->nworkers = cfg->workers > 0 ? cfg->workers : 4;
+	srv->loops = calloc((size_t)srv->nloops, sizeof(*srv->loops));
+	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
+	if (!srv->loops || !srv->workers) {
+		http_server_free(srv);
+		return ODX_ENOMEM;
+	}
+	if (cfg->tls_cert) {
+		srv->ssl = tls_context(cfg->tls_cert, cfg->tls_key, err, errlen);
+		if (!srv->ssl) {
+			http_server_free(srv);
+			return ODX_EINVAL;
+		}
+	}
+	rc = metrics_init(cfg->routes, cfg->nroutes);
+	char host[256], port[16];
+	if (rc == 0 && parse_listen(cfg->listen, host, port) < 0) {
+		snprintf(err, errlen, "bad listen address '%s' (want host:port)", cfg->listen);
+		rc = ODX_EINVAL;
+	}
+	for (int i = 0; rc == 0 && i < srv->nloops; i++) {
+		int fd, bound_port;
+		/* The first socket may ask for port 0; the others join the port it got. */
+		if (i > 0)
+			snprintf(port, sizeof(port), "%d", srv->port);
+		rc = bind_socket(host, port, &fd, &bound_port);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, odx_strerror(rc));
+			break;
+		}
+		srv->port = bound_port;
+		rc = loop_init(srv, &srv->loops[i], fd, err, errlen);
+	}
+	for (int i = 0; rc == 0 && i < srv->nloops; i++)
+		if (pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]) != 0)
+			rc = ODX_ENOMEM;
+	for (int i = 0; rc == 0 && i < srv->nworkers; i++)
+		if (pthread_create(&srv->workers[i], NULL, worker_main, srv) != 0)
+			rc = ODX_ENOMEM;
+	if (rc < 0) {
+		http_server_stop(srv, 0);
+		http_server_free(srv);
+		return rc;
+	}
+	*out = srv;
+	return 0;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+void http_server_stop(struct http_server *srv, int drain_s)
+{
+	srv->drain_s = drain_s;
+	for (int i = 0; i < srv->nloops; i++) {
+		struct http_loop *loop = &srv->loops[i];
+		if (loop->thread) {
+			event_active(loop->stop_ev, EV_READ, 0);
+			pthread_join(loop->thread, NULL);
+			loop->thread = 0;
+		}
+	}
+	pthread_mutex_lock(&srv->q_lock);
+	srv->q_stop = true;
+	pthread_cond_broadcast(&srv->q_cond);
+	pthread_mutex_unlock(&srv->q_lock);
+	for (int i = 0; i < srv->nworkers; i++) {
+		if (srv->workers[i]) {
+			pthread_join(srv->workers[i], NULL);
+			srv->workers[i] = 0;
+		}
+	}
+}
+
+void http_server_free(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	for (int i = 0; srv->loops && i < srv->nloops; i++) {
+		struct http_loop *loop = &srv->loops[i];
+		/* Replies that finished after the drain deadline are dropped with their connection. */
+		struct http_exchange *ex = loop->done_head;
+		while (ex) {
+			struct http_exchange *next = ex->next;
+			exchange_free(ex);
+			ex = next;
+		}
+		if (loop->http)
+			evhttp_free(loop->http);
+		if (loop->done_ev)
+			event_free(loop->done_ev);
+		if (loop->stop_ev)
+			event_free(loop->stop_ev);
+		if (loop->drain_ev)
+			event_free(loop->drain_ev);
+		if (loop->base)
+			event_base_free(loop->base);
+		pthread_mutex_destroy(&loop->done_lock);
+	}
+	free(srv->loops);
+	free(srv->workers);
+	if (srv->ssl)
+		SSL_CTX_free(srv->ssl);
+	pthread_mutex_destroy(&srv->q_lock);
+	pthread_cond_destroy(&srv->q_cond);
+	metrics_free();
+	free(srv);
+}

@@ -1,0 +1,114 @@
+/*
+ * server.h — the HTTP(S) server: libevent evhttp, one event loop per core.
+ *
+ * Each loop thread owns an evhttp bound to the same address with
+ * SO_REUSEPORT (the kernel spreads connections), TLS through
+ * bufferevent_openssl when configured. A request becomes an http_exchange
+ * that owns copies of everything a handler may read, so it can cross to a
+ * worker thread: routes marked blocking (password hashing, durable writes)
+ * run on the worker pool and their reply is sent back on the loop that
+ * received them. Handlers never see libevent.
+ *
+ * Limits: headers 16 KiB, bodies HTTP_MAX_BODY (each route may set less),
+ * 30 s to read a request. The connection-level cap is twice HTTP_MAX_BODY:
+ * between the two the client gets our JSON 413, above it libevent's own.
+ */
+#ifndef ODX_HTTP_SERVER_H
+#define ODX_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MAX_BODY (1024 * 1024)
+#define HTTP_MAX_HEADERS 16384
+#define HTTP_TIMEOUT_S 30
+#define HTTP_MAX_PARAMS 4
+#define HTTP_REQUEST_ID_MAX 129
+
+enum http_method { HTTP_GET = 1, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE };
+
+enum {
+	HTTP_ROUTE_BLOCKING = 1 << 0,      /* run the handler on a worker thread */
+	HTTP_ROUTE_LOOPBACK_OPEN = 1 << 1, /* no credential needed from loopback */
+};
+
+struct http_exchange;
+
+struct http_route {
+	enum http_method method;
+	const char *pattern; /* "/v1/users/{id}": {name} matches one non-empty segment */
+	void (*handler)(struct http_exchange *ex);
+	int perm;        /* the application's permission id; 0 is refused */
+	size_t max_body; /* 0: HTTP_MAX_BODY */
+	unsigned flags;
+};
+
+/* One request and its reply. Request fields are owned copies. */
+struct http_exchange {
+	enum http_method method;
+	const struct http_route *route;
+	const char *path;
+	const char *query; /* NULL when absent */
+	const char *params[HTTP_MAX_PARAMS];
+	int nparams;
+	const char *authorization; /* NULL when absent */
+	const char *content_type;  /* NULL when absent */
+	const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
+	size_t body_len;
+	char request_id[HTTP_REQUEST_ID_MAX];
+	char source_ip[64];
+	bool loopback;
+	void *app; /* http_server_config.app */
+	void *auth; /* for the application: the verified principal */
+	/* The reply, set through reply.h. */
+	int status;
+	char *resp_body;
+	size_t resp_len;
+	const char *resp_type;
+	int retry_after;
+	bool www_authenticate;
+	char allow[48]; /* Allow header for 405 */
+	/* Server-private. */
+	struct http_loop *loop;
+	struct evhttp_request *req;
+	int64_t start_ns;
+	int route_index;
+	char *storage;
+	struct http_exchange *next;
+};
+
+struct http_server_config {
+	const char *listen; /* "host:port", "[v6]:port" */
+	int threads;        /* event loops; 0 = one per online core */
+	int workers;        /* worker threads */
+	const char *tls_cert, *tls_key; /* NULL: plain HTTP */
+	const struct http_route *routes;
+	size_t nroutes;
+	/* Runs every matched request (authentication, authorization, handler). */
+	void (*dispatch)(struct http_exchange *ex);
+	void *app;
+};
+
+struct http_server;
+
+/*
+ * Validates the route table (every route declares a permission and a
+ * well-formed pattern), binds, and starts the loops and workers. Writes a
+ * message into err on failure. The bound port is in http_server_port().
+ */
+int http_server_start(const struct http_server_config *cfg, struct http_server **out, char *err,
+		      size_t errlen);
+int http_server_port(const struct http_server *srv);
+/*
+ * Graceful stop: stop accepting, let in-flight requests (worker jobs
+ * included) finish for up to drain_s seconds, then close and join threads.
+ */
+void http_server_stop(struct http_server *srv, int drain_s);
+void http_server_free(struct http_server *srv);
+/* Checks a route table as http_server_start does; 0 or ODX_EINVAL with a message. */
+int http_routes_validate(const struct http_route *routes, size_t n, char *err, size_t errlen);
+/* Method name ("GET"). */
+const char *http_method_name(enum http_method m);
+
+#endif

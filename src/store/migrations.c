@@ -1,0 +1,89 @@
+/* migrations.c — see migrations.h. Times are INTEGER nanoseconds since the epoch. */
+#include "store/migrations.h"
+
+static const char *const platform_steps[] = {
+	/* 1: tenants, platform administrators, and the directories that map a
+	 * credential to its tenant (they hold no tenant data beyond that). */
+	"CREATE TABLE tenants ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL,"
+	"  quota_cpu_millicores INTEGER NOT NULL,"
+	"  quota_memory_mb INTEGER NOT NULL,"
+	"  quota_containers INTEGER NOT NULL,"
+	"  quota_storage_mb INTEGER NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active','deleting'))"
+	") STRICT;"
+	"CREATE TABLE platform_admins ("
+	"  id TEXT PRIMARY KEY,"
+	"  email TEXT NOT NULL UNIQUE,"
+	"  password_hash TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE login_directory ("
+	"  email TEXT PRIMARY KEY,"
+	"  tenant_id TEXT,"
+	"  user_id TEXT NOT NULL"
+	") STRICT;"
+	"CREATE TABLE api_key_directory ("
+	"  key_id TEXT PRIMARY KEY,"
+	"  tenant_id TEXT NOT NULL"
+	") STRICT;"
+	"CREATE TABLE token_families ("
+	"  id TEXT PRIMARY KEY,"
+	"  tenant_id TEXT,"
+	"  user_id TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER,"
+	"  revoked_reason TEXT"
+	") STRICT;"
+	"CREATE INDEX token_families_user ON token_families(user_id);"
+	"CREATE TABLE refresh_tokens ("
+	"  token_hash BLOB PRIMARY KEY,"
+	"  family_id TEXT NOT NULL REFERENCES token_families(id) ON DELETE CASCADE,"
+	"  issued_at INTEGER NOT NULL,"
+	"  used_at INTEGER"
+	") STRICT;"
+	"CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);",
+};
+
+static const char *const tenant_steps[] = {
+	/* 1: users, API keys, and the containers table the quota usage and the
+	 * delete-tenant check read (filled by the scheduler and agents). */
+	"CREATE TABLE users ("
+	"  id TEXT PRIMARY KEY,"
+	"  email TEXT NOT NULL UNIQUE,"
+	"  role TEXT NOT NULL CHECK (role IN ('admin','operator','developer','readonly')),"
+	"  password_hash TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE api_keys ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('admin','operator','developer','readonly')),"
+	"  secret_hash BLOB NOT NULL,"
+	"  created_by TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  last_used_at INTEGER"
+	") STRICT;"
+	"CREATE TABLE containers ("
+	"  id TEXT PRIMARY KEY,"
+	"  deployment TEXT NOT NULL,"
+	"  node_id TEXT,"
+	"  state TEXT NOT NULL,"
+	"  cpu_millicores INTEGER NOT NULL DEFAULT 0,"
+	"  memory_mb INTEGER NOT NULL DEFAULT 0,"
+	"  storage_mb INTEGER NOT NULL DEFAULT 0"
+	") STRICT;",
+};
+
+const char *const *migrations_for(enum store_scope_kind scope, size_t *n)
+{
+	if (scope == STORE_PLATFORM) {
+		*n = sizeof(platform_steps) / sizeof(platform_steps[0]);
+		return platform_steps;
+	}
+	*n = sizeof(tenant_steps) / sizeof(tenant_steps[0]);
+	return tenant_steps;
+}
