@@ -68,6 +68,8 @@ class Server:
 
     def session(self, token=None):
         s = requests.Session()
+        # REQUESTS_CA_BUNDLE in the environment would override s.verify (requests #3829).
+        s.trust_env = False
         if self.tls:
             s.verify = self.ca
         if token:
