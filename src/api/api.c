@@ -60,7 +60,12 @@ static int authenticate(struct api *api, const struct http_exchange *ex, struct 
 	memcpy(p->id, c.sub, sizeof(p->id));
 	memcpy(p->tenant_id, c.tid, sizeof(p->tenant_id));
 	p->role = role_parse(c.role);
-	return p->role == ROLE_NONE ? ODX_EAUTH : 0;
+	if (p->role == ROLE_NONE)
+		return ODX_EAUTH;
+	/* A deleted tenant's tokens die with it, not when they expire. */
+	if (p->tenant_id[0] && !store_tenant_exists(api->store, p->tenant_id))
+		return ODX_EAUTH;
+	return 0;
 }
 
 void api_dispatch(struct http_exchange *ex)

@@ -11,7 +11,7 @@
 /* Reads a quotas object; `partial` allows missing fields (they keep their value in q). */
 static int parse_quotas(struct http_exchange *ex, json_t *obj, bool partial, struct quotas *q)
 {
-	double cpu = -1;
+	double cpu = NAN; /* stays NaN when a partial object leaves it out */
 	json_int_t mem = q->memory_mb, cont = q->containers, stor = q->storage_mb;
 	int rc = partial ? api_unpack(ex, obj, "{s?F, s?I, s?I, s?I}", "cpu_cores", &cpu,
 				      "memory_mb", &mem, "containers", &cont, "storage_mb", &stor)
@@ -20,7 +20,7 @@ static int parse_quotas(struct http_exchange *ex, json_t *obj, bool partial, str
 	if (rc < 0)
 		return rc;
 	struct quotas n = *q;
-	if (cpu != -1) {
+	if (!partial || !isnan(cpu)) {
 		if (!isfinite(cpu) || cpu <= 0 || cpu > 1024) {
 			reply_error(ex, 400, "bad_request", "cpu_cores must be > 0 and <= 1024");
 			return ODX_EINVAL;

@@ -1,4 +1,5 @@
 /* jwt.c — see jwt.h. */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +187,28 @@ struct cache_slot {
 	struct jwt_claims claims;
 };
 
-static _Thread_local struct cache_slot *cache;
+/* One cache per thread, freed by the key's destructor when the thread ends. */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_init(void)
+{
+	pthread_key_create(&cache_key, free);
+}
+
+static struct cache_slot *thread_cache(void)
+{
+	pthread_once(&cache_once, cache_key_init);
+	struct cache_slot *c = pthread_getspecific(cache_key);
+	if (!c) {
+		c = calloc(CACHE_SLOTS, sizeof(*c));
+		if (c && pthread_setspecific(cache_key, c) != 0) {
+			free(c);
+			c = NULL;
+		}
+	}
+	return c;
+}
 
 int jwt_verify_cached(struct keyring *kr, const char *token, size_t len, int64_t now_s,
 		      struct jwt_claims *out)
@@ -194,9 +216,7 @@ int jwt_verify_cached(struct keyring *kr, const char *token, size_t len, int64_t
 	uint8_t key[SHA256_LEN];
 	if (len == 0 || len > JWT_MAX_LEN || hash_sha256(token, len, key) < 0)
 		return ODX_EAUTH;
-	if (!cache)
-		cache = calloc(CACHE_SLOTS, sizeof(*cache)); 
-	struct cache_slot *slot = NULL;
+	struct cache_slot *cache = thread_cache(), *slot = NULL;
 	if (cache) {
 		uint32_t idx;
 		memcpy(&idx, key, sizeof(idx));
@@ -221,6 +241,7 @@ int jwt_verify_cached(struct keyring *kr, const char *token, size_t len, int64_t
 
 void jwt_cache_free(void)
 {
-	free(cache);
-	cache = NULL;
+	pthread_once(&cache_once, cache_key_init);
+	free(pthread_getspecific(cache_key));
+	pthread_setspecific(cache_key, NULL);
 }

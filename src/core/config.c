@@ -131,7 +131,7 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 		char *key = trim(s), *value = trim(eq + 1);
 		const struct opt *o = opt_find(key, strlen(key));
 		if (!o || strcmp(key, "config") == 0) {
-			snprintf(err, errlen, "%s:%d: unknown key", path, lineno);
+			snprintf(err, errlen, "%s:%d: unknown key '%.64s'", path, lineno, key);
 			rc = ODX_EINVAL;
 			break;
 		}

@@ -59,10 +59,8 @@ static int write_cert(X509 *cert, const char *path)
 	if (!f)
 		return -errno;
 	int ok = PEM_write_X509(f, cert) == 1;
-	int rc = finish_file(f, ok, tmp, path);
-	if (rc == 0)
-		chmod(path, 0644); /* certificates are public */
-	return rc;
+	/* Public, but the data directory is the daemon's alone: 0600 like the rest. */
+	return finish_file(f, ok, tmp, path);
 }
 
 static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)

@@ -60,6 +60,9 @@ int store_tenant_create(struct store *s, const char *tenant_id);
 /* Removes the tenant's database files. Open transactions keep their handle. */
 int store_tenant_destroy(struct store *s, const char *tenant_id);
 
+/* True when the tenant has a database (cheap: no transaction). */
+bool store_tenant_exists(struct store *s, const char *tenant_id);
+
 /*
  * Begins a transaction in the platform scope (tenant_id NULL) or in one
  * tenant's scope. ODX_ENOTFOUND when the tenant has no database. WRITE takes

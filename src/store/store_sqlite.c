@@ -363,6 +363,23 @@ int store_tenant_destroy(struct store *s, const char *tenant_id)
 	return rc;
 }
 
+bool store_tenant_exists(struct store *s, const char *tenant_id)
+{
+	pthread_mutex_lock(&s->lock);
+	bool found = false;
+	for (struct pool *p = s->pools; p && !found; p = p->next)
+		found = !p->dead && strcmp(p->key, tenant_id) == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (found)
+		return true;
+	char *path;
+	if (tenant_path(s, tenant_id, &path) < 0)
+		return false;
+	found = access(path, F_OK) == 0;
+	free(path);
+	return found;
+}
+
 int store_tx_begin(struct store *s, const char *tenant_id, enum store_mode mode,
 		   struct store_tx **out)
 {

@@ -4,6 +4,7 @@ The binaries come from ODYSSEUSD_BIN / ODYSSEUS_BIN (set by scripts/test and
 by meson test); each server gets its own temporary data directory.
 """
 import json
+import shutil
 import os
 import signal
 import socket
@@ -93,7 +94,8 @@ class Server:
         return r.json()
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read()
 
@@ -115,7 +117,7 @@ def server():
         srv = Server(d)
         yield srv
         rc = srv.stop()
-        assert rc == 0, "odysseusd exited %s:\n%s" % (rc, srv.logs())
+        assert rc == 0, "odysseusd exited %s:\n%s" % (rc, open(srv.log_path).read())
 
 
 @pytest.fixture
@@ -132,6 +134,7 @@ def fresh_server():
     yield start
     for srv in servers:
         srv.stop()
+        shutil.rmtree(srv.data_dir, ignore_errors=True)
 
 
 _counter = [0]

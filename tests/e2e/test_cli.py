@@ -1,0 +1,513 @@
+"""The `odysseus` CLI, run as a subprocess against the real odysseusd.
+
+Each test gets its own HOME and XDG_CONFIG_HOME, so the stored login is the
+test's own. Passwords go in on stdin (never a terminal here). Contract:
+docs/cli.md (commands, output, exit codes), docs/api.md.
+"""
+import concurrent.futures
+import json
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from conftest import ODYSSEUS, free_port, unique
+
+TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
+USER_PASSWORD = "user-password-123"
+ERROR_LINE = re.compile(r"^odysseus: .+ \((\w+), request id [A-Za-z0-9._:-]+\)$", re.M)
+CRED_KEYS = {"server", "ca", "access_token", "refresh_token", "access_expires_at"}
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_FORBIDDEN, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
+EXIT_CONFLICT, EXIT_INVALID, EXIT_RATE_LIMITED, EXIT_CONNECT, EXIT_SERVER = 6, 7, 8, 9, 10
+
+
+class Cli:
+    """Runs odysseus with a private home; `server` is the conftest Server."""
+
+    def __init__(self, tmp_path, server):
+        self.server = server
+        self.home = tmp_path / "home"
+        self.config = tmp_path / "config"
+        self.home.mkdir()
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.config),
+            "LANG": "C.UTF-8",
+        }
+        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if k in os.environ:
+                self.env[k] = os.environ[k]
+
+    @property
+    def cred_dir(self):
+        return self.config / "odysseus"
+
+    @property
+    def cred_file(self):
+        return self.cred_dir / "credentials.json"
+
+    def creds(self):
+        with open(self.cred_file) as f:
+            return json.load(f)
+
+    def write_creds(self, data):
+        # Rewrite in place so the file keeps its 0600 mode.
+        with open(self.cred_file, "w") as f:
+            json.dump(data, f)
+
+    def run(self, *args, input="", env=None):
+        e = dict(self.env)
+        e.update(env or {})
+        p = subprocess.run([ODYSSEUS, *args], input=input, capture_output=True, text=True,
+                           timeout=60, env=e)
+        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+        return p
+
+    def ok(self, *args, **kw):
+        p = self.run(*args, **kw)
+        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
+        return p
+
+    def json(self, *args, **kw):
+        return json.loads(self.ok("--output", "json", *args, **kw).stdout)
+
+    def login(self, email, password):
+        return self.run("login", "--server", self.server.url, "--ca", self.server.ca,
+                        "--email", email, input=password + "\n")
+
+
+def table(stdout):
+    """Parses an aligned table into (headers, rows of cells)."""
+    lines = [l for l in stdout.splitlines() if l.strip()]
+    return lines[0].split(), [l.split() for l in lines[1:]]
+
+
+def assert_error(p, code, exit_status):
+    assert p.returncode == exit_status, (p.returncode, p.stdout, p.stderr)
+    m = ERROR_LINE.search(p.stderr)
+    assert m, p.stderr
+    assert m.group(1) == code, p.stderr
+
+
+@pytest.fixture
+def cli(tmp_path, server):
+    return Cli(tmp_path, server)
+
+
+@pytest.fixture
+def admin_cli(cli, server):
+    """A CLI logged in as the platform administrator."""
+    p = cli.login(server.admin_email, server.admin_password)
+    assert p.returncode == 0, p.stderr
+    return cli
+
+
+@pytest.fixture
+def tenant_cli(tmp_path, server):
+    """A CLI logged in as the Admin of a new tenant; .tenant is the tenant."""
+    email = unique("cli-admin") + "@tenant.test"
+    tenant = server.create_tenant(unique("cli-tenant"), email)
+    c = Cli(tmp_path, server)
+    p = c.login(email, TENANT_ADMIN_PASSWORD)
+    assert p.returncode == 0, p.stderr
+    c.tenant = tenant
+    c.email = email
+    return c
+
+
+# --- login, whoami, the credentials file ---------------------------------------
+
+def test_login_stores_a_private_credentials_file(cli, server):
+    p = cli.login(server.admin_email, server.admin_password)
+    assert p.returncode == 0, p.stderr
+    assert server.admin_email in p.stdout
+    mode = stat.S_IMODE(os.stat(cli.cred_dir).st_mode)
+    assert mode == 0o700, oct(mode)
+    mode = stat.S_IMODE(os.stat(cli.cred_file).st_mode)
+    assert mode == 0o600, oct(mode)
+    creds = cli.creds()
+    assert set(creds) == CRED_KEYS
+    assert creds["server"] == server.url
+    assert creds["ca"] == os.path.realpath(server.ca)
+    assert re.fullmatch(r"odr_[0-9a-f]{64}", creds["refresh_token"])
+    assert creds["access_token"].count(".") == 2
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", creds["access_expires_at"])
+    # Nothing but the credentials file (and the refresh lock) is left behind.
+    assert set(os.listdir(cli.cred_dir)) <= {"credentials.json", "credentials.lock"}
+    with open(cli.cred_file) as f:
+        assert server.admin_password not in f.read()
+    for secret in (server.admin_password, creds["access_token"], creds["refresh_token"]):
+        assert secret not in p.stdout + p.stderr
+
+
+def test_login_uses_environment_defaults(cli, server):
+    p = cli.run("login", "--email", server.admin_email, input=server.admin_password + "\n",
+                env={"ODYSSEUS_SERVER": server.url, "ODYSSEUS_CA": server.ca})
+    assert p.returncode == 0, p.stderr
+    assert cli.json("whoami")["email"] == server.admin_email
+
+
+def test_whoami_json_and_table(admin_cli, server):
+    me = admin_cli.json("whoami")
+    assert me["email"] == server.admin_email
+    assert me["role"] == "platform_admin"
+    assert me["tenant_id"] is None
+    # --output json prints the server's JSON as it is.
+    r = server.session(admin_cli.creds()["access_token"]).get(server.url + "/v1/me")
+    assert me == r.json()
+
+    headers, rows = table(admin_cli.ok("whoami").stdout)
+    assert headers[:3] == ["ID", "EMAIL", "ROLE"]
+    assert rows == [[me["id"], me["email"], "platform_admin", "-"]]
+
+
+def test_whoami_as_tenant_admin(tenant_cli):
+    me = tenant_cli.json("whoami")
+    assert me["email"] == tenant_cli.email
+    assert me["role"] == "admin"
+    assert me["tenant_id"] == tenant_cli.tenant["id"]
+
+
+def test_wrong_password_exits_3_and_stores_nothing(cli):
+    # An unknown email answers exactly like a wrong password (and locks no real account).
+    p = cli.login(unique("nobody") + "@nowhere.test", "not-the-password-1")
+    assert_error(p, "unauthorized", EXIT_AUTH)
+    assert not cli.cred_file.exists()
+
+
+def test_no_password_on_stdin_is_a_usage_error(cli, server):
+    p = cli.run("login", "--server", server.url, "--ca", server.ca,
+                "--email", server.admin_email, input="")
+    assert p.returncode == EXIT_USAGE, p.stderr
+
+
+def test_logged_out_commands_exit_3(cli):
+    for args in (["whoami"], ["tenants", "list"], ["users", "list"], ["api-keys", "list"]):
+        p = cli.run(*args)
+        assert p.returncode == EXIT_AUTH, (args, p.stderr)
+        assert "not logged in" in p.stderr
+
+
+def test_logout_revokes_the_session_and_removes_the_file(admin_cli, server):
+    old = admin_cli.creds()
+    p = admin_cli.ok("logout")
+    assert not admin_cli.cred_file.exists()
+    # The refresh token is dead on the server too.
+    r = server.session().post(server.url + "/v1/auth/refresh",
+                              json={"refresh_token": old["refresh_token"]})
+    assert r.status_code == 401, r.text
+    assert admin_cli.run("whoami").returncode == EXIT_AUTH
+    # Logging out again is not an error.
+    assert admin_cli.run("logout").returncode == EXIT_OK
+    for secret in (old["access_token"], old["refresh_token"]):
+        assert secret not in p.stdout + p.stderr
+
+
+def test_logout_with_expired_access_token(admin_cli, server):
+    creds = admin_cli.creds()
+    creds["access_expires_at"] = "2000-01-01T00:00:00Z"
+    admin_cli.write_creds(creds)
+    admin_cli.ok("logout")
+    assert not admin_cli.cred_file.exists()
+    r = server.session().post(server.url + "/v1/auth/refresh",
+                              json={"refresh_token": creds["refresh_token"]})
+    assert r.status_code == 401
+
+
+def test_loose_credentials_file_is_refused(admin_cli):
+    os.chmod(admin_cli.cred_file, 0o644)
+    p = admin_cli.run("whoami")
+    assert p.returncode == EXIT_AUTH
+    assert "other users" in p.stderr
+
+
+def test_other_server_than_the_stored_login_is_refused(admin_cli):
+    # The stored tokens must never be sent to another server.
+    p = admin_cli.run("whoami", "--server", "https://127.0.0.1:%d" % free_port())
+    assert p.returncode == EXIT_AUTH
+    assert "not logged in to" in p.stderr
+
+
+# --- automatic refresh ---------------------------------------------------------
+
+def test_expired_access_token_is_refreshed(admin_cli, server):
+    before = admin_cli.creds()
+    before["access_expires_at"] = "2000-01-01T00:00:00Z"
+    admin_cli.write_creds(before)
+
+    assert admin_cli.json("whoami")["email"] == server.admin_email
+    after = admin_cli.creds()
+    assert after["refresh_token"] != before["refresh_token"]
+    assert after["access_token"] != before["access_token"]
+    assert after["access_expires_at"] > "2001"
+    assert stat.S_IMODE(os.stat(admin_cli.cred_file).st_mode) == 0o600
+    assert set(os.listdir(admin_cli.cred_dir)) <= {"credentials.json", "credentials.lock"}
+    # The new pair keeps working without another refresh.
+    admin_cli.ok("whoami")
+    assert admin_cli.creds()["refresh_token"] == after["refresh_token"]
+
+
+def test_401_with_a_live_refresh_token_is_refreshed(admin_cli):
+    creds = admin_cli.creds()
+    header, payload, sig = creds["access_token"].split(".")
+    creds["access_token"] = ".".join([header, payload, sig[::-1]])  # bad signature
+    admin_cli.write_creds(creds)
+
+    admin_cli.ok("whoami")
+    assert admin_cli.creds()["refresh_token"] != creds["refresh_token"]
+
+
+def test_revoked_session_exits_3(admin_cli, server):
+    creds = admin_cli.creds()
+    r = server.session(creds["access_token"]).post(
+        server.url + "/v1/auth/logout", json={"refresh_token": creds["refresh_token"]})
+    assert r.status_code == 204, r.text
+    creds["access_expires_at"] = "2000-01-01T00:00:00Z"
+    admin_cli.write_creds(creds)
+    p = admin_cli.run("whoami")
+    assert p.returncode == EXIT_AUTH, p.stderr
+    assert "odysseus login" in p.stderr
+
+
+def test_concurrent_commands_refresh_once(admin_cli):
+    """Refresh tokens are single use: parallel commands must not race on one."""
+    creds = admin_cli.creds()
+    creds["access_expires_at"] = "2000-01-01T00:00:00Z"
+    admin_cli.write_creds(creds)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: admin_cli.run("whoami"), range(6)))
+    for p in results:
+        assert p.returncode == 0, p.stderr
+    # The family was not revoked by a reused token: the session still refreshes.
+    creds = admin_cli.creds()
+    creds["access_expires_at"] = "2000-01-01T00:00:00Z"
+    admin_cli.write_creds(creds)
+    admin_cli.ok("whoami")
+
+
+# --- tenants -------------------------------------------------------------------
+
+def test_tenants_lifecycle(admin_cli, server):
+    name = unique("cli-t")
+    admin_email = unique("cli-t-admin") + "@tenant.test"
+    created = admin_cli.json("tenants", "create", "--name", name, "--admin-email", admin_email,
+                             "--admin-password-stdin", "--cpu-cores", "2.5",
+                             "--memory-mb", "2048", "--containers", "7", "--storage-mb", "4096",
+                             input=TENANT_ADMIN_PASSWORD + "\n")
+    tid = created["id"]
+    assert created["name"] == name
+    assert created["quotas"] == {"cpu_cores": 2.5, "memory_mb": 2048, "containers": 7,
+                                 "storage_mb": 4096}
+    assert created["admin"]["email"] == admin_email
+    assert created["admin"]["role"] == "admin"
+
+    # list: table and json; every tenant is there.
+    headers, rows = table(admin_cli.ok("tenants", "list").stdout)
+    assert headers[:2] == ["ID", "NAME"] and "CREATED" in headers
+    assert [tid, name] in [r[:2] for r in rows]
+    items = admin_cli.json("tenants", "list")["items"]
+    assert tid in [t["id"] for t in items]
+
+    got = admin_cli.json("tenants", "get", tid)
+    r = server.session(admin_cli.creds()["access_token"]).get(server.url + "/v1/tenants/" + tid)
+    assert got == r.json()
+    headers, rows = table(admin_cli.ok("tenants", "get", tid).stdout)
+    assert rows[0][:2] == [tid, name]
+
+    q = admin_cli.json("tenants", "set-quotas", tid, "--cpu-cores", "1", "--memory-mb", "512",
+                       "--containers", "3", "--storage-mb", "1024")
+    assert q["quotas"] == {"cpu_cores": 1, "memory_mb": 512, "containers": 3,
+                           "storage_mb": 1024}
+    assert admin_cli.json("tenants", "get", tid)["quotas"] == q["quotas"]
+
+    new_name = unique("cli-renamed")
+    assert admin_cli.json("tenants", "rename", tid, "--name", new_name)["name"] == new_name
+
+    # The tenant's Admin can log in with the password given on stdin.
+    server.login(admin_email, TENANT_ADMIN_PASSWORD)
+
+    p = admin_cli.ok("tenants", "delete", tid)
+    assert tid in p.stdout
+    assert_error(admin_cli.run("tenants", "get", tid), "not_found", EXIT_NOT_FOUND)
+    assert_error(admin_cli.run("tenants", "delete", tid), "not_found", EXIT_NOT_FOUND)
+
+
+def test_tenants_list_follows_next_cursor(admin_cli, server):
+    token = admin_cli.creds()["access_token"]
+    ids = [server.create_tenant(unique("cli-page"), unique("cli-page") + "@tenant.test")["id"]
+           for _ in range(3)]
+    everything = admin_cli.json("tenants", "list")
+    paged = admin_cli.json("tenants", "list", env={"ODYSSEUS_LIST_LIMIT": "1"})
+    assert paged == everything
+    assert paged["next_cursor"] is None
+    got = [t["id"] for t in paged["items"]]
+    assert len(got) == len(set(got))
+    assert set(ids) <= set(got)
+    # The same set the API gives page by page.
+    s = server.session(token)
+    api, cursor = [], None
+    while True:
+        r = s.get(server.url + "/v1/tenants", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200
+        api += [t["id"] for t in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert got == api
+    _, rows = table(admin_cli.ok("tenants", "list", env={"ODYSSEUS_LIST_LIMIT": "2"}).stdout)
+    assert [r[0] for r in rows] == api
+
+
+def test_tenants_create_requires_a_password(admin_cli):
+    p = admin_cli.run("tenants", "create", "--name", unique("cli-t"),
+                      "--admin-email", unique("x") + "@tenant.test", input="")
+    assert p.returncode == EXIT_USAGE, p.stderr
+
+
+def test_tenant_admin_cannot_manage_tenants(tenant_cli):
+    assert_error(tenant_cli.run("tenants", "list"), "forbidden", EXIT_FORBIDDEN)
+
+
+# --- users and API keys ----------------------------------------------------------
+
+def test_users_lifecycle_as_tenant_admin(tenant_cli, server):
+    email = unique("cli-user") + "@tenant.test"
+    user = tenant_cli.json("users", "create", "--email", email, "--role", "developer",
+                           input=USER_PASSWORD + "\n")
+    uid = user["id"]
+    assert user["email"] == email and user["role"] == "developer"
+    server.login(email, USER_PASSWORD)  # the password from stdin is the user's
+
+    headers, rows = table(tenant_cli.ok("users", "list").stdout)
+    assert headers[:3] == ["ID", "EMAIL", "ROLE"]
+    assert [uid, email, "developer"] in [r[:3] for r in rows]
+    assert tenant_cli.email in [r[1] for r in rows]
+
+    assert tenant_cli.json("users", "set-role", uid, "operator")["role"] == "operator"
+    assert tenant_cli.json("users", "get", uid)["role"] == "operator"
+
+    # 409 for an email in use, 400 for a short password or a bad role.
+    p = tenant_cli.run("users", "create", "--email", email, "--role", "readonly",
+                       input=USER_PASSWORD + "\n")
+    assert_error(p, "conflict", EXIT_CONFLICT)
+    p = tenant_cli.run("users", "create", "--email", unique("u") + "@tenant.test",
+                       "--role", "readonly", input="short\n")
+    assert_error(p, "bad_request", EXIT_INVALID)
+    assert_error(tenant_cli.run("users", "set-role", uid, "emperor"), "bad_request",
+                 EXIT_INVALID)
+
+    tenant_cli.ok("users", "delete", uid)
+    assert_error(tenant_cli.run("users", "get", uid), "not_found", EXIT_NOT_FOUND)
+    assert_error(tenant_cli.run("users", "delete", uid), "not_found", EXIT_NOT_FOUND)
+
+
+def test_missing_ids_exit_5(tenant_cli):
+    missing = "usr_" + "0" * 32
+    assert_error(tenant_cli.run("users", "get", missing), "not_found", EXIT_NOT_FOUND)
+    # Path tricks stay one escaped path segment.
+    assert tenant_cli.run("users", "get", "../tenants").returncode == EXIT_NOT_FOUND
+
+
+def test_api_keys_lifecycle(tenant_cli, server):
+    name = unique("cli-key")
+    key = tenant_cli.json("api-keys", "create", "--name", name, "--role", "readonly")
+    assert key["key"].startswith("odk_")
+    assert key["name"] == name and key["role"] == "readonly"
+    # The key works as a bearer token.
+    r = server.session(key["key"]).get(server.url + "/v1/me")
+    assert r.status_code == 200, r.text
+
+    listed = tenant_cli.json("api-keys", "list")["items"]
+    mine = [k for k in listed if k["id"] == key["id"]]
+    assert len(mine) == 1 and "key" not in mine[0]
+    assert key["key"] not in tenant_cli.ok("api-keys", "list").stdout
+
+    # Table output shows the key this once.
+    p = tenant_cli.ok("api-keys", "create", "--name", unique("cli-key"), "--role", "developer")
+    headers, rows = table(p.stdout)
+    assert headers == ["ID", "NAME", "ROLE", "KEY"]
+    assert rows[0][3].startswith("odk_")
+
+    tenant_cli.ok("api-keys", "delete", key["id"])
+    r = server.session(key["key"]).get(server.url + "/v1/me")
+    assert r.status_code == 401
+    assert_error(tenant_cli.run("api-keys", "delete", key["id"]), "not_found", EXIT_NOT_FOUND)
+
+
+# --- usage and connection errors ---------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["frobnicate"],
+    ["tenants"],
+    ["tenants", "frob"],
+    ["tenants", "get"],
+    ["tenants", "get", "a", "b"],
+    ["tenants", "get", ""],
+    ["tenants", "list", "--bogus"],
+    ["tenants", "rename", "ten_x"],
+    ["tenants", "create", "--name", "x"],
+    ["tenants", "set-quotas", "ten_x", "--cpu-cores", "1"],
+    ["tenants", "set-quotas", "ten_x", "--cpu-cores", "x", "--memory-mb", "1",
+     "--containers", "1", "--storage-mb", "1"],
+    ["tenants", "set-quotas", "ten_x", "--cpu-cores", "1", "--memory-mb", "1.5",
+     "--containers", "1", "--storage-mb", "1"],
+    ["users", "create", "--email", "a@b.test"],
+    ["users", "set-role", "usr_x"],
+    ["api-keys", "create", "--name", "x"],
+    ["whoami", "--output", "yaml"],
+    ["whoami", "--output"],
+    ["login", "--email", "a@b.test"],
+])
+def test_usage_errors_exit_2(cli, args):
+    p = cli.run(*args)
+    assert p.returncode == EXIT_USAGE, (p.returncode, p.stderr)
+    assert p.stderr.startswith("odysseus: ") or p.stderr.startswith("usage:"), p.stderr
+    assert p.stdout == ""
+
+
+def test_help_and_version(cli):
+    p = cli.ok("--help")
+    for word in ("login", "tenants", "users", "api-keys", "--output"):
+        assert word in p.stdout
+    assert "set-quotas" in cli.ok("tenants", "set-quotas", "--help").stdout
+    assert re.fullmatch(r"odysseus \S+\n", cli.ok("--version").stdout)
+
+
+def test_closed_port_exits_9(cli, server):
+    p = cli.run("login", "--server", "https://127.0.0.1:%d" % free_port(), "--ca", server.ca,
+                "--email", "a@b.test", input="whatever-password\n")
+    assert p.returncode == EXIT_CONNECT, p.stderr
+    assert not cli.cred_file.exists()
+
+
+def test_untrusted_certificate_exits_9(cli, server):
+    # Without --ca the internal CA is not trusted: a TLS failure, not a login.
+    p = cli.run("login", "--server", server.url, "--email", server.admin_email,
+                input=server.admin_password + "\n")
+    assert p.returncode == EXIT_CONNECT, p.stderr
+    assert "TLS" in p.stderr
+    assert not cli.cred_file.exists()
+
+
+def test_server_gone_after_login_exits_9(tmp_path, fresh_server):
+    srv = fresh_server()
+    c = Cli(tmp_path, srv)
+    assert c.login(srv.admin_email, srv.admin_password).returncode == 0
+    srv.stop()
+    assert c.run("whoami").returncode == EXIT_CONNECT
+
+
+def test_no_secret_is_printed(tenant_cli, server):
+    creds = tenant_cli.creds()
+    out = ""
+    for args in (["whoami"], ["--output", "json", "whoami"], ["users", "list"],
+                 ["--output", "json", "users", "list"]):
+        p = tenant_cli.ok(*args)
+        out += p.stdout + p.stderr
+    for secret in (TENANT_ADMIN_PASSWORD, creds["access_token"], creds["refresh_token"]):
+        assert secret not in out
