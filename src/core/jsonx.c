@@ -1,6 +1,8 @@
 /* jsonx.c — see jsonx.h. */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -83,7 +85,40 @@ int jsonx_unpack(json_t *obj, char msg[static JSONX_MSG_LEN], const char *fmt, .
 	return rc;
 }
 
+struct dump_buf {
+	char *p;
+	size_t len, cap;
+};
+
+/* Appends into a buffer that starts at 1 KiB and doubles: a reply is built in a few steps. */
+static int dump_append(const char *chunk, size_t n, void *arg)
+{
+	struct dump_buf *b = arg;
+	if (n >= b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (n >= cap - b->len) {
+			if (cap > SIZE_MAX / 2)
+				return -1;
+			cap *= 2;
+		}
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, chunk, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
 char *jsonx_dump(const json_t *v)
 {
-	return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	struct dump_buf b = {NULL, 0, 0};
+	if (json_dump_callback(v, dump_append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || !b.p) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }

@@ -571,7 +571,13 @@ static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, ch
 	loop->srv = srv;
 	loop->fd = fd;
 	pthread_mutex_init(&loop->done_lock, NULL);
-	loop->base = event_base_new();
+	/* The changelist folds the per-reply enable/disable of write interest into one epoll_ctl. */
+	struct event_config *ec = event_config_new();
+	if (ec)
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	loop->base = ec ? event_base_new_with_config(ec) : NULL;
+	if (ec)
+		event_config_free(ec);
 	loop->http = loop->base ? evhttp_new(loop->base) : NULL;
 	if (!loop->http) {
 		snprintf(err, errlen, "cannot create event loop");

@@ -39,8 +39,15 @@ json_t *user_to_json(const struct user *u)
 {
 	char ts[TIME_RFC3339_LEN];
 	time_format_rfc3339(u->created_at, ts);
-	return json_pack("{s:s, s:s, s:s, s:s}", "id", u->id, "email", u->email, "role",
-			 role_name(u->role), "created_at", ts);
+	/* Built field by field: json_pack's format parsing showed up in the list benchmark. */
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new_nocheck(o, "id", json_string_nocheck(u->id));
+	json_object_set_new_nocheck(o, "email", json_string(u->email));
+	json_object_set_new_nocheck(o, "role", json_string_nocheck(role_name(u->role)));
+	json_object_set_new_nocheck(o, "created_at", json_string_nocheck(ts));
+	return o;
 }
 
 /* True when the directory row points at nothing (left by a crash or a half-done delete). */
