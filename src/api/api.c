@@ -62,6 +62,9 @@ static int authenticate(struct api *api, const struct http_exchange *ex, struct 
 	p->role = role_parse(c.role);
 	if (p->role == ROLE_NONE)
 		return ODX_EAUTH;
+	/* A deleted or re-roled user's older tokens stop here. */
+	if (!revocation_allows(api->revocation, p->id, p->role, time_now_ns()))
+		return ODX_EAUTH;
 	/* A deleted tenant's tokens die with it, not when they expire. */
 	if (p->tenant_id[0] && !store_tenant_exists(api->store, p->tenant_id))
 		return ODX_EAUTH;

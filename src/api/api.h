@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "auth/keyring.h"
+#include "auth/revocation.h"
 #include "auth/throttle.h"
 #include "authz/authz.h"
 #include "http/reply.h"
@@ -25,6 +26,7 @@ struct api {
 	struct store *store;
 	struct keyring *keyring;
 	struct throttle *throttle;
+	struct revocation *revocation;
 };
 
 extern const struct http_route api_routes[];

@@ -113,6 +113,11 @@ void api_users_update(struct http_exchange *ex)
 		reply_odx_error(ex, rc, rc == ODX_ENOTFOUND ? "user not found" : NULL);
 		goto out;
 	}
+	/* Tokens issued with the old role stop working now, not in 15 minutes. */
+	if (role != ROLE_NONE && (rc = revocation_record(api->revocation, u.id, u.role, time_now_ns())) < 0) {
+		reply_odx_error(ex, rc, NULL);
+		goto out;
+	}
 	/* A new password ends every session the old one opened. */
 	if (password)
 		session_revoke_user(api->store, u.id, time_now_ns(), "password_changed");
@@ -130,6 +135,8 @@ void api_users_delete(struct http_exchange *ex)
 		return;
 	}
 	int rc = user_delete(api->store, p->tenant_id, ex->params[0]);
+	if (rc == 0)
+		rc = revocation_record(api->revocation, ex->params[0], ROLE_NONE, time_now_ns());
 	if (rc < 0) {
 		reply_odx_error(ex, rc, rc == ODX_ENOTFOUND ? "user not found" : NULL);
 		return;

@@ -26,6 +26,7 @@
 #include "core/encoding.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "http/server.h"
@@ -235,7 +236,8 @@ static int cmd_serve(int argc, char **argv)
 		fail("loading the signing keys", rc);
 		goto out;
 	}
-	if ((rc = throttle_new(&api.throttle)) < 0) {
+	if ((rc = throttle_new(&api.throttle)) < 0 ||
+	    (rc = revocation_open(api.store, time_now_ns(), &api.revocation)) < 0) {
 		fail("starting", rc);
 		goto out;
 	}
@@ -283,6 +285,7 @@ static int cmd_serve(int argc, char **argv)
 out:
 	http_server_free(srv);
 	throttle_free(api.throttle);
+	revocation_free(api.revocation);
 	keyring_free(api.keyring);
 	store_free(api.store);
 	jwt_cache_free();

@@ -46,6 +46,12 @@ static const char *const platform_steps[] = {
 	"  used_at INTEGER"
 	") STRICT;"
 	"CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);",
+	/* 2: users whose role changed or who were deleted, for access tokens still out there. */
+	"CREATE TABLE revoked_subjects ("
+	"  subject_id TEXT PRIMARY KEY,"
+	"  role TEXT NOT NULL," /* '' = deleted */
+	"  changed_at INTEGER NOT NULL"
+	") STRICT;",
 };
 
 static const char *const tenant_steps[] = {
