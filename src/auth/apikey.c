@@ -83,10 +83,10 @@ wipe:
 static void key_from_row(struct store_stmt *q, const char *tenant_id, struct apikey *k)
 {
 	memset(k, 0, sizeof(*k));
-	snprintf(k->id, sizeof(k->id), "%s", store_col_text(q, 0));
-	snprintf(k->name, sizeof(k->name), "%s", store_col_text(q, 1));
+	store_col_copy(q, 0, k->id, sizeof(k->id));
+	store_col_copy(q, 1, k->name, sizeof(k->name));
 	k->role = role_parse(store_col_text(q, 2));
-	snprintf(k->created_by, sizeof(k->created_by), "%s", store_col_text(q, 3));
+	store_col_copy(q, 3, k->created_by, sizeof(k->created_by));
 	k->created_at = store_col_int(q, 4);
 	k->last_used_at = store_col_is_null(q, 5) ? 0 : store_col_int(q, 5);
 	snprintf(k->tenant_id, sizeof(k->tenant_id), "%s", tenant_id);
@@ -176,7 +176,7 @@ static int directory_tenant(struct store *s, const char *id, char tenant[static 
 	if (rc == 0) {
 		rc = store_step(q);
 		if (rc == 1)
-			snprintf(tenant, ID_MAX_LEN, "%s", store_col_text(q, 0));
+			store_col_copy(q, 0, tenant, ID_MAX_LEN);
 		rc = rc == 1 ? 0 : rc == 0 ? ODX_EAUTH : rc;
 		store_stmt_free(q);
 	}

@@ -16,7 +16,6 @@
 #include "crypto/sign.h"
 
 #define MAX_KEYS 16
-#define PRUNE_AFTER_NS (86400LL * NSEC_PER_SEC)
 
 struct key_entry {
 	char kid[KID_LEN];
@@ -37,7 +36,7 @@ struct keyring {
 	char *dir;
 	pthread_mutex_t lock;
 	struct keyset *set;
-	struct timespec mtime;
+	struct stat seen; /* of keyring.json at the last load */
 };
 
 static void path_of(char *out, size_t n, const char *dir, const char *name)
@@ -239,11 +238,11 @@ int keyring_rotate(const char *data_dir, char kid[static KID_LEN])
 		rc = read_index(dir, ks, false);
 	int64_t now = time_now_ns();
 	if (rc == 0) {
-		/* Drop keys retired long ago: no token they signed can still be valid. */
+		/* Drop keys past their grace: no token they signed can still be valid. */
 		size_t w = 0;
 		for (size_t i = 0; i < ks->n; i++) {
 			struct key_entry *k = &ks->keys[i];
-			if (k->retired_at && now - k->retired_at > PRUNE_AFTER_NS) {
+			if (k->retired_at && now - k->retired_at > KEYRING_RETIRED_GRACE_NS) {
 				char pem[4200], name[64];
 				snprintf(name, sizeof(name), "%s.pem", k->kid);
 				path_of(pem, sizeof(pem), dir, name);
@@ -284,7 +283,7 @@ static int load_set(struct keyring *kr)
 	pthread_mutex_lock(&kr->lock);
 	struct keyset *old = kr->set;
 	kr->set = ks;
-	kr->mtime = st.st_mtim;
+	kr->seen = st;
 	bool free_old = old && --old->refs == 0;
 	pthread_mutex_unlock(&kr->lock);
 	if (free_old)
@@ -328,7 +327,10 @@ int keyring_reload_if_changed(struct keyring *kr)
 	if (stat(path, &st) != 0)
 		return -errno;
 	pthread_mutex_lock(&kr->lock);
-	bool same = st.st_mtim.tv_sec == kr->mtime.tv_sec && st.st_mtim.tv_nsec == kr->mtime.tv_nsec;
+	/* Rotation renames a new file into place: the inode changes even when mtime's tick does not. */
+	bool same = st.st_ino == kr->seen.st_ino && st.st_size == kr->seen.st_size &&
+		    st.st_mtim.tv_sec == kr->seen.st_mtim.tv_sec &&
+		    st.st_mtim.tv_nsec == kr->seen.st_mtim.tv_nsec;
 	pthread_mutex_unlock(&kr->lock);
 	return same ? 0 : load_set(kr);
 }

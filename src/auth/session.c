@@ -88,9 +88,9 @@ static int find_token(struct store_tx *tx, const uint8_t *hash, struct session_s
 		return rc;
 	rc = store_step(q);
 	if (rc == 1) {
-		snprintf(who->family_id, sizeof(who->family_id), "%s", store_col_text(q, 0));
-		snprintf(who->tenant_id, sizeof(who->tenant_id), "%s", store_col_text(q, 1));
-		snprintf(who->user_id, sizeof(who->user_id), "%s", store_col_text(q, 2));
+		store_col_copy(q, 0, who->family_id, sizeof(who->family_id));
+		store_col_copy(q, 1, who->tenant_id, sizeof(who->tenant_id));
+		store_col_copy(q, 2, who->user_id, sizeof(who->user_id));
 		*used = !store_col_is_null(q, 3);
 		*live = store_col_is_null(q, 4) && store_col_int(q, 5) > now;
 		rc = 0;

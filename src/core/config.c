@@ -115,6 +115,12 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
 	int lineno = 0, rc = 0;
 	while (rc == 0 && fgets(line, sizeof(line), f)) {
 		lineno++;
+		/* A line longer than the buffer would be split and its tail read as a line. */
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			rc = ODX_EINVAL;
+			break;
+		}
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';

@@ -90,6 +90,9 @@ static bool pattern_valid(const char *p)
 			const char *e = strchr(s, '}');
 			if (!e || e == s + 1 || s[-1] != '/' || (e[1] && e[1] != '/'))
 				return false;
+			for (const char *c = s + 1; c < e; c++)
+				if (!((*c >= 'a' && *c <= 'z') || *c == '_'))
+					return false;
 			params++;
 			s = e;
 		} else if (*s == '}' || (*s == '/' && s[1] == '/')) {

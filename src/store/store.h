@@ -88,6 +88,8 @@ int store_query(struct store_tx *tx, const char *sql, const struct store_arg *ar
 int store_step(struct store_stmt *st);
 /* Column accessors for the current row; text is valid until the next step. */
 const char *store_col_text(struct store_stmt *st, int col);
+/* Copies a text column into buf (truncated to cap-1 bytes, always NUL-terminated). */
+void store_col_copy(struct store_stmt *st, int col, char *buf, size_t cap);
 int64_t store_col_int(struct store_stmt *st, int col);
 double store_col_real(struct store_stmt *st, int col);
 const void *store_col_blob(struct store_stmt *st, int col, size_t *len);

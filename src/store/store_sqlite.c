@@ -383,6 +383,9 @@ bool store_tenant_exists(struct store *s, const char *tenant_id)
 int store_tx_begin(struct store *s, const char *tenant_id, enum store_mode mode,
 		   struct store_tx **out)
 {
+	/* A tenant scope needs a real tenant id: "" must never fall through to the platform. */
+	if (tenant_id && !random_id_valid("ten", tenant_id))
+		return ODX_ENOTFOUND;
 	struct store_tx *tx = calloc(1, sizeof(*tx));
 	if (!tx)
 		return ODX_ENOMEM;
@@ -534,6 +537,17 @@ const char *store_col_text(struct store_stmt *q, int col)
 {
 	const unsigned char *t = sqlite3_column_text(q->st, col);
 	return t ? (const char *)t : "";
+}
+
+void store_col_copy(struct store_stmt *q, int col, char *buf, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(q->st, col);
+	size_t n = t ? (size_t)sqlite3_column_bytes(q->st, col) : 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
 }
 
 int64_t store_col_int(struct store_stmt *q, int col)

@@ -64,8 +64,8 @@ json_t *tenant_to_json(const struct tenant *t)
 static void tenant_from_row(struct store_stmt *q, struct tenant *t)
 {
 	memset(t, 0, sizeof(*t));
-	snprintf(t->id, sizeof(t->id), "%s", store_col_text(q, 0));
-	snprintf(t->name, sizeof(t->name), "%s", store_col_text(q, 1));
+	store_col_copy(q, 0, t->id, sizeof(t->id));
+	store_col_copy(q, 1, t->name, sizeof(t->name));
 	t->created_at = store_col_int(q, 2);
 	t->quotas.cpu_millicores = store_col_int(q, 3);
 	t->quotas.memory_mb = store_col_int(q, 4);

@@ -28,8 +28,8 @@ int email_normalize(char *email)
 static void user_from_row(struct store_stmt *q, const char *tenant_id, struct user *u)
 {
 	memset(u, 0, sizeof(*u));
-	snprintf(u->id, sizeof(u->id), "%s", store_col_text(q, 0));
-	snprintf(u->email, sizeof(u->email), "%s", store_col_text(q, 1));
+	store_col_copy(q, 0, u->id, sizeof(u->id));
+	store_col_copy(q, 1, u->email, sizeof(u->email));
 	u->role = role_parse(store_col_text(q, 2));
 	u->created_at = store_col_int(q, 3);
 	snprintf(u->tenant_id, sizeof(u->tenant_id), "%s", tenant_id);
@@ -92,8 +92,8 @@ static int directory_claim(struct store *s, struct store_tx *ptx, const char *em
 	rc = store_step(q);
 	if (rc == 1) {
 		char tid[ID_MAX_LEN], uid[ID_MAX_LEN];
-		snprintf(tid, sizeof(tid), "%s", store_col_text(q, 0));
-		snprintf(uid, sizeof(uid), "%s", store_col_text(q, 1));
+		store_col_copy(q, 0, tid, sizeof(tid));
+		store_col_copy(q, 1, uid, sizeof(uid));
 		store_stmt_free(q);
 		if (!directory_row_orphaned(s, ptx, tid, uid))
 			return ODX_ECONFLICT;
@@ -361,8 +361,8 @@ int user_find_login(struct store *s, const char *email, struct user *out,
 	if (rc == 0) {
 		rc = store_step(q);
 		if (rc == 1) {
-			snprintf(tid, sizeof(tid), "%s", store_col_text(q, 0));
-			snprintf(uid, sizeof(uid), "%s", store_col_text(q, 1));
+			store_col_copy(q, 0, tid, sizeof(tid));
+			store_col_copy(q, 1, uid, sizeof(uid));
 			rc = 0;
 		} else if (rc == 0) {
 			rc = ODX_ENOTFOUND;
@@ -378,7 +378,7 @@ int user_find_login(struct store *s, const char *email, struct user *out,
 			rc = store_step(q);
 			if (rc == 1) {
 				user_from_row(q, "", out);
-				snprintf(hash, PASSWORD_HASH_MAX, "%s", store_col_text(q, 4));
+				store_col_copy(q, 4, hash, PASSWORD_HASH_MAX);
 				rc = 0;
 			} else if (rc == 0) {
 				rc = ODX_ENOTFOUND;
@@ -401,7 +401,7 @@ int user_find_login(struct store *s, const char *email, struct user *out,
 		rc = store_step(q);
 		if (rc == 1) {
 			user_from_row(q, tid, out);
-			snprintf(hash, PASSWORD_HASH_MAX, "%s", store_col_text(q, 4));
+			store_col_copy(q, 4, hash, PASSWORD_HASH_MAX);
 			rc = 0;
 		} else if (rc == 0) {
 			rc = ODX_ENOTFOUND;
