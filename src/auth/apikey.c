@@ -43,36 +43,19 @@ int apikey_create(struct store *s, const char *tenant_id, const char *name, enum
 	hex_encode(secret, sizeof(secret), text + 4 + ID_HEX_LEN + 1);
 	explicit_bzero(secret, sizeof(secret));
 	rc = hash_sha256(text + 4 + ID_HEX_LEN + 1, 64, digest);
+	if (rc == 0)
+		rc = store_write(s, NULL, "INSERT INTO api_key_directory (key_id, tenant_id) VALUES (?, ?)",
+				 STORE_ARGS(S_TEXT(k.id), S_TEXT(tenant_id)));
+	/* A directory row without its key authenticates nothing, so no undo is needed. */
+	if (rc >= 0)
+		rc = store_write(s, tenant_id,
+				 "INSERT INTO api_keys (id, name, role, secret_hash, created_by, "
+				 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+				 STORE_ARGS(S_TEXT(k.id), S_TEXT(k.name), S_TEXT(role_name(role)),
+					    S_BLOB(digest, SHA256_LEN), S_TEXT(k.created_by),
+					    S_INT(k.created_at)));
 	if (rc < 0)
 		goto wipe;
-	struct store_tx *tx;
-	rc = store_tx_begin(s, NULL, STORE_WRITE, &tx);
-	if (rc < 0)
-		goto wipe;
-	rc = store_exec(tx, "INSERT INTO api_key_directory (key_id, tenant_id) VALUES (?, ?)",
-			STORE_ARGS(S_TEXT(k.id), S_TEXT(tenant_id)));
-	if (rc < 0) {
-		store_tx_abort(tx);
-		goto wipe;
-	}
-	rc = store_tx_commit(tx);
-	if (rc < 0)
-		goto wipe;
-	rc = store_tx_begin(s, tenant_id, STORE_WRITE, &tx);
-	if (rc == 0) {
-		rc = store_exec(tx,
-				"INSERT INTO api_keys (id, name, role, secret_hash, created_by, "
-				"created_at) VALUES (?, ?, ?, ?, ?, ?)",
-				STORE_ARGS(S_TEXT(k.id), S_TEXT(k.name), S_TEXT(role_name(role)),
-					   S_BLOB(digest, SHA256_LEN), S_TEXT(k.created_by),
-					   S_INT(k.created_at)));
-		if (rc < 0)
-			store_tx_abort(tx);
-		else
-			rc = store_tx_commit(tx);
-	}
-	if (rc < 0)
-		goto wipe; /* the directory row alone authenticates nothing */
 	*out = k;
 	return 0;
 wipe:
@@ -80,8 +63,19 @@ wipe:
 	return rc;
 }
 
-static void key_from_row(struct store_stmt *q, const char *tenant_id, struct apikey *k)
+#define KEY_COLUMNS "id, name, role, created_by, created_at, last_used_at, secret_hash"
+
+struct key_row {
+	const char *tenant_id;
+	struct apikey *k;
+	uint8_t *secret_hash; /* SHA256_LEN bytes, or NULL when not wanted */
+	json_t *list;
+};
+
+static int read_key(struct store_stmt *q, void *arg)
 {
+	struct key_row *r = arg;
+	struct apikey *k = r->k;
 	memset(k, 0, sizeof(*k));
 	store_col_copy(q, 0, k->id, sizeof(k->id));
 	store_col_copy(q, 1, k->name, sizeof(k->name));
@@ -89,36 +83,41 @@ static void key_from_row(struct store_stmt *q, const char *tenant_id, struct api
 	store_col_copy(q, 3, k->created_by, sizeof(k->created_by));
 	k->created_at = store_col_int(q, 4);
 	k->last_used_at = store_col_is_null(q, 5) ? 0 : store_col_int(q, 5);
-	snprintf(k->tenant_id, sizeof(k->tenant_id), "%s", tenant_id);
+	snprintf(k->tenant_id, sizeof(k->tenant_id), "%s", r->tenant_id);
+	if (r->secret_hash) {
+		size_t len = 0;
+		const void *h = store_col_blob(q, 6, &len);
+		if (len != SHA256_LEN)
+			return ODX_ECORRUPT;
+		memcpy(r->secret_hash, h, SHA256_LEN);
+	}
+	return 0;
+}
+
+static int append_key(struct store_stmt *q, void *arg)
+{
+	struct key_row *r = arg;
+	int rc = read_key(q, r);
+	if (rc == 0 && json_array_append_new(r->list, apikey_to_json(r->k)) != 0)
+		rc = ODX_ENOMEM;
+	return rc;
 }
 
 int apikey_list(struct store *s, const char *tenant_id, const char *after, int limit,
 		json_t **items)
 {
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, tenant_id, STORE_READ, &tx);
-	if (rc < 0)
-		return rc;
-	struct store_stmt *q = NULL;
-	rc = store_query(tx,
-			 "SELECT id, name, role, created_by, created_at, last_used_at FROM api_keys "
-			 "WHERE id > ? ORDER BY id LIMIT ?",
-			 STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), &q);
-	json_t *arr = json_array();
-	if (rc == 0 && !arr)
-		rc = ODX_ENOMEM;
-	while (rc == 0 && (rc = store_step(q)) == 1) {
-		struct apikey k;
-		key_from_row(q, tenant_id, &k);
-		rc = json_array_append_new(arr, apikey_to_json(&k)) == 0 ? 0 : ODX_ENOMEM;
-	}
-	store_stmt_free(q);
-	store_tx_abort(tx);
+	struct apikey k;
+	struct key_row r = {.tenant_id = tenant_id, .k = &k, .list = json_array()};
+	if (!r.list)
+		return ODX_ENOMEM;
+	int rc = store_read(s, tenant_id,
+			    "SELECT " KEY_COLUMNS " FROM api_keys WHERE id > ? ORDER BY id LIMIT ?",
+			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_key, &r);
 	if (rc < 0) {
-		json_decref(arr);
+		json_decref(r.list);
 		return rc;
 	}
-	*items = arr;
+	*items = r.list;
 	return 0;
 }
 
@@ -126,24 +125,13 @@ int apikey_delete(struct store *s, const char *tenant_id, const char *id)
 {
 	if (!random_id_valid("key", id))
 		return ODX_ENOTFOUND;
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, tenant_id, STORE_WRITE, &tx);
-	if (rc < 0)
-		return rc;
-	rc = store_exec(tx, "DELETE FROM api_keys WHERE id = ?", STORE_ARGS(S_TEXT(id)));
+	int rc = store_write(s, tenant_id, "DELETE FROM api_keys WHERE id = ?", STORE_ARGS(S_TEXT(id)));
 	if (rc == 0)
 		rc = ODX_ENOTFOUND;
-	if (rc < 0) {
-		store_tx_abort(tx);
-		return rc;
-	}
-	rc = store_tx_commit(tx);
 	if (rc < 0)
 		return rc;
-	if (store_tx_begin(s, NULL, STORE_WRITE, &tx) == 0) {
-		store_exec(tx, "DELETE FROM api_key_directory WHERE key_id = ?", STORE_ARGS(S_TEXT(id)));
-		store_tx_commit(tx);
-	}
+	/* The key is gone; a directory row alone authenticates nothing. */
+	store_write(s, NULL, "DELETE FROM api_key_directory WHERE key_id = ?", STORE_ARGS(S_TEXT(id)));
 	return 0;
 }
 
@@ -164,68 +152,31 @@ static int parse_text(const char *text, char id[static ID_MAX_LEN], uint8_t dige
 	return hash_sha256(secret, 64, digest) == 0 ? 0 : ODX_EAUTH;
 }
 
-static int directory_tenant(struct store *s, const char *id, char tenant[static ID_MAX_LEN])
+static int read_tenant_id(struct store_stmt *q, void *arg)
 {
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, NULL, STORE_READ, &tx);
-	if (rc < 0)
-		return rc;
-	struct store_stmt *q;
-	rc = store_query(tx, "SELECT tenant_id FROM api_key_directory WHERE key_id = ?",
-			 STORE_ARGS(S_TEXT(id)), &q);
-	if (rc == 0) {
-		rc = store_step(q);
-		if (rc == 1)
-			store_col_copy(q, 0, tenant, ID_MAX_LEN);
-		rc = rc == 1 ? 0 : rc == 0 ? ODX_EAUTH : rc;
-		store_stmt_free(q);
-	}
-	store_tx_abort(tx);
-	return rc;
-}
-
-static void touch_last_used(struct store *s, const struct apikey *k, int64_t now)
-{
-	struct store_tx *tx;
-	if (store_tx_begin(s, k->tenant_id, STORE_WRITE, &tx) < 0)
-		return;
-	store_exec(tx, "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-		   STORE_ARGS(S_INT(now), S_TEXT(k->id)));
-	store_tx_commit(tx);
+	store_col_copy(q, 0, arg, ID_MAX_LEN);
+	return 0;
 }
 
 int apikey_authenticate(struct store *s, const char *text, int64_t now_ns, struct apikey *out)
 {
 	char id[ID_MAX_LEN], tenant[ID_MAX_LEN];
-	uint8_t digest[SHA256_LEN];
+	uint8_t digest[SHA256_LEN], stored[SHA256_LEN];
 	int rc = parse_text(text, id, digest);
 	if (rc == 0)
-		rc = directory_tenant(s, id, tenant);
+		rc = store_read_one(s, NULL, "SELECT tenant_id FROM api_key_directory WHERE key_id = ?",
+				    STORE_ARGS(S_TEXT(id)), read_tenant_id, tenant);
+	struct key_row r = {.tenant_id = tenant, .k = out, .secret_hash = stored};
+	if (rc == 0)
+		rc = store_read_one(s, tenant, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?",
+				    STORE_ARGS(S_TEXT(id)), read_key, &r);
+	if (rc == ODX_ENOTFOUND || (rc == 0 && !hash_equal(stored, digest, SHA256_LEN)))
+		return ODX_EAUTH;
 	if (rc < 0)
 		return rc;
-	struct store_tx *tx;
-	rc = store_tx_begin(s, tenant, STORE_READ, &tx);
-	if (rc < 0)
-		return rc == ODX_ENOTFOUND ? ODX_EAUTH : rc;
-	struct store_stmt *q;
-	rc = store_query(tx,
-			 "SELECT id, name, role, created_by, created_at, last_used_at, secret_hash "
-			 "FROM api_keys WHERE id = ?",
-			 STORE_ARGS(S_TEXT(id)), &q);
-	if (rc == 0) {
-		rc = store_step(q);
-		size_t len = 0;
-		const void *stored = rc == 1 ? store_col_blob(q, 6, &len) : NULL;
-		if (rc == 1 && len == SHA256_LEN && hash_equal(stored, digest, SHA256_LEN)) {
-			key_from_row(q, tenant, out);
-			rc = 0;
-		} else if (rc >= 0) {
-			rc = ODX_EAUTH;
-		}
-		store_stmt_free(q);
-	}
-	store_tx_abort(tx);
-	if (rc == 0 && now_ns - out->last_used_at > LAST_USED_RESOLUTION_NS)
-		touch_last_used(s, out, now_ns);
-	return rc;
+	/* last_used_at is written at most once a minute: a write per request would cost more than the request. */
+	if (now_ns - out->last_used_at > LAST_USED_RESOLUTION_NS)
+		store_write(s, tenant, "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+			    STORE_ARGS(S_INT(now_ns), S_TEXT(id)));
+	return 0;
 }

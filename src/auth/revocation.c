@@ -56,6 +56,13 @@ static int put_locked(struct revocation *r, const char *subject, enum role role,
 	return 0;
 }
 
+static int load_record(struct store_stmt *q, void *arg)
+{
+	struct revocation *r = arg;
+	return put_locked(r, store_col_text(q, 0), role_parse(store_col_text(q, 1)),
+			  store_col_int(q, 2), time_now_ns());
+}
+
 int revocation_open(struct store *s, int64_t now_ns, struct revocation **out)
 {
 	struct revocation *r = calloc(1, sizeof(*r));
@@ -63,19 +70,9 @@ int revocation_open(struct store *s, int64_t now_ns, struct revocation **out)
 		return ODX_ENOMEM;
 	r->store = s;
 	pthread_mutex_init(&r->lock, NULL);
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, NULL, STORE_READ, &tx);
-	if (rc < 0)
-		goto fail;
-	struct store_stmt *q = NULL;
-	rc = store_query(tx, "SELECT subject_id, role, changed_at FROM revoked_subjects "
-			     "WHERE changed_at > ?",
-			 STORE_ARGS(S_INT(now_ns - KEEP_NS)), &q);
-	while (rc == 0 && (rc = store_step(q)) == 1)
-		rc = put_locked(r, store_col_text(q, 0), role_parse(store_col_text(q, 1)),
-				store_col_int(q, 2), now_ns);
-	store_stmt_free(q);
-	store_tx_abort(tx);
+	int rc = store_read(s, NULL,
+			    "SELECT subject_id, role, changed_at FROM revoked_subjects WHERE changed_at > ?",
+			    STORE_ARGS(S_INT(now_ns - KEEP_NS)), load_record, r);
 	if (rc < 0)
 		goto fail;
 	*out = r;

@@ -74,31 +74,32 @@ static int revoke_family(struct store_tx *tx, const char *family, int64_t now, c
 	return rc < 0 ? rc : 0;
 }
 
-/* Looks the token up; fills who and the token's state. */
-static int find_token(struct store_tx *tx, const uint8_t *hash, struct session_subject *who,
-		      bool *used, bool *live, int64_t now)
+struct token_state {
+	struct session_subject who;
+	bool used, live;
+	int64_t now;
+};
+
+static int read_token(struct store_stmt *q, void *arg)
 {
-	struct store_stmt *q;
-	int rc = store_query(tx,
-			     "SELECT f.id, f.tenant_id, f.user_id, t.used_at, f.revoked_at, "
-			     "f.expires_at FROM refresh_tokens t JOIN token_families f "
-			     "ON f.id = t.family_id WHERE t.token_hash = ?",
-			     STORE_ARGS(S_BLOB(hash, SHA256_LEN)), &q);
-	if (rc < 0)
-		return rc;
-	rc = store_step(q);
-	if (rc == 1) {
-		store_col_copy(q, 0, who->family_id, sizeof(who->family_id));
-		store_col_copy(q, 1, who->tenant_id, sizeof(who->tenant_id));
-		store_col_copy(q, 2, who->user_id, sizeof(who->user_id));
-		*used = !store_col_is_null(q, 3);
-		*live = store_col_is_null(q, 4) && store_col_int(q, 5) > now;
-		rc = 0;
-	} else if (rc == 0) {
-		rc = ODX_EAUTH;
-	}
-	store_stmt_free(q);
-	return rc;
+	struct token_state *t = arg;
+	store_col_copy(q, 0, t->who.family_id, sizeof(t->who.family_id));
+	store_col_copy(q, 1, t->who.tenant_id, sizeof(t->who.tenant_id));
+	store_col_copy(q, 2, t->who.user_id, sizeof(t->who.user_id));
+	t->used = !store_col_is_null(q, 3);
+	t->live = store_col_is_null(q, 4) && store_col_int(q, 5) > t->now;
+	return 0;
+}
+
+/* Looks the token up in tx; ODX_EAUTH when it is unknown. */
+static int find_token(struct store_tx *tx, const uint8_t *hash, struct token_state *t)
+{
+	int rc = store_each(tx,
+			    "SELECT f.id, coalesce(f.tenant_id, ''), f.user_id, t.used_at, "
+			    "f.revoked_at, f.expires_at FROM refresh_tokens t JOIN token_families f "
+			    "ON f.id = t.family_id WHERE t.token_hash = ?",
+			    STORE_ARGS(S_BLOB(hash, SHA256_LEN)), read_token, t);
+	return rc < 0 ? rc : rc == 0 ? ODX_EAUTH : 0;
 }
 
 int session_refresh(struct store *s, const char *token, int64_t now_ns,
@@ -112,22 +113,22 @@ int session_refresh(struct store *s, const char *token, int64_t now_ns,
 	rc = store_tx_begin(s, NULL, STORE_WRITE, &tx);
 	if (rc < 0)
 		return rc;
-	struct session_subject w;
-	bool used = false, live = false;
-	rc = find_token(tx, hash, &w, &used, &live, now_ns);
+	struct token_state t = {.now = now_ns};
+	const struct session_subject *w = &t.who;
+	rc = find_token(tx, hash, &t);
 	if (rc < 0)
 		goto fail;
-	if (used) {
+	if (t.used) {
 		/* A spent token came back: whoever holds the family's tokens may be an attacker. */
-		rc = revoke_family(tx, w.family_id, now_ns, "refresh_token_reuse");
+		rc = revoke_family(tx, w->family_id, now_ns, "refresh_token_reuse");
 		if (rc == 0)
 			rc = store_tx_commit(tx);
 		else
 			store_tx_abort(tx);
-		*who = w;
+		*who = *w;
 		return rc < 0 ? rc : ODX_EREUSED;
 	}
-	if (!live) {
+	if (!t.live) {
 		rc = ODX_EAUTH;
 		goto fail;
 	}
@@ -136,12 +137,12 @@ int session_refresh(struct store *s, const char *token, int64_t now_ns,
 	if (rc >= 0)
 		rc = new_token(next, next_hash);
 	if (rc >= 0)
-		rc = insert_token(tx, w.family_id, next_hash, now_ns);
+		rc = insert_token(tx, w->family_id, next_hash, now_ns);
 	if (rc < 0)
 		goto fail;
 	rc = store_tx_commit(tx);
 	if (rc == 0)
-		*who = w;
+		*who = *w;
 	return rc;
 fail:
 	store_tx_abort(tx);
@@ -158,13 +159,12 @@ int session_logout(struct store *s, const char *token, const char *user_id, int6
 	rc = store_tx_begin(s, NULL, STORE_WRITE, &tx);
 	if (rc < 0)
 		return rc;
-	struct session_subject w;
-	bool used, live;
-	rc = find_token(tx, hash, &w, &used, &live, now_ns);
-	if (rc == 0 && strcmp(w.user_id, user_id) != 0)
+	struct token_state t = {.now = now_ns};
+	rc = find_token(tx, hash, &t);
+	if (rc == 0 && strcmp(t.who.user_id, user_id) != 0)
 		rc = ODX_EAUTH;
 	if (rc == 0)
-		rc = revoke_family(tx, w.family_id, now_ns, "logout");
+		rc = revoke_family(tx, t.who.family_id, now_ns, "logout");
 	if (rc < 0) {
 		store_tx_abort(tx);
 		return rc;
@@ -174,17 +174,9 @@ int session_logout(struct store *s, const char *token, const char *user_id, int6
 
 int session_revoke_user(struct store *s, const char *user_id, int64_t now_ns, const char *reason)
 {
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, NULL, STORE_WRITE, &tx);
-	if (rc < 0)
-		return rc;
-	rc = store_exec(tx,
-			"UPDATE token_families SET revoked_at = ?, revoked_reason = ? "
-			"WHERE user_id = ? AND revoked_at IS NULL",
-			STORE_ARGS(S_INT(now_ns), S_TEXT(reason), S_TEXT(user_id)));
-	if (rc < 0) {
-		store_tx_abort(tx);
-		return rc;
-	}
-	return store_tx_commit(tx);
+	int rc = store_write(s, NULL,
+			     "UPDATE token_families SET revoked_at = ?, revoked_reason = ? "
+			     "WHERE user_id = ? AND revoked_at IS NULL",
+			     STORE_ARGS(S_INT(now_ns), S_TEXT(reason), S_TEXT(user_id)));
+	return rc < 0 ? rc : 0;
 }

@@ -96,6 +96,25 @@ const void *store_col_blob(struct store_stmt *st, int col, size_t *len);
 bool store_col_is_null(struct store_stmt *st, int col);
 void store_stmt_free(struct store_stmt *st);
 
+/*
+ * Helpers on top of the calls above, the same for every backend
+ * (store_util.c). A row callback returns 0 to go on, negative to stop with
+ * that code.
+ */
+typedef int (*store_row_fn)(struct store_stmt *row, void *ctx);
+/* Runs a query in tx and calls fn for each row; returns the number of rows or an error. */
+int store_each(struct store_tx *tx, const char *sql, const struct store_arg *args, size_t nargs,
+	       store_row_fn fn, void *ctx);
+/* store_each in a read transaction of its own in the scope of tenant_id (NULL: platform). */
+int store_read(struct store *s, const char *tenant_id, const char *sql, const struct store_arg *args,
+	       size_t nargs, store_row_fn fn, void *ctx);
+/* Like store_read for one row: 0 when fn saw it, ODX_ENOTFOUND when there was none. */
+int store_read_one(struct store *s, const char *tenant_id, const char *sql,
+		   const struct store_arg *args, size_t nargs, store_row_fn fn, void *ctx);
+/* One statement in a write transaction of its own; returns the rows changed or an error. */
+int store_write(struct store *s, const char *tenant_id, const char *sql, const struct store_arg *args,
+		size_t nargs);
+
 /* Readiness: 0 when the platform database answers. */
 int store_ping(struct store *s);
 

@@ -61,8 +61,14 @@ json_t *tenant_to_json(const struct tenant *t)
 			 "quotas", quotas_to_json(&t->quotas));
 }
 
-static void tenant_from_row(struct store_stmt *q, struct tenant *t)
+struct tenant_row {
+	struct tenant *t;
+	json_t *list;
+};
+
+static int read_tenant(struct store_stmt *q, void *arg)
 {
+	struct tenant *t = ((struct tenant_row *)arg)->t;
 	memset(t, 0, sizeof(*t));
 	store_col_copy(q, 0, t->id, sizeof(t->id));
 	store_col_copy(q, 1, t->name, sizeof(t->name));
@@ -71,18 +77,28 @@ static void tenant_from_row(struct store_stmt *q, struct tenant *t)
 	t->quotas.memory_mb = store_col_int(q, 4);
 	t->quotas.containers = store_col_int(q, 5);
 	t->quotas.storage_mb = store_col_int(q, 6);
+	return 0;
 }
 
+static int append_tenant(struct store_stmt *q, void *arg)
+{
+	struct tenant_row *r = arg;
+	read_tenant(q, r);
+	return json_array_append_new(r->list, tenant_to_json(r->t)) == 0 ? 0 : ODX_ENOMEM;
+}
+
+static int ignore_row(struct store_stmt *q, void *arg)
+{
+	(void)q;
+	(void)arg;
+	return 0;
+}
+
+/* 1 when another tenant has the name, 0 when it is free. */
 static int name_taken(struct store_tx *tx, const char *name, const char *except_id)
 {
-	struct store_stmt *q;
-	int rc = store_query(tx, "SELECT 1 FROM tenants WHERE name = ? AND id != ?",
-			     STORE_ARGS(S_TEXT(name), S_TEXT(except_id)), &q);
-	if (rc < 0)
-		return rc;
-	rc = store_step(q);
-	store_stmt_free(q);
-	return rc; /* 1 taken, 0 free */
+	return store_each(tx, "SELECT 1 FROM tenants WHERE name = ? AND id != ?",
+			  STORE_ARGS(S_TEXT(name), S_TEXT(except_id)), ignore_row, NULL);
 }
 
 /* Undoes the platform half of a tenant whose tenant half failed. */
@@ -155,51 +171,25 @@ int tenant_get(struct store *s, const char *id, struct tenant *out)
 {
 	if (!random_id_valid("ten", id))
 		return ODX_ENOTFOUND;
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, NULL, STORE_READ, &tx);
-	if (rc < 0)
-		return rc;
-	struct store_stmt *q;
-	rc = store_query(tx, "SELECT " TENANT_COLUMNS " FROM tenants WHERE id = ?",
-			 STORE_ARGS(S_TEXT(id)), &q);
-	if (rc == 0) {
-		rc = store_step(q);
-		if (rc == 1) {
-			tenant_from_row(q, out);
-			rc = 0;
-		} else if (rc == 0) {
-			rc = ODX_ENOTFOUND;
-		}
-		store_stmt_free(q);
-	}
-	store_tx_abort(tx);
-	return rc;
+	struct tenant_row r = {.t = out};
+	return store_read_one(s, NULL, "SELECT " TENANT_COLUMNS " FROM tenants WHERE id = ?",
+			      STORE_ARGS(S_TEXT(id)), read_tenant, &r);
 }
 
 int tenant_list(struct store *s, const char *after, int limit, json_t **items)
 {
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, NULL, STORE_READ, &tx);
-	if (rc < 0)
-		return rc;
-	struct store_stmt *q = NULL;
-	rc = store_query(tx, "SELECT " TENANT_COLUMNS " FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
-			 STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), &q);
-	json_t *arr = json_array();
-	if (rc == 0 && !arr)
-		rc = ODX_ENOMEM;
-	while (rc == 0 && (rc = store_step(q)) == 1) {
-		struct tenant t;
-		tenant_from_row(q, &t);
-		rc = json_array_append_new(arr, tenant_to_json(&t)) == 0 ? 0 : ODX_ENOMEM;
-	}
-	store_stmt_free(q);
-	store_tx_abort(tx);
+	struct tenant t;
+	struct tenant_row r = {.t = &t, .list = json_array()};
+	if (!r.list)
+		return ODX_ENOMEM;
+	int rc = store_read(s, NULL,
+			    "SELECT " TENANT_COLUMNS " FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
+			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_tenant, &r);
 	if (rc < 0) {
-		json_decref(arr);
+		json_decref(r.list);
 		return rc;
 	}
-	*items = arr;
+	*items = r.list;
 	return 0;
 }
 
@@ -247,30 +237,23 @@ int tenant_set_quotas(struct store *s, const char *id, const struct quotas *q, s
 			     NULL, out);
 }
 
+static int read_usage(struct store_stmt *q, void *arg)
+{
+	struct quotas *usage = arg;
+	usage->cpu_millicores = store_col_int(q, 0);
+	usage->memory_mb = store_col_int(q, 1);
+	usage->containers = store_col_int(q, 2);
+	usage->storage_mb = store_col_int(q, 3);
+	return 0;
+}
+
 int tenant_usage(struct store *s, const char *id, struct quotas *usage)
 {
-	struct store_tx *tx;
-	int rc = store_tx_begin(s, id, STORE_READ, &tx);
-	if (rc < 0)
-		return rc;
-	struct store_stmt *q;
-	rc = store_query(tx,
-			 "SELECT coalesce(sum(cpu_millicores), 0), coalesce(sum(memory_mb), 0), "
-			 "count(*), coalesce(sum(storage_mb), 0) FROM containers "
-			 "WHERE state IN ('created', 'running', 'restarting')",
-			 STORE_NOARGS, &q);
-	if (rc == 0) {
-		rc = store_step(q) == 1 ? 0 : ODX_EIO;
-		if (rc == 0) {
-			usage->cpu_millicores = store_col_int(q, 0);
-			usage->memory_mb = store_col_int(q, 1);
-			usage->containers = store_col_int(q, 2);
-			usage->storage_mb = store_col_int(q, 3);
-		}
-		store_stmt_free(q);
-	}
-	store_tx_abort(tx);
-	return rc;
+	return store_read_one(s, id,
+			      "SELECT coalesce(sum(cpu_millicores), 0), coalesce(sum(memory_mb), 0), "
+			      "count(*), coalesce(sum(storage_mb), 0) FROM containers "
+			      "WHERE state IN ('created', 'running', 'restarting')",
+			      STORE_NOARGS, read_usage, usage);
 }
 
 int tenant_delete(struct store *s, const char *id, int64_t now_ns)
