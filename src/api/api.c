@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "auth/apikey.h"
 #include "auth/jwt.h"
+#include "authz/permset.h"
 #include "core/encoding.h"
 #include "core/err.h"
 #include "core/jsonx.h"
@@ -71,6 +72,37 @@ static int authenticate(struct api *api, const struct http_exchange *ex, struct 
 	return 0;
 }
 
+/* The one authorization point: true to go on, false with the 403 (or error) set. */
+static bool authorize(struct api *api, struct http_exchange *ex, const struct principal *p)
+{
+	const struct permset_rules *rules = NULL;
+	if (p->tenant_id[0]) {
+		int rc = permset_rules_for(api->store, p->tenant_id, p->id, &rules);
+		if (rc < 0) {
+			reply_odx_error(ex, rc, NULL);
+			return false;
+		}
+	}
+	const char *set = NULL;
+	enum authz_reason why = authz_decide(p, (enum perm_id)ex->route->perm, true, rules,
+					     http_method_name(ex->method), ex->path, &set);
+	if (why == AUTHZ_OK)
+		return true;
+	char reason[PERMSET_NAME_MAX + 32];
+	if (why == AUTHZ_DENY_PERMISSION_SET)
+		snprintf(reason, sizeof(reason), "permission_set:%s", set);
+	else
+		snprintf(reason, sizeof(reason), "%s", authz_reason_name(why));
+	api_log_security(ex, "denied", reason);
+	const char *msg = why == AUTHZ_DENY_PLATFORM_BOUNDARY
+				  ? "the platform administrator cannot act inside a tenant"
+			  : why == AUTHZ_DENY_PERMISSION_SET ? "denied by a permission set"
+			  : why == AUTHZ_DENY_NOT_OWNER	     ? "only the creator may do this"
+							     : "your role does not allow this";
+	reply_error(ex, 403, "forbidden", msg);
+	return false;
+}
+
 void api_dispatch(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
@@ -90,13 +122,7 @@ void api_dispatch(struct http_exchange *ex)
 			return;
 		}
 		ex->auth = &p;
-		enum authz_reason why = authz_check(&p, (enum perm_id)r->perm, true);
-		if (why != AUTHZ_OK) {
-			api_log_security(ex, "denied", authz_reason_name(why));
-			reply_error(ex, 403, "forbidden",
-				    why == AUTHZ_DENY_PLATFORM_BOUNDARY
-					    ? "the platform administrator cannot act inside a tenant"
-					    : "your role does not allow this");
+		if (!authorize(api, ex, &p)) {
 			ex->auth = NULL;
 			return;
 		}
@@ -140,7 +166,8 @@ int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...)
 	return rc;
 }
 
-int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after)
+int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after,
+		    size_t after_len)
 {
 	*limit = API_LIST_DEFAULT;
 	after[0] = '\0';
@@ -163,9 +190,10 @@ int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit,
 	}
 	if (rc == 0 && c && *c) {
 		size_t n = 0;
-		uint8_t raw[ID_MAX_LEN];
-		if (b64url_decode(c, strlen(c), raw, sizeof(raw) - 1, &n) < 0 ||
-		    (raw[n] = '\0', !random_id_valid(id_prefix, (const char *)raw))) {
+		uint8_t raw[PERMSET_NAME_MAX + 2];
+		if (b64url_decode(c, strlen(c), raw, sizeof(raw) - 1, &n) < 0 || n + 1 > after_len ||
+		    (raw[n] = '\0', id_prefix ? !random_id_valid(id_prefix, (const char *)raw)
+					       : permset_name_validate((const char *)raw) < 0)) {
 			reply_error(ex, 400, "bad_request", "invalid cursor");
 			rc = ODX_EINVAL;
 		} else {
@@ -176,16 +204,22 @@ int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit,
 	return rc;
 }
 
-void api_reply_list(struct http_exchange *ex, json_t *items, int limit)
+void api_reply_list_by(struct http_exchange *ex, json_t *items, int limit, const char *key)
 {
 	json_t *next = json_null();
 	if (json_array_size(items) > (size_t)limit) {
 		json_array_remove(items, (size_t)limit);
-		const char *last = json_string_value(json_object_get(json_array_get(items, (size_t)limit - 1), "id"));
+		json_t *last = json_array_get(items, (size_t)limit - 1);
+		const char *v = json_string_value(json_object_get(last, key));
 		char cur[ID_MAX_LEN * 2];
-		b64url_encode((const uint8_t *)last, strlen(last), cur);
+		b64url_encode((const uint8_t *)v, strlen(v), cur);
 		json_decref(next);
 		next = json_string(cur);
 	}
 	reply_json(ex, 200, json_pack("{s:o, s:o}", "items", items, "next_cursor", next));
+}
+
+void api_reply_list(struct http_exchange *ex, json_t *items, int limit)
+{
+	api_reply_list_by(ex, items, limit, "id");
 }

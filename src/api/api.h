@@ -42,12 +42,18 @@ int api_body(struct http_exchange *ex, json_t **out);
 /* jsonx_unpack on the body; on failure replies 400 with the reason and returns < 0. */
 int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...);
 /*
- * Reads ?limit= and ?cursor= (decoding the cursor into after, which must
- * hold ID_MAX_LEN bytes; "" when absent); replies 400 and returns < 0 on bad ones.
+ * Reads ?limit= and ?cursor= (decoding the cursor into after[after_len];
+ * "" when absent); replies 400 and returns < 0 on bad
+ * ones. The cursor must be an id with id_prefix, or (id_prefix NULL) a name.
  */
-int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after);
+int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after,
+		    size_t after_len);
 /* Replies 200 {"items": first `limit` of items, "next_cursor"}; consumes items. */
 void api_reply_list(struct http_exchange *ex, json_t *items, int limit);
+/* api_reply_list for items whose cursor key is `key` (e.g. "name") instead of "id". */
+void api_reply_list_by(struct http_exchange *ex, json_t *items, int limit, const char *key);
+/* Replaces subject's permission sets with names (a JSON array); replies 400 on bad ones. */
+int api_assign_permsets(struct http_exchange *ex, const char *subject, json_t *names);
 /* Logs a denial or a security event (the audit log takes these over in issue 4). */
 void api_log_security(const struct http_exchange *ex, const char *event, const char *reason);
 
@@ -75,5 +81,10 @@ void api_users_delete(struct http_exchange *ex);
 void api_apikeys_list(struct http_exchange *ex);
 void api_apikeys_create(struct http_exchange *ex);
 void api_apikeys_delete(struct http_exchange *ex);
+void api_permsets_list(struct http_exchange *ex);
+void api_permsets_get(struct http_exchange *ex);
+void api_permsets_create(struct http_exchange *ex);
+void api_permsets_put(struct http_exchange *ex);
+void api_permsets_delete(struct http_exchange *ex);
 
 #endif

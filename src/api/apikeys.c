@@ -3,6 +3,7 @@
 
 #include "api/api.h"
 #include "auth/apikey.h"
+#include "authz/permset.h"
 #include "core/err.h"
 
 static bool name_valid(const char *name)
@@ -21,7 +22,7 @@ void api_apikeys_list(struct http_exchange *ex)
 	struct api *api = ex->app;
 	int limit;
 	char after[ID_MAX_LEN];
-	if (api_list_params(ex, "key", &limit, after) < 0)
+	if (api_list_params(ex, "key", &limit, after, sizeof(after)) < 0)
 		return;
 	json_t *items;
 	int rc = apikey_list(api->store, api_principal(ex)->tenant_id, after, limit, &items);
@@ -35,11 +36,12 @@ void api_apikeys_create(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
 	const struct principal *p = api_principal(ex);
-	json_t *body;
+	json_t *body, *sets = NULL;
 	const char *name, *role_s;
 	if (api_body(ex, &body) < 0)
 		return;
-	if (api_unpack(ex, body, "{s:s, s:s}", "name", &name, "role", &role_s) < 0)
+	if (api_unpack(ex, body, "{s:s, s:s, s?o}", "name", &name, "role", &role_s,
+		       "permission_sets", &sets) < 0)
 		goto out;
 	enum role role = role_parse(role_s);
 	if (!name_valid(name)) {
@@ -58,6 +60,12 @@ void api_apikeys_create(struct http_exchange *ex)
 		reply_odx_error(ex, rc, NULL);
 		goto out;
 	}
+	/* Assigned before the key is shown: a key never works without the limits meant for it. */
+	if (sets && api_assign_permsets(ex, k.id, sets) < 0) {
+		apikey_delete(api->store, p->tenant_id, k.id);
+		explicit_bzero(text, sizeof(text));
+		goto out;
+	}
 	json_t *res = apikey_to_json(&k);
 	json_object_set_new(res, "key", json_string(text));
 	explicit_bzero(text, sizeof(text));
@@ -69,7 +77,12 @@ out:
 void api_apikeys_delete(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
-	int rc = apikey_delete(api->store, api_principal(ex)->tenant_id, ex->params[0]);
+	const char *tenant = api_principal(ex)->tenant_id, *missing;
+	int rc = apikey_delete(api->store, tenant, ex->params[0]);
+	json_t *none = json_array();
+	if (rc == 0)
+		rc = permset_assign(api->store, tenant, ex->params[0], none, &missing);
+	json_decref(none);
 	if (rc < 0)
 		reply_odx_error(ex, rc, rc == ODX_ENOTFOUND ? "API key not found" : NULL);
 	else

@@ -7,6 +7,7 @@
 #include "auth/jwt.h"
 #include "auth/password.h"
 #include "auth/session.h"
+#include "authz/permset.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -183,9 +184,35 @@ void api_me(struct http_exchange *ex)
 		}
 		email = json_string(u.email);
 	}
+	/* The effective rules: the caller's permission sets, which come before the role. */
+	json_t *sets = NULL, *rules = json_array();
+	const struct permset_rules *pr = NULL;
+	int rc = 0;
+	if (p->tenant_id[0]) {
+		rc = permset_assigned(api->store, p->tenant_id, p->id, &sets);
+		if (rc == 0)
+			rc = permset_rules_for(api->store, p->tenant_id, p->id, &pr);
+	} else {
+		sets = json_array();
+	}
+	for (size_t i = 0; rc == 0 && pr && i < pr->n; i++) {
+		const struct permset_rule *r = &pr->rules[i];
+		json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:s}", "set", r->set, "effect",
+						       r->effect == PERMSET_DENY ? "deny" : "allow",
+						       "method", r->method, "path", r->path));
+	}
+	if (rc < 0) {
+		json_decref(perms);
+		json_decref(email);
+		json_decref(sets);
+		json_decref(rules);
+		reply_odx_error(ex, rc, NULL);
+		return;
+	}
 	reply_json(ex, 200,
-		   json_pack("{s:s, s:s, s:o, s:o, s:s, s:o}", "id", p->id, "kind",
+		   json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o}", "id", p->id, "kind",
 			     p->kind == PRINCIPAL_USER ? "user" : "api_key", "email", email,
 			     "tenant_id", p->tenant_id[0] ? json_string(p->tenant_id) : json_null(),
-			     "role", role_name(p->role), "permissions", perms));
+			     "role", role_name(p->role), "permissions", perms, "permission_sets",
+			     sets, "rules", rules));
 }

@@ -32,6 +32,11 @@ const struct http_route api_routes[] = {
 	{HTTP_GET, "/v1/api-keys", api_apikeys_list, PERM_TENANT_SETTINGS, 0, 0},
 	{HTTP_POST, "/v1/api-keys", api_apikeys_create, PERM_TENANT_SETTINGS, 0, B},
 	{HTTP_DELETE, "/v1/api-keys/{id}", api_apikeys_delete, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_GET, "/v1/permission-sets", api_permsets_list, PERM_TENANT_SETTINGS, 0, 0},
+	{HTTP_POST, "/v1/permission-sets", api_permsets_create, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_GET, "/v1/permission-sets/{name}", api_permsets_get, PERM_TENANT_SETTINGS, 0, 0},
+	{HTTP_PUT, "/v1/permission-sets/{name}", api_permsets_put, PERM_TENANT_SETTINGS, 0, B},
+	{HTTP_DELETE, "/v1/permission-sets/{name}", api_permsets_delete, PERM_TENANT_SETTINGS, 0, B},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

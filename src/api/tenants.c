@@ -43,7 +43,7 @@ void api_tenants_list(struct http_exchange *ex)
 	struct api *api = ex->app;
 	int limit;
 	char after[ID_MAX_LEN];
-	if (api_list_params(ex, "ten", &limit, after) < 0)
+	if (api_list_params(ex, "ten", &limit, after, sizeof(after)) < 0)
 		return;
 	json_t *items;
 	int rc = tenant_list(api->store, after, limit, &items);

@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "auth/password.h"
 #include "auth/session.h"
+#include "authz/permset.h"
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "tenancy/tenancy.h"
@@ -35,7 +36,7 @@ void api_users_list(struct http_exchange *ex)
 	struct api *api = ex->app;
 	int limit;
 	char after[ID_MAX_LEN];
-	if (api_list_params(ex, "usr", &limit, after) < 0)
+	if (api_list_params(ex, "usr", &limit, after, sizeof(after)) < 0)
 		return;
 	json_t *items;
 	int rc = user_list(api->store, api_principal(ex)->tenant_id, after, limit, &items);
@@ -91,11 +92,12 @@ void api_users_update(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
 	const struct principal *p = api_principal(ex);
-	json_t *body;
+	json_t *body, *sets = NULL;
 	const char *role_s = NULL, *password = NULL;
 	if (api_body(ex, &body) < 0)
 		return;
-	if (api_unpack(ex, body, "{s?s, s?s}", "role", &role_s, "password", &password) < 0)
+	if (api_unpack(ex, body, "{s?s, s?s, s?o}", "role", &role_s, "password", &password,
+		       "permission_sets", &sets) < 0)
 		goto out;
 	enum role role = ROLE_NONE;
 	char hash[PASSWORD_HASH_MAX];
@@ -108,7 +110,12 @@ void api_users_update(struct http_exchange *ex)
 	if (password && check_password(ex, password, hash) < 0)
 		goto out;
 	struct user u;
-	int rc = user_update(api->store, p->tenant_id, ex->params[0], role, password ? hash : NULL, &u);
+	/* The sets are checked (and the user found) before anything changes. */
+	int rc = user_get(api->store, p->tenant_id, ex->params[0], &u);
+	if (rc == 0 && sets && (rc = api_assign_permsets(ex, u.id, sets)) < 0)
+		goto out;
+	if (rc == 0)
+		rc = user_update(api->store, p->tenant_id, ex->params[0], role, password ? hash : NULL, &u);
 	if (rc < 0) {
 		reply_odx_error(ex, rc, rc == ODX_ENOTFOUND ? "user not found" : NULL);
 		goto out;
@@ -135,6 +142,11 @@ void api_users_delete(struct http_exchange *ex)
 		return;
 	}
 	int rc = user_delete(api->store, p->tenant_id, ex->params[0]);
+	json_t *none = json_array();
+	const char *missing;
+	if (rc == 0)
+		rc = permset_assign(api->store, p->tenant_id, ex->params[0], none, &missing);
+	json_decref(none);
 	if (rc == 0)
 		rc = revocation_record(api->revocation, ex->params[0], ROLE_NONE, time_now_ns());
 	if (rc < 0) {

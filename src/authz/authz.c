@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "authz/authz.h"
+#include "authz/permset.h"
 
 #define A (1u << ROLE_ADMIN)
 #define O (1u << ROLE_OPERATOR)
@@ -68,6 +69,21 @@ enum authz_reason authz_check(const struct principal *p, enum perm_id perm, bool
 	return AUTHZ_OK;
 }
 
+enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, bool own,
+			       const struct permset_rules *rules, const char *method,
+			       const char *path, const char **set)
+{
+	if (perm == PERM_PUBLIC)
+		return AUTHZ_OK;
+	enum permset_effect e = rules ? permset_evaluate(rules, method, path, set) : PERMSET_NONE;
+	if (e == PERMSET_DENY)
+		return AUTHZ_DENY_PERMISSION_SET;
+	/* A tenant Admin's allow reaches only the tenant's own API, never the platform's. */
+	if (e == PERMSET_ALLOW && perm != PERM_PLATFORM && p->role != ROLE_PLATFORM_ADMIN)
+		return AUTHZ_OK;
+	return authz_check(p, perm, own);
+}
+
 const char *authz_reason_name(enum authz_reason r)
 {
 	switch (r) {
@@ -75,6 +91,7 @@ const char *authz_reason_name(enum authz_reason r)
 	case AUTHZ_DENY_ROLE: return "role";
 	case AUTHZ_DENY_PLATFORM_BOUNDARY: return "platform_boundary";
 	case AUTHZ_DENY_NOT_OWNER: return "not_owner";
+	case AUTHZ_DENY_PERMISSION_SET: return "permission_set";
 	}
 	return "unknown";
 }

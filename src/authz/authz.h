@@ -4,8 +4,8 @@
  * Every route declares one permission (perm_id). authz_check() is the only
  * place a role is compared to a permission: handlers never look at roles.
  * Decision order (SPEC §3): explicit deny in a permission set > explicit
- * allow > role matrix > deny. Permission sets arrive with issue 3; until
- * then the matrix decides alone.
+ * allow > role matrix > deny. Permission sets live in permset.h;
+ * authz_decide() combines them with the matrix.
  */
 #ifndef ODX_AUTHZ_H
 #define ODX_AUTHZ_H
@@ -64,7 +64,13 @@ enum perm_id {
 };
 
 /* Why a request was refused, for the reply and the audit record. */
-enum authz_reason { AUTHZ_OK = 0, AUTHZ_DENY_ROLE, AUTHZ_DENY_PLATFORM_BOUNDARY, AUTHZ_DENY_NOT_OWNER };
+enum authz_reason {
+	AUTHZ_OK = 0,
+	AUTHZ_DENY_ROLE,
+	AUTHZ_DENY_PLATFORM_BOUNDARY,
+	AUTHZ_DENY_NOT_OWNER,
+	AUTHZ_DENY_PERMISSION_SET,
+};
 
 /*
  * Decides whether p may use perm. Returns AUTHZ_OK or the reason for the
@@ -72,6 +78,16 @@ enum authz_reason { AUTHZ_OK = 0, AUTHZ_DENY_ROLE, AUTHZ_DENY_PLATFORM_BOUNDARY,
  * pass whether the caller created the object (true when not applicable).
  */
 enum authz_reason authz_check(const struct principal *p, enum perm_id perm, bool own);
+struct permset_rules;
+/*
+ * The whole decision of SPEC §3 for a request: an explicit deny in the
+ * caller's permission sets, then an explicit allow (never for platform
+ * routes), then authz_check. rules may be NULL (no sets). On
+ * AUTHZ_DENY_PERMISSION_SET, *set names the set that denied.
+ */
+enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, bool own,
+			       const struct permset_rules *rules, const char *method,
+			       const char *path, const char **set);
 /* Name of the reason ("role", "not_owner", ...). */
 const char *authz_reason_name(enum authz_reason r);
 /* Name of a permission ("deployments:view"), for /v1/me and logs. */

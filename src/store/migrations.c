@@ -82,6 +82,18 @@ static const char *const tenant_steps[] = {
 	"  memory_mb INTEGER NOT NULL DEFAULT 0,"
 	"  storage_mb INTEGER NOT NULL DEFAULT 0"
 	") STRICT;",
+	/* 2: custom permission sets (SPEC §3) and who holds them (users and API keys). */
+	"CREATE TABLE permission_sets ("
+	"  name TEXT PRIMARY KEY,"
+	"  rules TEXT NOT NULL," /* JSON array of {effect, method, path}, validated on write */
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE permission_set_members ("
+	"  subject_id TEXT NOT NULL,"
+	"  set_name TEXT NOT NULL REFERENCES permission_sets(name) ON DELETE CASCADE,"
+	"  PRIMARY KEY (subject_id, set_name)"
+	") STRICT;",
 };
 
 const char *const *migrations_for(enum store_scope_kind scope, size_t *n)

@@ -1,0 +1,436 @@
+/* permset.c — see permset.h. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz/permset.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/timeutil.h"
+#include "crypto/random.h"
+
+#define CACHE_SLOTS 256
+
+static atomic_uint_fast64_t generation = 1;
+
+int permset_name_validate(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 1 || n > PERMSET_NAME_MAX || name[0] == '-')
+		return ODX_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return ODX_EINVAL;
+	}
+	return 0;
+}
+
+static bool segment_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+int permset_pattern_validate(const char *p)
+{
+	size_t n = strlen(p);
+	if (n < 2 || n >= PERMSET_PATH_MAX || p[0] != '/' || p[n - 1] == '/')
+		return ODX_EINVAL;
+	const char *seg = p + 1;
+	while (*seg) {
+		const char *end = strchr(seg, '/');
+		size_t len = end ? (size_t)(end - seg) : strlen(seg);
+		if (len == 0)
+			return ODX_EINVAL; /* "//" */
+		bool star = len == 1 && seg[0] == '*', rest = len == 2 && !memcmp(seg, "**", 2);
+		if (rest && end)
+			return ODX_EINVAL; /* "**" only as the last segment */
+		for (size_t i = 0; !star && !rest && i < len; i++)
+			if (!segment_char_ok(seg[i]))
+				return ODX_EINVAL;
+		seg = end ? end + 1 : seg + len;
+	}
+	return 0;
+}
+
+bool permset_path_match(const char *pattern, const char *path)
+{
+	const char *p = pattern, *s = path;
+	if (*p++ != '/' || *s++ != '/')
+		return false;
+	for (;;) {
+		const char *pe = strchr(p, '/'), *se = strchr(s, '/');
+		size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+		size_t slen = se ? (size_t)(se - s) : strlen(s);
+		if (plen == 2 && !memcmp(p, "**", 2))
+			return slen > 0; /* one or more segments left */
+		if (slen == 0)
+			return false;
+		if (!(plen == 1 && *p == '*') && (plen != slen || memcmp(p, s, plen) != 0))
+			return false;
+		if (!pe || !se)
+			return !pe && !se;
+		p = pe + 1;
+		s = se + 1;
+	}
+}
+
+static bool method_ok(const char *m)
+{
+	static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "*"};
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strcmp(m, methods[i]) == 0)
+			return true;
+	return false;
+}
+
+int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *out, char *err,
+			size_t errlen)
+{
+	if (!json_is_array(rules) || json_array_size(rules) > PERMSET_MAX_RULES) {
+		snprintf(err, errlen, "rules must be an array of at most %d rules", PERMSET_MAX_RULES);
+		return ODX_EINVAL;
+	}
+	size_t n = json_array_size(rules);
+	struct permset_rule *r = calloc(n ? n : 1, sizeof(*r));
+	if (!r)
+		return ODX_ENOMEM;
+	size_t i;
+	json_t *item;
+	json_array_foreach(rules, i, item)
+	{
+		const char *effect, *method, *path;
+		char msg[JSONX_MSG_LEN];
+		if (!json_is_object(item) ||
+		    jsonx_unpack(item, msg, "{s:s, s:s, s:s}", "effect", &effect, "method", &method,
+				 "path", &path) < 0) {
+			snprintf(err, errlen, "rule %zu: needs exactly effect, method and path", i);
+			goto bad;
+		}
+		if (strcmp(effect, "allow") && strcmp(effect, "deny")) {
+			snprintf(err, errlen, "rule %zu: effect must be allow or deny", i);
+			goto bad;
+		}
+		if (!method_ok(method)) {
+			snprintf(err, errlen, "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *", i);
+			goto bad;
+		}
+		if (permset_pattern_validate(path) < 0) {
+			snprintf(err, errlen,
+				 "rule %zu: path must be /segments, with * for one segment and ** only last", i);
+			goto bad;
+		}
+		r[i].effect = effect[0] == 'a' ? PERMSET_ALLOW : PERMSET_DENY;
+		snprintf(r[i].method, sizeof(r[i].method), "%s", method);
+		snprintf(r[i].path, sizeof(r[i].path), "%s", path);
+		snprintf(r[i].set, sizeof(r[i].set), "%s", set);
+	}
+	out->rules = r;
+	out->n = n;
+	return 0;
+bad:
+	free(r);
+	return ODX_EINVAL;
+}
+
+void permset_rules_done(struct permset_rules *r)
+{
+	free(r->rules);
+	r->rules = NULL;
+	r->n = 0;
+}
+
+enum permset_effect permset_evaluate(const struct permset_rules *r, const char *method,
+				     const char *path, const char **set)
+{
+	enum permset_effect result = PERMSET_NONE;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct permset_rule *rule = &r->rules[i];
+		if (result == PERMSET_ALLOW && rule->effect == PERMSET_ALLOW)
+			continue; /* already allowed: only a deny can change the answer */
+		if ((rule->method[0] != '*' && strcmp(rule->method, method) != 0) ||
+		    !permset_path_match(rule->path, path))
+			continue;
+		*set = rule->set;
+		if (rule->effect == PERMSET_DENY)
+			return PERMSET_DENY;
+		result = PERMSET_ALLOW;
+	}
+	return result;
+}
+
+/* ---- storage ------------------------------------------------------------ */
+
+struct set_row {
+	json_t *list; /* list mode: append objects */
+	json_t *obj;  /* get mode */
+};
+
+static json_t *set_json(struct store_stmt *q)
+{
+	json_error_t e;
+	const char *rules_text = store_col_text(q, 1);
+	json_t *rules = json_loads(rules_text, 0, &e);
+	char c[TIME_RFC3339_LEN], u[TIME_RFC3339_LEN];
+	time_format_rfc3339(store_col_int(q, 2), c);
+	time_format_rfc3339(store_col_int(q, 3), u);
+	json_t *subjects = json_loads(store_col_text(q, 4), 0, &e);
+	return json_pack("{s:s, s:o, s:o, s:s, s:s}", "name", store_col_text(q, 0), "rules",
+			 rules ? rules : json_array(), "subjects", subjects ? subjects : json_array(),
+			 "created_at", c, "updated_at", u);
+}
+
+static int append_set(struct store_stmt *q, void *arg)
+{
+	struct set_row *r = arg;
+	return json_array_append_new(r->list, set_json(q)) == 0 ? 0 : ODX_ENOMEM;
+}
+
+static int read_set(struct store_stmt *q, void *arg)
+{
+	struct set_row *r = arg;
+	r->obj = set_json(q);
+	return r->obj ? 0 : ODX_ENOMEM;
+}
+
+/* The subjects column is a JSON array built by SQL (json_group_array is in SQLite and, as
+ * json_agg, in PostgreSQL). */
+#define SET_SELECT                                                                                 \
+	"SELECT s.name, s.rules, s.created_at, s.updated_at, "                                     \
+	"(SELECT coalesce(json_group_array(m.subject_id), '[]') FROM permission_set_members m "    \
+	"WHERE m.set_name = s.name) FROM permission_sets s "
+
+int permset_list(struct store *s, const char *tenant_id, const char *after, int limit,
+		 json_t **items)
+{
+	struct set_row r = {.list = json_array()};
+	if (!r.list)
+		return ODX_ENOMEM;
+	int rc = store_read(s, tenant_id, SET_SELECT "WHERE s.name > ? ORDER BY s.name LIMIT ?",
+			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_set, &r);
+	if (rc < 0) {
+		json_decref(r.list);
+		return rc;
+	}
+	*items = r.list;
+	return 0;
+}
+
+int permset_get(struct store *s, const char *tenant_id, const char *name, json_t **out)
+{
+	if (permset_name_validate(name) < 0)
+		return ODX_ENOTFOUND;
+	struct set_row r = {0};
+	int rc = store_read_one(s, tenant_id, SET_SELECT "WHERE s.name = ?", STORE_ARGS(S_TEXT(name)),
+				read_set, &r);
+	if (rc == 0)
+		*out = r.obj;
+	return rc;
+}
+
+int permset_put(struct store *s, const char *tenant_id, const char *name, json_t *rules, bool create,
+		json_t **out)
+{
+	char *text = jsonx_dump(rules);
+	if (!text)
+		return ODX_ENOMEM;
+	int64_t now = time_now_ns();
+	int rc;
+	if (create)
+		rc = store_write(s, tenant_id,
+				 "INSERT INTO permission_sets (name, rules, created_at, updated_at) "
+				 "VALUES (?, ?, ?, ?)",
+				 STORE_ARGS(S_TEXT(name), S_TEXT(text), S_INT(now), S_INT(now)));
+	else
+		rc = store_write(s, tenant_id,
+				 "UPDATE permission_sets SET rules = ?, updated_at = ? WHERE name = ?",
+				 STORE_ARGS(S_TEXT(text), S_INT(now), S_TEXT(name)));
+	free(text);
+	if (rc == 0)
+		rc = ODX_ENOTFOUND;
+	if (rc < 0)
+		return rc;
+	permset_invalidate();
+	return permset_get(s, tenant_id, name, out);
+}
+
+int permset_delete(struct store *s, const char *tenant_id, const char *name)
+{
+	if (permset_name_validate(name) < 0)
+		return ODX_ENOTFOUND;
+	/* Members go with it (ON DELETE CASCADE). */
+	int rc = store_write(s, tenant_id, "DELETE FROM permission_sets WHERE name = ?",
+			     STORE_ARGS(S_TEXT(name)));
+	if (rc == 0)
+		rc = ODX_ENOTFOUND;
+	if (rc < 0)
+		return rc;
+	permset_invalidate();
+	return 0;
+}
+
+static int ignore_row(struct store_stmt *q, void *arg)
+{
+	(void)q;
+	(void)arg;
+	return 0;
+}
+
+int permset_assign(struct store *s, const char *tenant_id, const char *subject, json_t *names,
+		   const char **missing)
+{
+	if (!json_is_array(names) || json_array_size(names) > PERMSET_MAX_PER_SUBJECT)
+		return ODX_EINVAL;
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v) if (!json_is_string(v) ||
+					    permset_name_validate(json_string_value(v)) < 0) return ODX_EINVAL;
+	struct store_tx *tx;
+	int rc = store_tx_begin(s, tenant_id, STORE_WRITE, &tx);
+	if (rc < 0)
+		return rc;
+	rc = store_exec(tx, "DELETE FROM permission_set_members WHERE subject_id = ?",
+			STORE_ARGS(S_TEXT(subject)));
+	json_array_foreach(names, i, v)
+	{
+		if (rc < 0)
+			break;
+		const char *name = json_string_value(v);
+		rc = store_each(tx, "SELECT 1 FROM permission_sets WHERE name = ?",
+				STORE_ARGS(S_TEXT(name)), ignore_row, NULL);
+		if (rc == 0) {
+			*missing = name;
+			rc = ODX_ENOTFOUND;
+			break;
+		}
+		if (rc > 0)
+			rc = store_exec(tx,
+					"INSERT INTO permission_set_members (subject_id, set_name) VALUES (?, ?) "
+					"ON CONFLICT DO NOTHING",
+					STORE_ARGS(S_TEXT(subject), S_TEXT(name)));
+	}
+	if (rc < 0) {
+		store_tx_abort(tx);
+		return rc;
+	}
+	rc = store_tx_commit(tx);
+	if (rc == 0)
+		permset_invalidate();
+	return rc;
+}
+
+static int append_name(struct store_stmt *q, void *arg)
+{
+	return json_array_append_new(arg, json_string(store_col_text(q, 0))) == 0 ? 0 : ODX_ENOMEM;
+}
+
+int permset_assigned(struct store *s, const char *tenant_id, const char *subject, json_t **names)
+{
+	json_t *arr = json_array();
+	if (!arr)
+		return ODX_ENOMEM;
+	int rc = store_read(s, tenant_id,
+			    "SELECT set_name FROM permission_set_members WHERE subject_id = ? ORDER BY set_name",
+			    STORE_ARGS(S_TEXT(subject)), append_name, arr);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	*names = arr;
+	return 0;
+}
+
+/* ---- the per-thread cache of compiled rules ----------------------------- */
+
+struct cache_slot {
+	char subject[ID_MAX_LEN];
+	uint64_t gen;
+	struct permset_rules rules;
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p)
+{
+	struct cache_slot *c = p;
+	for (size_t i = 0; c && i < CACHE_SLOTS; i++)
+		permset_rules_done(&c[i].rules);
+	free(c);
+}
+
+static void cache_key_init(void)
+{
+	pthread_key_create(&cache_key, cache_free);
+}
+
+void permset_invalidate(void)
+{
+	atomic_fetch_add(&generation, 1);
+}
+
+/* Appends the rules of one stored set to the subject's list. */
+static int add_stored_rules(struct store_stmt *q, void *arg)
+{
+	struct permset_rules *all = arg;
+	json_error_t e;
+	json_t *rules = json_loads(store_col_text(q, 1), 0, &e);
+	struct permset_rules one = {0};
+	char err[160];
+	int rc = rules ? permset_rules_parse(rules, store_col_text(q, 0), &one, err, sizeof(err))
+		       : ODX_ECORRUPT;
+	json_decref(rules);
+	if (rc < 0)
+		return rc == ODX_EINVAL ? ODX_ECORRUPT : rc; /* we validated it before storing it */
+	struct permset_rule *grown = realloc(all->rules, (all->n + one.n + 1) * sizeof(*grown));
+	if (!grown) {
+		permset_rules_done(&one);
+		return ODX_ENOMEM;
+	}
+	memcpy(grown + all->n, one.rules, one.n * sizeof(*grown));
+	all->rules = grown;
+	all->n += one.n;
+	permset_rules_done(&one);
+	return 0;
+}
+
+int permset_rules_for(struct store *s, const char *tenant_id, const char *subject,
+		      const struct permset_rules **out)
+{
+	pthread_once(&cache_once, cache_key_init);
+	struct cache_slot *cache = pthread_getspecific(cache_key);
+	if (!cache) {
+		cache = calloc(CACHE_SLOTS, sizeof(*cache));
+		if (!cache || pthread_setspecific(cache_key, cache) != 0) {
+			free(cache);
+			return ODX_ENOMEM;
+		}
+	}
+	uint32_t h = 2166136261u; /* FNV-1a over the id picks the slot */
+	for (const char *c = subject; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	struct cache_slot *slot = &cache[h % CACHE_SLOTS];
+	uint64_t gen = atomic_load(&generation);
+	if (slot->gen == gen && strcmp(slot->subject, subject) == 0) {
+		*out = &slot->rules;
+		return 0;
+	}
+	struct permset_rules fresh = {0};
+	int rc = store_read(s, tenant_id,
+			    "SELECT s.name, s.rules FROM permission_set_members m JOIN permission_sets s "
+			    "ON s.name = m.set_name WHERE m.subject_id = ? ORDER BY s.name",
+			    STORE_ARGS(S_TEXT(subject)), add_stored_rules, &fresh);
+	if (rc < 0) {
+		permset_rules_done(&fresh);
+		return rc;
+	}
+	permset_rules_done(&slot->rules);
+	slot->rules = fresh;
+	slot->gen = gen;
+	snprintf(slot->subject, sizeof(slot->subject), "%s", subject);
+	*out = &slot->rules;
+	return 0;
+}
