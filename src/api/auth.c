@@ -185,16 +185,11 @@ void api_me(struct http_exchange *ex)
 		email = json_string(u.email);
 	}
 	/* The effective rules: the caller's permission sets, which come before the role. */
-	json_t *sets = NULL, *rules = json_array();
+	json_t *sets = json_array(), *rules = json_array();
 	const struct permset_rules *pr = NULL;
-	int rc = 0;
-	if (p->tenant_id[0]) {
-		rc = permset_assigned(api->store, p->tenant_id, p->id, &sets);
-		if (rc == 0)
-			rc = permset_rules_for(api->store, p->tenant_id, p->id, &pr);
-	} else {
-		sets = json_array();
-	}
+	int rc = p->tenant_id[0] ? permset_rules_for(api->store, p->tenant_id, p->id, &pr) : 0;
+	for (size_t i = 0; rc == 0 && pr && i < pr->nsets; i++)
+		json_array_append_new(sets, json_string(pr->sets[i]));
 	for (size_t i = 0; rc == 0 && pr && i < pr->n; i++) {
 		const struct permset_rule *r = &pr->rules[i];
 		json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:s}", "set", r->set, "effect",

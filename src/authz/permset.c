@@ -130,6 +130,7 @@ int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *ou
 	}
 	out->rules = r;
 	out->n = n;
+	out->nsets = 0;
 	return 0;
 bad:
 	free(r);
@@ -141,6 +142,7 @@ void permset_rules_done(struct permset_rules *r)
 	free(r->rules);
 	r->rules = NULL;
 	r->n = 0;
+	r->nsets = 0;
 }
 
 enum permset_effect permset_evaluate(const struct permset_rules *r, const char *method,
@@ -322,27 +324,6 @@ int permset_assign(struct store *s, const char *tenant_id, const char *subject, 
 	return rc;
 }
 
-static int append_name(struct store_stmt *q, void *arg)
-{
-	return json_array_append_new(arg, json_string(store_col_text(q, 0))) == 0 ? 0 : ODX_ENOMEM;
-}
-
-int permset_assigned(struct store *s, const char *tenant_id, const char *subject, json_t **names)
-{
-	json_t *arr = json_array();
-	if (!arr)
-		return ODX_ENOMEM;
-	int rc = store_read(s, tenant_id,
-			    "SELECT set_name FROM permission_set_members WHERE subject_id = ? ORDER BY set_name",
-			    STORE_ARGS(S_TEXT(subject)), append_name, arr);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*names = arr;
-	return 0;
-}
-
 /* ---- the per-thread cache of compiled rules ----------------------------- */
 
 struct cache_slot {
@@ -393,6 +374,8 @@ static int add_stored_rules(struct store_stmt *q, void *arg)
 	memcpy(grown + all->n, one.rules, one.n * sizeof(*grown));
 	all->rules = grown;
 	all->n += one.n;
+	if (all->nsets < PERMSET_MAX_PER_SUBJECT)
+		snprintf(all->sets[all->nsets++], sizeof(all->sets[0]), "%s", store_col_text(q, 0));
 	permset_rules_done(&one);
 	return 0;
 }

@@ -38,10 +38,12 @@ struct permset_rule {
 	char set[PERMSET_NAME_MAX + 1]; /* the set the rule came from */
 };
 
-/* A subject's rules, compiled. */
+/* A subject's rules, compiled, and the names of the sets they came from. */
 struct permset_rules {
 	size_t n;
 	struct permset_rule *rules;
+	size_t nsets;
+	char sets[PERMSET_MAX_PER_SUBJECT][PERMSET_NAME_MAX + 1];
 };
 
 /* Names: 1-64 of [a-z0-9-], not starting with '-'. */
@@ -78,8 +80,6 @@ int permset_delete(struct store *s, const char *tenant_id, const char *name);
  */
 int permset_assign(struct store *s, const char *tenant_id, const char *subject, json_t *names,
 		   const char **missing);
-/* The names assigned to subject, as a JSON array. */
-int permset_assigned(struct store *s, const char *tenant_id, const char *subject, json_t **names);
 /*
  * The compiled rules of subject, from this thread's cache or the store.
  * The result stays valid until the next call on the same thread.

@@ -84,6 +84,24 @@ static int map_sqlite(int rc)
 	}
 }
 
+static int prepare(struct conn *c, const char *sql, sqlite3_stmt **st, bool *owned);
+static void release_stmt(sqlite3_stmt *st, bool owned);
+
+/* Runs a statement without arguments or rows through the connection's statement cache:
+ * BEGIN, COMMIT and ROLLBACK run on every request, and parsing them each time showed. */
+static int conn_run(struct conn *c, const char *sql)
+{
+	sqlite3_stmt *st;
+	bool owned;
+	int rc = prepare(c, sql, &st, &owned);
+	if (rc < 0)
+		return rc;
+	int s = sqlite3_step(st);
+	rc = s == SQLITE_DONE || s == SQLITE_ROW ? 0 : map_sqlite(s);
+	release_stmt(st, owned);
+	return rc;
+}
+
 static int exec_plain(sqlite3 *db, const char *sql)
 {
 	return map_sqlite(sqlite3_exec(db, sql, NULL, NULL, NULL));
@@ -395,7 +413,7 @@ int store_tx_begin(struct store *s, const char *tenant_id, enum store_mode mode,
 		return rc;
 	}
 	tx->s = s;
-	rc = exec_plain(tx->c->db, mode == STORE_WRITE ? "BEGIN IMMEDIATE" : "BEGIN");
+	rc = conn_run(tx->c, mode == STORE_WRITE ? "BEGIN IMMEDIATE" : "BEGIN");
 	if (rc < 0) {
 		conn_checkin(s, tx->c, false);
 		free(tx);
@@ -413,9 +431,9 @@ static void tx_release(struct store_tx *tx, bool healthy)
 
 int store_tx_commit(struct store_tx *tx)
 {
-	int rc = exec_plain(tx->c->db, "COMMIT");
+	int rc = conn_run(tx->c, "COMMIT");
 	if (rc < 0)
-		exec_plain(tx->c->db, "ROLLBACK");
+		conn_run(tx->c, "ROLLBACK");
 	tx_release(tx, rc == 0);
 	return rc;
 }
@@ -424,7 +442,7 @@ void store_tx_abort(struct store_tx *tx)
 {
 	if (!tx)
 		return;
-	bool healthy = exec_plain(tx->c->db, "ROLLBACK") == 0;
+	bool healthy = conn_run(tx->c, "ROLLBACK") == 0;
 	tx_release(tx, healthy);
 }
 
