@@ -43,6 +43,7 @@ struct http_loop {
 	struct http_exchange *done_head;
 	atomic_int inflight;
 	int64_t drain_deadline;
+	bool stopping; /* loop thread only */
 };
 
 struct http_server {
@@ -392,6 +393,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 	const char *starts[HTTP_MAX_PARAMS];
 	size_t lens[HTTP_MAX_PARAMS];
+	if (loop->stopping) {
+		/* Draining: finish what was taken, take nothing new, even on open keep-alive connections. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_error(ex, 503, "unavailable", "server is shutting down");
+		send_reply(ex);
+		return;
+	}
 	if (!path || !*path || !ex->method) {
 		reply_error(ex, !ex->method ? 405 : 400, !ex->method ? "method_not_allowed" : "bad_request",
 			    !ex->method ? "method not allowed" : "bad request path");
@@ -553,6 +561,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct http_loop *loop = arg;
+	loop->stopping = true;
 	if (loop->bound) {
 		evhttp_del_accept_socket(loop->http, loop->bound); /* closes the listening fd */
 		loop->bound = NULL;

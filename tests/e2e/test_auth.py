@@ -8,7 +8,6 @@ API keys. Contract: docs/api.md and SPEC.md sections 2 and 10.
 import base64
 import hashlib
 import hmac
-import itertools
 import json
 import os
 import re
@@ -19,13 +18,9 @@ import tempfile
 import time
 
 import pytest
-import requests
 
-from conftest import ODYSSEUSD, Server, free_port, unique
-
-USER_PASSWORD = "user-password-123"
-TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
-ERROR_KEYS = {"code", "message", "request_id"}
+from conftest import (ODYSSEUSD, TENANT_ADMIN_PASSWORD, USER_PASSWORD, check_error, clean_env,
+                      make_user, new_tenant, post_login, unique, without_request_id)
 
 
 # --- helpers -----------------------------------------------------------------
@@ -50,31 +45,6 @@ def jwt_join(header, claims, sig):
     return "%s.%s.%s" % (h, p, sig)
 
 
-def check_error(r, status, code):
-    """Assert r is the documented error answer; return the error object."""
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == ERROR_KEYS, err
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)
-    return err
-
-
-def without_request_id(r):
-    body = r.json()
-    body["error"].pop("request_id", None)
-    return body
-
-
-def post_login(srv, email, password):
-    return srv.session().post(srv.url + "/v1/auth/login",
-                              json={"email": email, "password": password})
-
-
 def post_refresh(srv, refresh_token):
     return srv.session().post(srv.url + "/v1/auth/refresh",
                               json={"refresh_token": refresh_token})
@@ -84,81 +54,11 @@ def get_me(srv, token):
     return srv.session(token).get(srv.url + "/v1/me")
 
 
-def make_tenant(srv):
-    """A new tenant; returns (tenant object, admin email, admin access token)."""
-    email = unique("admin") + "@tenant.test"
-    tenant = srv.create_tenant(unique("tenant"), email)
-    token = srv.login(email, TENANT_ADMIN_PASSWORD)["access_token"]
-    return tenant, email, token
-
-
-def make_user(srv, admin_token, role, password=USER_PASSWORD):
-    email = unique(role) + "@tenant.test"
-    r = srv.session(admin_token).post(srv.url + "/v1/users",
-                                      json={"email": email, "password": password, "role": role})
-    assert r.status_code == 201, r.text
-    return r.json(), email
-
-
 def make_api_key(srv, admin_token, role="readonly", name=None):
     r = srv.session(admin_token).post(srv.url + "/v1/api-keys",
                                       json={"name": name or unique("key"), "role": role})
     assert r.status_code == 201, r.text
     return r.json()
-
-
-_log_seq = itertools.count()
-
-
-def _clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODYSSEUS_")}
-    env.update(extra or {})
-    return env
-
-
-class Daemon(Server):
-    """`odysseusd serve` on an already initialised data dir.
-
-    conftest.Server.__init__ always runs `init` first; a restart on the same
-    directory needs `serve` alone. Same admin credentials as Server."""
-
-    def __init__(self, data_dir, tls=True, args=()):
-        self.data_dir = data_dir
-        self.tls = tls
-        self.port = free_port()
-        self.admin_email = "root@platform.test"
-        self.admin_password = "platform-admin-password-1"
-        cmd = [ODYSSEUSD, "serve", "--data-dir", data_dir,
-               "--listen", "127.0.0.1:%d" % self.port, "--argon2-memory-kib", "8192"]
-        if not tls:
-            cmd.append("--plain-http")
-        cmd.extend(args)
-        self.log_path = os.path.join(data_dir, "odysseusd-restart-%d.log" % next(_log_seq))
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=_clean_env())
-        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
-        self.ca = os.path.join(data_dir, "pki", "ca.crt")
-        try:
-            self._wait_ready()
-        except Exception:
-            self.stop(timeout=5)
-            raise
-
-
-@pytest.fixture
-def restart():
-    """restart(data_dir) starts serve on an existing data dir; stopped at teardown."""
-    started = []
-
-    def start(data_dir, **kw):
-        d = Daemon(data_dir, **kw)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
 
 
 # --- login and /v1/me --------------------------------------------------------
@@ -208,7 +108,7 @@ def test_me_platform_admin(server):
 
 
 def test_me_tenant_users(server):
-    tenant, admin_email, admin_token = make_tenant(server)
+    tenant, admin_email, admin_token = new_tenant(server)
     r = get_me(server, admin_token)
     assert r.status_code == 200, r.text
     me = r.json()
@@ -217,7 +117,8 @@ def test_me_tenant_users(server):
     assert me["role"] == "admin"
     assert me["id"] == tenant["admin"]["id"]
 
-    user, email = make_user(server, admin_token, "developer")
+    user = make_user(server, admin_token, "developer")
+    email = user["email"]
     token = server.login(email, USER_PASSWORD)["access_token"]
     claims = jwt_split(token)[1]
     assert claims["tid"] == tenant["id"] and claims["role"] == "developer", claims
@@ -231,8 +132,8 @@ def test_me_tenant_users(server):
 # --- refresh tokens ----------------------------------------------------------
 
 def test_refresh_rotates_and_reuse_revokes_the_family(server):
-    _, _, admin_token = make_tenant(server)
-    _, email = make_user(server, admin_token, "operator")
+    _, _, admin_token = new_tenant(server)
+    email = make_user(server, admin_token, "operator")["email"]
     first = server.login(email, USER_PASSWORD)
 
     r = post_refresh(server, first["refresh_token"])
@@ -275,8 +176,8 @@ def test_refresh_rejects_unknown_and_wrong_kind_of_token(server):
 
 
 def test_logout_revokes_the_refresh_token(server):
-    _, _, admin_token = make_tenant(server)
-    _, email = make_user(server, admin_token, "developer")
+    _, _, admin_token = new_tenant(server)
+    email = make_user(server, admin_token, "developer")["email"]
     kept = server.login(email, USER_PASSWORD)
     tokens = server.login(email, USER_PASSWORD)
 
@@ -303,8 +204,8 @@ def test_logout_requires_authentication(server):
 
 def test_unknown_email_and_wrong_password_are_indistinguishable(fresh_server):
     srv = fresh_server()
-    _, _, admin_token = make_tenant(srv)
-    _, email = make_user(srv, admin_token, "developer")
+    _, _, admin_token = new_tenant(srv)
+    email = make_user(srv, admin_token, "developer")["email"]
     unknown = unique("nobody") + "@tenant.test"
 
     wrong = post_login(srv, email, "wrong-password-1")
@@ -334,8 +235,8 @@ def test_unknown_email_and_wrong_password_are_indistinguishable(fresh_server):
 
 def test_login_throttled_per_account(fresh_server):
     srv = fresh_server()
-    _, other_admin_email, admin_token = make_tenant(srv)
-    _, email = make_user(srv, admin_token, "developer")
+    _, other_admin_email, admin_token = new_tenant(srv)
+    email = make_user(srv, admin_token, "developer")["email"]
 
     for i in range(5):
         check_error(post_login(srv, email, "wrong-password-%d" % i), 401, "unauthorized")
@@ -369,7 +270,7 @@ def test_login_throttle_does_not_reveal_unknown_emails(fresh_server):
 
 def test_login_throttled_per_source_address(fresh_server):
     srv = fresh_server()
-    _, admin_email, _ = make_tenant(srv)
+    _, admin_email, _ = new_tenant(srv)
     # 20 failures spread over 5 emails: 4 each, under the per-account limit.
     emails = [unique("nobody") + "@tenant.test" for _ in range(5)]
     for i in range(20):
@@ -427,8 +328,8 @@ FORGERY_NAMES = [
 
 @pytest.fixture(scope="module")
 def tenant_tokens(server):
-    tenant, _, admin_token = make_tenant(server)
-    _, email = make_user(server, admin_token, "readonly")
+    tenant, _, admin_token = new_tenant(server)
+    email = make_user(server, admin_token, "readonly")["email"]
     return {"tenant": tenant, "admin": admin_token,
             "readonly": server.login(email, USER_PASSWORD)["access_token"]}
 
@@ -515,7 +416,7 @@ def test_key_rotation_across_restart(fresh_server, restart):
     assert srv.stop() == 0, srv.logs()
 
     r = subprocess.run([ODYSSEUSD, "keys", "rotate", "--data-dir", srv.data_dir],
-                       capture_output=True, text=True, timeout=60, env=_clean_env())
+                       capture_output=True, text=True, timeout=60, env=clean_env())
     assert r.returncode == 0, r.stdout + r.stderr
 
     new_srv = restart(srv.data_dir)
@@ -539,7 +440,7 @@ def test_key_rotation_across_restart(fresh_server, restart):
 # --- API keys ------------------------------------------------------------------
 
 def test_api_key_lifecycle(server):
-    tenant, _, admin_token = make_tenant(server)
+    tenant, _, admin_token = new_tenant(server)
     name = unique("ci")
     r = server.session(admin_token).post(server.url + "/v1/api-keys",
                                          json={"name": name, "role": "readonly"})
@@ -590,7 +491,7 @@ def _flip(s, i):
 
 
 def test_api_key_altered_is_rejected(server):
-    _, _, admin_token = make_tenant(server)
+    _, _, admin_token = new_tenant(server)
     key = make_api_key(server, admin_token)["key"]
     prefix, secret = key.rsplit("_", 1)
     variants = {
@@ -611,7 +512,7 @@ def test_api_key_altered_is_rejected(server):
 
 
 def test_api_key_with_admin_role_manages_users(server):
-    tenant, _, admin_token = make_tenant(server)
+    tenant, _, admin_token = new_tenant(server)
     key = make_api_key(server, admin_token, role="admin")["key"]
     email = unique("bykey") + "@tenant.test"
     r = server.session(key).post(server.url + "/v1/users",
@@ -636,7 +537,7 @@ def test_api_key_create_refuses_bad_bodies(server, tenant_tokens, body):
 
 @pytest.mark.parametrize("role", ["operator", "developer", "readonly"])
 def test_api_keys_are_admin_only(server, tenant_tokens, role):
-    _, email = make_user(server, tenant_tokens["admin"], role)
+    email = make_user(server, tenant_tokens["admin"], role)["email"]
     token = server.login(email, USER_PASSWORD)["access_token"]
     s = server.session(token)
     check_error(s.post(server.url + "/v1/api-keys", json={"name": "k", "role": "readonly"}),

@@ -14,30 +14,14 @@ import ssl
 import time
 
 import pytest
-import requests
 
-from conftest import unique
+from conftest import (TENANT_ADMIN_PASSWORD, USER_PASSWORD, check_error, make_user,
+                      new_tenant, unique)
 
-USER_PASSWORD = "user-password-123"
-TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
-ERROR_KEYS = {"code", "message", "request_id"}
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 # --- helpers -----------------------------------------------------------------
-
-def check_error(r, status, code):
-    assert r.status_code == status, (r.status_code, r.text[:500])
-    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == ERROR_KEYS, err
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)
-    return err
-
 
 def raw_exchange(srv, payload, timeout=10.0):
     """Send raw bytes over TLS; return (status, headers, body, seconds).
@@ -99,15 +83,8 @@ def assert_alive(srv):
 @pytest.fixture(scope="module")
 def ctx(server):
     """A tenant admin token and a known user to log in with."""
-    email = unique("admin") + "@tenant.test"
-    server.create_tenant(unique("tenant"), email)
-    token = server.login(email, TENANT_ADMIN_PASSWORD)["access_token"]
-    user_email = unique("login") + "@tenant.test"
-    r = server.session(token).post(server.url + "/v1/users",
-                                   json={"email": user_email, "password": USER_PASSWORD,
-                                         "role": "developer"})
-    assert r.status_code == 201, r.text
-    return {"token": token, "email": user_email}
+    _, _, token = new_tenant(server)
+    return {"token": token, "email": make_user(server, token, "developer")["email"]}
 
 
 def post_raw(srv, route, token, body, content_type="application/json", headers=None):

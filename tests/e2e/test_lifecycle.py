@@ -6,7 +6,6 @@ lost across a restart on the same data dir. /healthz, /readyz and /metrics
 templates, never raw paths).
 """
 import itertools
-import os
 import re
 import secrets
 import signal
@@ -19,81 +18,10 @@ import warnings
 import pytest
 import requests
 
-from conftest import ODYSSEUSD, Server, free_port, unique
-
-USER_PASSWORD = "user-password-123"
-TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
+from conftest import TENANT_ADMIN_PASSWORD, USER_PASSWORD, list_all, new_tenant
 
 
 # --- helpers -----------------------------------------------------------------
-
-_log_seq = itertools.count()
-
-
-def _clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODYSSEUS_")}
-    env.update(extra or {})
-    return env
-
-
-class Daemon(Server):
-    """`odysseusd serve` on an already initialised data dir.
-
-    conftest.Server.__init__ always runs `init` first; a restart on the same
-    directory needs `serve` alone. Same admin credentials as Server."""
-
-    def __init__(self, data_dir, tls=True, listen_host="127.0.0.1", url_host="127.0.0.1"):
-        self.data_dir = data_dir
-        self.tls = tls
-        self.port = free_port()
-        self.admin_email = "root@platform.test"
-        self.admin_password = "platform-admin-password-1"
-        cmd = [ODYSSEUSD, "serve", "--data-dir", data_dir,
-               "--listen", "%s:%d" % (listen_host, self.port), "--argon2-memory-kib", "8192"]
-        if not tls:
-            cmd.append("--plain-http")
-        self.log_path = os.path.join(data_dir, "odysseusd-restart-%d.log" % next(_log_seq))
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=_clean_env())
-        self.url = "%s://%s:%d" % ("https" if tls else "http", url_host, self.port)
-        self.ca = os.path.join(data_dir, "pki", "ca.crt")
-        try:
-            self._wait_ready()
-        except Exception:
-            self.stop(timeout=5)
-            raise
-
-
-@pytest.fixture
-def restart():
-    started = []
-
-    def start(data_dir, **kw):
-        d = Daemon(data_dir, **kw)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
-
-
-def list_all(srv, token, path):
-    items, cursor = [], None
-    s = srv.session(token)
-    for _ in range(10000):
-        params = {"limit": 500}
-        if cursor:
-            params["cursor"] = cursor
-        r = s.get(srv.url + path, params=params)
-        assert r.status_code == 200, r.text
-        items.extend(r.json()["items"])
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return items
-    raise AssertionError("paging never ended")
-
 
 def parse_metrics(text):
     """[(name, {label: value}, float value)] of a Prometheus text exposition."""
@@ -117,9 +45,7 @@ def sample(samples, name, **labels):
 
 def test_sigterm_during_load_loses_no_acknowledged_write(fresh_server, restart):
     srv = fresh_server()
-    admin_email = unique("admin") + "@tenant.test"
-    srv.create_tenant(unique("load"), admin_email)
-    token = srv.login(admin_email, TENANT_ADMIN_PASSWORD)["access_token"]
+    _, admin_email, token = new_tenant(srv)
 
     acknowledged = []     # (id, email) of every 201
     other_status = []     # (status, body) of anything else that was answered
@@ -170,7 +96,7 @@ def test_sigterm_during_load_loses_no_acknowledged_write(fresh_server, restart):
 
     again = restart(srv.data_dir)
     token = again.login(admin_email, TENANT_ADMIN_PASSWORD)["access_token"]
-    stored = {u["id"]: u["email"] for u in list_all(again, token, "/v1/users")}
+    stored = {u["id"]: u["email"] for u in list_all(again, token, "/v1/users", limit=500)[0]}
     lost = [(i, e) for i, e in acknowledged if stored.get(i) != e]
     assert not lost, "%d of %d acknowledged users lost after SIGTERM (exit took %.1f s): %s" % (
         len(lost), len(acknowledged), exit_seconds, lost[:5])
@@ -235,9 +161,7 @@ def test_metrics_on_loopback_without_token(server):
 
 
 def test_metrics_route_labels_are_templates(server):
-    email = unique("admin") + "@tenant.test"
-    server.create_tenant(unique("metrics"), email)
-    token = server.login(email, TENANT_ADMIN_PASSWORD)["access_token"]
+    _, _, token = new_tenant(server)
     missing = "usr_" + secrets.token_hex(16)
     assert server.session(token).get(server.url + "/v1/users/" + missing).status_code == 404
     junk = "nope-" + secrets.token_hex(8)

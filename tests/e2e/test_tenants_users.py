@@ -10,59 +10,14 @@ import secrets
 
 import pytest
 
-from conftest import unique
+from conftest import (TENANT_ADMIN_PASSWORD, USER_PASSWORD, check_error, create_user, list_all,
+                      make_user, new_tenant, post_login, unique, without_request_id)
 
-USER_PASSWORD = "user-password-123"
-TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
 ROLES = ("admin", "operator", "developer", "readonly")
 DEFAULT_QUOTAS = {"cpu_cores": 4, "memory_mb": 8192, "containers": 20, "storage_mb": 10240}
-ERROR_KEYS = {"code", "message", "request_id"}
 
 
 # --- helpers -----------------------------------------------------------------
-
-def check_error(r, status, code):
-    assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == ERROR_KEYS, err
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)
-    return err
-
-
-def without_request_id(r):
-    body = r.json()
-    body["error"].pop("request_id", None)
-    return body
-
-
-def post_login(srv, email, password):
-    return srv.session().post(srv.url + "/v1/auth/login",
-                              json={"email": email, "password": password})
-
-
-def new_tenant(srv):
-    """(tenant object as created, admin email, admin access token)."""
-    email = unique("admin") + "@tenant.test"
-    tenant = srv.create_tenant(unique("tenant"), email)
-    return tenant, email, srv.login(email, TENANT_ADMIN_PASSWORD)["access_token"]
-
-
-def create_user(srv, token, role, email=None, password=USER_PASSWORD):
-    email = email or unique(role) + "@tenant.test"
-    return srv.session(token).post(srv.url + "/v1/users",
-                                   json={"email": email, "password": password, "role": role})
-
-
-def make_user(srv, token, role):
-    r = create_user(srv, token, role)
-    assert r.status_code == 201, r.text
-    return r.json()
-
 
 def token_of(srv, email, password=USER_PASSWORD):
     return srv.login(email, password)["access_token"]
@@ -70,29 +25,6 @@ def token_of(srv, email, password=USER_PASSWORD):
 
 def random_id(prefix):
     return prefix + "_" + secrets.token_hex(16)
-
-
-def list_all(srv, token, path, limit=None):
-    """Follow next_cursor to the end; returns (items, pages)."""
-    items, pages, cursor = [], [], None
-    s = srv.session(token)
-    for _ in range(1000):
-        params = {}
-        if limit is not None:
-            params["limit"] = limit
-        if cursor is not None:
-            params["cursor"] = cursor
-        r = s.get(srv.url + path, params=params)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert set(body) == {"items", "next_cursor"}, body
-        pages.append(body["items"])
-        items.extend(body["items"])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return items, pages
-        assert isinstance(cursor, str) and cursor
-    raise AssertionError("paging never ended")
 
 
 @pytest.fixture(scope="module")

@@ -21,28 +21,17 @@ import warnings
 import pytest
 import requests
 
-from conftest import ODYSSEUSD, free_port
-
-ADMIN_EMAIL = "root@platform.test"
-ADMIN_PASSWORD = "platform-admin-password-1"
+from conftest import (ADMIN_EMAIL, ADMIN_PASSWORD, ODYSSEUSD, TENANT_ADMIN_PASSWORD, Process,
+                      clean_env, free_port, init_data_dir, stopped_at_teardown)
 
 
 # --- helpers -----------------------------------------------------------------
-
-def _clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODYSSEUS_")}
-    env.update(extra or {})
-    return env
-
 
 @pytest.fixture
 def data_dir():
     """An initialised data dir of the test's own."""
     d = tempfile.mkdtemp(prefix="odx-e2e-tls-")
-    r = subprocess.run([ODYSSEUSD, "init", "--data-dir", d, "--admin-email", ADMIN_EMAIL,
-                        "--password-stdin"], input=ADMIN_PASSWORD + "\n",
-                       capture_output=True, text=True, timeout=60, env=_clean_env())
-    assert r.returncode == 0, r.stdout + r.stderr
+    init_data_dir(d)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -50,23 +39,15 @@ def data_dir():
 _seq = itertools.count()
 
 
-class Serve:
+class Serve(Process):
     """`odysseusd serve` with exactly the given arguments and environment."""
 
     def __init__(self, data_dir, args, env=None, data_dir_flag=True):
         self.data_dir = data_dir
-        self.log_path = os.path.join(data_dir, "serve-%d.log" % next(_seq))
-        self.log = open(self.log_path, "w")
         cmd = [ODYSSEUSD, "serve", "--argon2-memory-kib", "8192"]
         if data_dir_flag:
             cmd += ["--data-dir", data_dir]
-        self.proc = subprocess.Popen(cmd + list(args), stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=_clean_env(env))
-
-    def logs(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
+        super().__init__(cmd + list(args), os.path.join(data_dir, "serve-%d.log" % next(_seq)), env)
 
     def wait_listening(self, port, timeout=30):
         deadline = time.time() + timeout
@@ -86,30 +67,11 @@ class Serve:
         except subprocess.TimeoutExpired:
             raise AssertionError("odysseusd kept running; expected it to refuse to start")
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
 
 @pytest.fixture
 def serve():
-    started = []
-
-    def start(data_dir, args, env=None, **kw):
-        s = Serve(data_dir, args, env, **kw)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
+    """serve(data_dir, args, env=None, data_dir_flag=True): a Serve, stopped at teardown."""
+    yield from stopped_at_teardown(Serve)
 
 
 def tls_connect(port, cafile=None, server_hostname="127.0.0.1", context=None):
@@ -137,7 +99,7 @@ def run_refused(args, env=None, timeout=15):
     """Run serve expecting it to refuse; returns (exit status, output)."""
     try:
         r = subprocess.run([ODYSSEUSD, "serve"] + list(args), capture_output=True, text=True,
-                           timeout=timeout, env=_clean_env(env))
+                           timeout=timeout, env=clean_env(env))
     except subprocess.TimeoutExpired:
         raise AssertionError("odysseusd kept running; expected it to refuse to start")
     return r.returncode, r.stdout + r.stderr
@@ -213,10 +175,7 @@ def test_private_files_are_not_readable_by_others(serve):
     d = tempfile.mkdtemp(prefix="odx-e2e-perm-")
     try:
         os.chmod(d, 0o755)
-        r = subprocess.run([ODYSSEUSD, "init", "--data-dir", d, "--admin-email", ADMIN_EMAIL,
-                            "--password-stdin"], input=ADMIN_PASSWORD + "\n",
-                           capture_output=True, text=True, timeout=60, env=_clean_env())
-        assert r.returncode == 0, r.stdout + r.stderr
+        init_data_dir(d)
         port = free_port()
         s = serve(d, ["--listen", "127.0.0.1:%d" % port])
         s.wait_listening(port)
@@ -226,7 +185,7 @@ def test_private_files_are_not_readable_by_others(serve):
                             json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).json()["access_token"]
         r = requests.post(url + "/v1/tenants", verify=ca, headers={"Authorization": "Bearer " + tok},
                           json={"name": "perm", "admin": {"email": "perm@tenant.test",
-                                                          "password": "tenant-admin-password-1"}})
+                                                          "password": TENANT_ADMIN_PASSWORD}})
         assert r.status_code == 201, r.text
         exposed, loose_keys = [], []
         for root, _, files in os.walk(d):
