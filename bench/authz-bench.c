@@ -9,10 +9,10 @@
  *
  *   authz-bench [seconds-per-case]     (default 1)
  */
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -71,7 +71,8 @@ static double time_decisions(size_t nrules, double *ns_per)
 	int64_t start = time_mono_ns(), end = start + (int64_t)(secs * 1e9);
 	while (time_mono_ns() < end) {
 		for (int i = 0; i < 1000; i++)
-			sink += authz_decide(&p, PERM_TENANT_SETTINGS, true, &rules, "GET", "/v1/users", &set);
+			sink += authz_decide(&p, PERM_TENANT_SETTINGS, true, &rules, "GET",
+					     "/v1/users", &set);
 		iters += 1000;
 	}
 	double elapsed = (double)(time_mono_ns() - start);

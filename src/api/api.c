@@ -28,9 +28,9 @@ void api_log_security(const struct http_exchange *ex, const char *event, const c
 	log_event(LOG_WARN, event,
 		  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "reason", reason, "method",
 			    http_method_name(ex->method), "route",
-			    ex->route ? ex->route->pattern : "", "actor", p ? p->id : "",
-			    "tenant", p ? p->tenant_id : "", "request_id", ex->request_id,
-			    "source", ex->source_ip));
+			    ex->route ? ex->route->pattern : "", "actor", p ? p->id : "", "tenant",
+			    p ? p->tenant_id : "", "request_id", ex->request_id, "source",
+			    ex->source_ip));
 }
 
 /* Verifies the Bearer credential: an API key (odk_...) or an access token. */
@@ -54,7 +54,8 @@ static int authenticate(struct api *api, const struct http_exchange *ex, struct 
 		return 0;
 	}
 	struct jwt_claims c;
-	int rc = jwt_verify_cached(api->keyring, cred, strlen(cred), time_now_ns() / NSEC_PER_SEC, &c);
+	int rc =
+	    jwt_verify_cached(api->keyring, cred, strlen(cred), time_now_ns() / NSEC_PER_SEC, &c);
 	if (rc < 0)
 		return ODX_EAUTH;
 	p->kind = PRINCIPAL_USER;
@@ -95,7 +96,7 @@ static bool authorize(struct api *api, struct http_exchange *ex, const struct pr
 		snprintf(reason, sizeof(reason), "%s", authz_reason_name(why));
 	api_log_security(ex, "denied", reason);
 	const char *msg = why == AUTHZ_DENY_PLATFORM_BOUNDARY
-				  ? "the platform administrator cannot act inside a tenant"
+			      ? "the platform administrator cannot act inside a tenant"
 			  : why == AUTHZ_DENY_PERMISSION_SET ? "denied by a permission set"
 			  : why == AUTHZ_DENY_NOT_OWNER	     ? "only the creator may do this"
 							     : "your role does not allow this";
@@ -116,7 +117,8 @@ void api_dispatch(struct http_exchange *ex)
 		if (rc < 0) {
 			api_log_security(ex, "denied", "unauthenticated");
 			if (rc == ODX_EAUTH)
-				reply_error(ex, 401, "unauthorized", "missing, invalid or expired credential");
+				reply_error(ex, 401, "unauthorized",
+					    "missing, invalid or expired credential");
 			else
 				reply_odx_error(ex, rc, NULL);
 			return;
@@ -143,7 +145,8 @@ static bool is_json_type(const char *ct)
 int api_body(struct http_exchange *ex, json_t **out)
 {
 	if (!is_json_type(ex->content_type)) {
-		reply_error(ex, 415, "unsupported_media_type", "Content-Type must be application/json");
+		reply_error(ex, 415, "unsupported_media_type",
+			    "Content-Type must be application/json");
 		return ODX_EINVAL;
 	}
 	char msg[JSONX_MSG_LEN];
@@ -191,9 +194,10 @@ int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit,
 	if (rc == 0 && c && *c) {
 		size_t n = 0;
 		uint8_t raw[PERMSET_NAME_MAX + 2];
-		if (b64url_decode(c, strlen(c), raw, sizeof(raw) - 1, &n) < 0 || n + 1 > after_len ||
+		if (b64url_decode(c, strlen(c), raw, sizeof(raw) - 1, &n) < 0 ||
+		    n + 1 > after_len ||
 		    (raw[n] = '\0', id_prefix ? !random_id_valid(id_prefix, (const char *)raw)
-					       : permset_name_validate((const char *)raw) < 0)) {
+					      : permset_name_validate((const char *)raw) < 0)) {
 			reply_error(ex, 400, "bad_request", "invalid cursor");
 			rc = ODX_EINVAL;
 		} else {

@@ -19,8 +19,8 @@
 #include "store/store.h"
 
 #define API_AUTH_MAX_BODY 8192
-#define API_LIST_DEFAULT 50
-#define API_LIST_MAX 500
+#define API_LIST_DEFAULT  50
+#define API_LIST_MAX	  500
 
 struct api {
 	struct store *store;

@@ -146,7 +146,8 @@ void api_auth_logout(struct http_exchange *ex)
 		return;
 	if (api_unpack(ex, body, "{s:s}", "refresh_token", &token) < 0)
 		goto out;
-	/* RFC 7009: an unknown or foreign token is not an error; only the caller's own is revoked. */
+	/* RFC 7009: an unknown or foreign token is not an error; only the caller's own is revoked.
+	 */
 	int rc = session_logout(api->store, token, api_principal(ex)->id, time_now_ns());
 	if (rc < 0 && rc != ODX_EAUTH)
 		reply_odx_error(ex, rc, NULL);
@@ -169,7 +170,8 @@ void api_me(struct http_exchange *ex)
 	json_t *perms = json_array();
 	for (int perm = PERM_PLATFORM; perm < PERM_COUNT; perm++)
 		if (authz_role_has(p->role, (enum perm_id)perm))
-			json_array_append_new(perms, json_string(authz_perm_name((enum perm_id)perm)));
+			json_array_append_new(perms,
+					      json_string(authz_perm_name((enum perm_id)perm)));
 	json_t *email = json_null();
 	if (p->kind == PRINCIPAL_USER) {
 		struct user u;
@@ -192,9 +194,10 @@ void api_me(struct http_exchange *ex)
 		json_array_append_new(sets, json_string(pr->sets[i]));
 	for (size_t i = 0; rc == 0 && pr && i < pr->n; i++) {
 		const struct permset_rule *r = &pr->rules[i];
-		json_array_append_new(rules, json_pack("{s:s, s:s, s:s, s:s}", "set", r->set, "effect",
-						       r->effect == PERMSET_DENY ? "deny" : "allow",
-						       "method", r->method, "path", r->path));
+		json_array_append_new(rules,
+				      json_pack("{s:s, s:s, s:s, s:s}", "set", r->set, "effect",
+						r->effect == PERMSET_DENY ? "deny" : "allow",
+						"method", r->method, "path", r->path));
 	}
 	if (rc < 0) {
 		json_decref(perms);

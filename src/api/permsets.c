@@ -106,7 +106,8 @@ int api_assign_permsets(struct http_exchange *ex, const char *subject, json_t *n
 		reply_error(ex, 400, "bad_request",
 			    "permission_sets must be an array of at most 16 set names");
 	else if (rc == ODX_ENOTFOUND && missing)
-		reply_error(ex, 400, "bad_request", "permission_sets names a set that does not exist");
+		reply_error(ex, 400, "bad_request",
+			    "permission_sets names a set that does not exist");
 	else if (rc < 0)
 		reply_odx_error(ex, rc, NULL);
 	return rc;

@@ -191,6 +191,7 @@ void api_quotas_get(struct http_exchange *ex)
 		reply_odx_error(ex, rc, NULL);
 		return;
 	}
-	reply_json(ex, 200, json_pack("{s:o, s:o}", "limits", quotas_to_json(&t.quotas), "usage",
-				      quotas_to_json(&usage)));
+	reply_json(ex, 200,
+		   json_pack("{s:o, s:o}", "limits", quotas_to_json(&t.quotas), "usage",
+			     quotas_to_json(&usage)));
 }

@@ -19,7 +19,8 @@ static enum role parse_role(struct http_exchange *ex, const char *s)
 	return role_is_tenant_role(r) ? r : ROLE_NONE;
 }
 
-static int check_password(struct http_exchange *ex, const char *pw, char hash[static PASSWORD_HASH_MAX])
+static int check_password(struct http_exchange *ex, const char *pw,
+			  char hash[static PASSWORD_HASH_MAX])
 {
 	if (password_policy_check(pw, strlen(pw)) < 0) {
 		reply_error(ex, 400, "bad_request", "password must be 12 to 1024 characters");
@@ -115,13 +116,15 @@ void api_users_update(struct http_exchange *ex)
 	if (rc == 0 && sets && (rc = api_assign_permsets(ex, u.id, sets)) < 0)
 		goto out;
 	if (rc == 0)
-		rc = user_update(api->store, p->tenant_id, ex->params[0], role, password ? hash : NULL, &u);
+		rc = user_update(api->store, p->tenant_id, ex->params[0], role,
+				 password ? hash : NULL, &u);
 	if (rc < 0) {
 		reply_odx_error(ex, rc, rc == ODX_ENOTFOUND ? "user not found" : NULL);
 		goto out;
 	}
 	/* Tokens issued with the old role stop working now, not in 15 minutes. */
-	if (role != ROLE_NONE && (rc = revocation_record(api->revocation, u.id, u.role, time_now_ns())) < 0) {
+	if (role != ROLE_NONE &&
+	    (rc = revocation_record(api->revocation, u.id, u.role, time_now_ns())) < 0) {
 		reply_odx_error(ex, rc, NULL);
 		goto out;
 	}

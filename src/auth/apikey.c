@@ -8,7 +8,9 @@
 #include "core/timeutil.h"
 #include "crypto/hash.h"
 
-#define LAST_USED_RESOLUTION_NS (60LL * NSEC_PER_SEC) /* write last_used_at at most once a minute */
+#define LAST_USED_RESOLUTION_NS                                                                    \
+	(60LL * NSEC_PER_SEC) /* write last_used_at at most once a minute                          \
+			       */
 
 int apikey_looks_like(const char *text)
 {
@@ -44,7 +46,8 @@ int apikey_create(struct store *s, const char *tenant_id, const char *name, enum
 	explicit_bzero(secret, sizeof(secret));
 	rc = hash_sha256(text + 4 + ID_HEX_LEN + 1, 64, digest);
 	if (rc == 0)
-		rc = store_write(s, NULL, "INSERT INTO api_key_directory (key_id, tenant_id) VALUES (?, ?)",
+		rc = store_write(s, NULL,
+				 "INSERT INTO api_key_directory (key_id, tenant_id) VALUES (?, ?)",
 				 STORE_ARGS(S_TEXT(k.id), S_TEXT(tenant_id)));
 	/* A directory row without its key authenticates nothing, so no undo is needed. */
 	if (rc >= 0)
@@ -110,9 +113,9 @@ int apikey_list(struct store *s, const char *tenant_id, const char *after, int l
 	struct key_row r = {.tenant_id = tenant_id, .k = &k, .list = json_array()};
 	if (!r.list)
 		return ODX_ENOMEM;
-	int rc = store_read(s, tenant_id,
-			    "SELECT " KEY_COLUMNS " FROM api_keys WHERE id > ? ORDER BY id LIMIT ?",
-			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_key, &r);
+	int rc = store_read(
+	    s, tenant_id, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id > ? ORDER BY id LIMIT ?",
+	    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_key, &r);
 	if (rc < 0) {
 		json_decref(r.list);
 		return rc;
@@ -125,18 +128,21 @@ int apikey_delete(struct store *s, const char *tenant_id, const char *id)
 {
 	if (!random_id_valid("key", id))
 		return ODX_ENOTFOUND;
-	int rc = store_write(s, tenant_id, "DELETE FROM api_keys WHERE id = ?", STORE_ARGS(S_TEXT(id)));
+	int rc =
+	    store_write(s, tenant_id, "DELETE FROM api_keys WHERE id = ?", STORE_ARGS(S_TEXT(id)));
 	if (rc == 0)
 		rc = ODX_ENOTFOUND;
 	if (rc < 0)
 		return rc;
 	/* The key is gone; a directory row alone authenticates nothing. */
-	store_write(s, NULL, "DELETE FROM api_key_directory WHERE key_id = ?", STORE_ARGS(S_TEXT(id)));
+	store_write(s, NULL, "DELETE FROM api_key_directory WHERE key_id = ?",
+		    STORE_ARGS(S_TEXT(id)));
 	return 0;
 }
 
 /* Splits "odk_<32 hex>_<64 hex>" into the key id and the secret's digest. */
-static int parse_text(const char *text, char id[static ID_MAX_LEN], uint8_t digest[static SHA256_LEN])
+static int parse_text(const char *text, char id[static ID_MAX_LEN],
+		      uint8_t digest[static SHA256_LEN])
 {
 	if (strlen(text) != APIKEY_TEXT_LEN - 1 || strncmp(text, "odk_", 4) != 0 ||
 	    text[4 + ID_HEX_LEN] != '_')
@@ -164,7 +170,8 @@ int apikey_authenticate(struct store *s, const char *text, int64_t now_ns, struc
 	uint8_t digest[SHA256_LEN], stored[SHA256_LEN];
 	int rc = parse_text(text, id, digest);
 	if (rc == 0)
-		rc = store_read_one(s, NULL, "SELECT tenant_id FROM api_key_directory WHERE key_id = ?",
+		rc = store_read_one(s, NULL,
+				    "SELECT tenant_id FROM api_key_directory WHERE key_id = ?",
 				    STORE_ARGS(S_TEXT(id)), read_tenant_id, tenant);
 	struct key_row r = {.tenant_id = tenant, .k = out, .secret_hash = stored};
 	if (rc == 0)
@@ -174,7 +181,8 @@ int apikey_authenticate(struct store *s, const char *text, int64_t now_ns, struc
 		return ODX_EAUTH;
 	if (rc < 0)
 		return rc;
-	/* last_used_at is written at most once a minute: a write per request would cost more than the request. */
+	/* last_used_at is written at most once a minute: a write per request would cost more than
+	 * the request. */
 	if (now_ns - out->last_used_at > LAST_USED_RESOLUTION_NS)
 		store_write(s, tenant, "UPDATE api_keys SET last_used_at = ? WHERE id = ?",
 			    STORE_ARGS(S_INT(now_ns), S_TEXT(id)));

@@ -13,7 +13,7 @@
 #include "crypto/hash.h"
 #include "crypto/sign.h"
 
-#define HEADER_MAX 256
+#define HEADER_MAX  256
 #define PAYLOAD_MAX 1024
 #define CACHE_SLOTS 1024
 
@@ -49,9 +49,9 @@ int jwt_issue(struct keyring *kr, struct jwt_claims *c, int64_t now_s, char **ou
 	json_t *hdr = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", "JWT", "kid", c->kid);
 	json_t *pl = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:I}", "iss", JWT_ISSUER,
 			       "aud", JWT_AUDIENCE, "sub", c->sub, "tid",
-			       c->tid[0] ? json_string(c->tid) : json_null(), "role", c->role, "jti",
-			       c->jti, "iat", (json_int_t)c->iat, "nbf", (json_int_t)c->nbf, "exp",
-			       (json_int_t)c->exp);
+			       c->tid[0] ? json_string(c->tid) : json_null(), "role", c->role,
+			       "jti", c->jti, "iat", (json_int_t)c->iat, "nbf", (json_int_t)c->nbf,
+			       "exp", (json_int_t)c->exp);
 	char *h = hdr ? jsonx_dump(hdr) : NULL, *p = pl ? jsonx_dump(pl) : NULL;
 	json_decref(hdr);
 	json_decref(pl);
@@ -173,7 +173,8 @@ int jwt_verify(struct keyring *kr, const char *token, size_t len, int64_t now_s,
 	size_t siglen;
 	if (b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof(sig), &siglen) < 0)
 		return ODX_EAUTH;
-	if (keyring_verify(kr, c.kid, token, (size_t)(d2 - token), sig, siglen, now_s * NSEC_PER_SEC) < 0)
+	if (keyring_verify(kr, c.kid, token, (size_t)(d2 - token), sig, siglen,
+			   now_s * NSEC_PER_SEC) < 0)
 		return ODX_EAUTH;
 	if (check_claims(d1 + 1, (size_t)(d2 - d1 - 1), now_s, &c) < 0)
 		return ODX_EAUTH;

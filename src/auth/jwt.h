@@ -16,12 +16,12 @@
 #include "auth/keyring.h"
 #include "crypto/random.h"
 
-#define JWT_MAX_LEN 2048
-#define JWT_ISSUER "odysseus"
-#define JWT_AUDIENCE "odysseus-api"
+#define JWT_MAX_LEN    2048
+#define JWT_ISSUER     "odysseus"
+#define JWT_AUDIENCE   "odysseus-api"
 #define JWT_LIFETIME_S 900
-#define JWT_SKEW_S 60
-#define ROLE_MAX 16
+#define JWT_SKEW_S     60
+#define ROLE_MAX       16
 
 struct jwt_claims {
 	char sub[ID_MAX_LEN];

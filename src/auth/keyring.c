@@ -139,10 +139,10 @@ static int write_index(const char *dir, const struct keyset *ks)
 	json_t *keys = json_array();
 	for (size_t i = 0; i < ks->n; i++) {
 		const struct key_entry *k = &ks->keys[i];
-		json_array_append_new(keys, json_pack("{s:s, s:I, s:o}", "kid", k->kid, "created_at",
-						      (json_int_t)k->created_at, "retired_at",
-						      k->retired_at ? json_integer(k->retired_at)
-								    : json_null()));
+		json_array_append_new(
+		    keys, json_pack("{s:s, s:I, s:o}", "kid", k->kid, "created_at",
+				    (json_int_t)k->created_at, "retired_at",
+				    k->retired_at ? json_integer(k->retired_at) : json_null()));
 	}
 	json_t *root = json_pack("{s:s, s:o}", "current", ks->keys[ks->current].kid, "keys", keys);
 	char path[4200], tmp[4300];
@@ -327,7 +327,8 @@ int keyring_reload_if_changed(struct keyring *kr)
 	if (stat(path, &st) != 0)
 		return -errno;
 	pthread_mutex_lock(&kr->lock);
-	/* Rotation renames a new file into place: the inode changes even when mtime's tick does not. */
+	/* Rotation renames a new file into place: the inode changes even when mtime's tick does
+	 * not. */
 	bool same = st.st_ino == kr->seen.st_ino && st.st_size == kr->seen.st_size &&
 		    st.st_mtim.tv_sec == kr->seen.st_mtim.tv_sec &&
 		    st.st_mtim.tv_nsec == kr->seen.st_mtim.tv_nsec;
@@ -406,9 +407,9 @@ json_t *keyring_jwks(struct keyring *kr, int64_t now_ns)
 			continue;
 		char x[48];
 		b64url_encode(k->pub, SIGN_PUB_LEN, x);
-		json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty", "OKP",
-						      "crv", "Ed25519", "x", x, "kid", k->kid, "alg",
-						      "EdDSA", "use", "sig"));
+		json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kty",
+						      "OKP", "crv", "Ed25519", "x", x, "kid",
+						      k->kid, "alg", "EdDSA", "use", "sig"));
 	}
 	release(kr, ks);
 	return json_pack("{s:o}", "keys", keys);

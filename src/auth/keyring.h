@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KID_LEN 17 /* 16 chars + NUL */
+#define KID_LEN			 17 /* 16 chars + NUL */
 #define KEYRING_RETIRED_GRACE_NS ((int64_t)(900 + 120) * 1000000000LL)
 
 struct keyring;

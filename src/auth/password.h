@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #define PASSWORD_HASH_MAX 128
-#define PASSWORD_MIN_LEN 12
-#define PASSWORD_MAX_LEN 1024
+#define PASSWORD_MIN_LEN  12
+#define PASSWORD_MAX_LEN  1024
 
 /* Sets the cost of new hashes (memory in KiB, iterations). Call before threads start. */
 void password_set_params(uint32_t memory_kib, uint32_t iterations);

@@ -70,9 +70,10 @@ int revocation_open(struct store *s, int64_t now_ns, struct revocation **out)
 		return ODX_ENOMEM;
 	r->store = s;
 	pthread_mutex_init(&r->lock, NULL);
-	int rc = store_read(s, NULL,
-			    "SELECT subject_id, role, changed_at FROM revoked_subjects WHERE changed_at > ?",
-			    STORE_ARGS(S_INT(now_ns - KEEP_NS)), load_record, r);
+	int rc = store_read(
+	    s, NULL,
+	    "SELECT subject_id, role, changed_at FROM revoked_subjects WHERE changed_at > ?",
+	    STORE_ARGS(S_INT(now_ns - KEEP_NS)), load_record, r);
 	if (rc < 0)
 		goto fail;
 	*out = r;
@@ -100,11 +101,12 @@ int revocation_record(struct revocation *r, const char *subject, enum role role,
 	rc = store_exec(tx, "DELETE FROM revoked_subjects WHERE changed_at <= ?",
 			STORE_ARGS(S_INT(now_ns - KEEP_NS)));
 	if (rc >= 0)
-		rc = store_exec(tx,
-				"INSERT INTO revoked_subjects (subject_id, role, changed_at) VALUES (?, ?, ?) "
-				"ON CONFLICT (subject_id) DO UPDATE SET role = excluded.role, "
-				"changed_at = excluded.changed_at",
-				STORE_ARGS(S_TEXT(subject), S_TEXT(role_name(role)), S_INT(now_ns)));
+		rc = store_exec(
+		    tx,
+		    "INSERT INTO revoked_subjects (subject_id, role, changed_at) VALUES (?, ?, ?) "
+		    "ON CONFLICT (subject_id) DO UPDATE SET role = excluded.role, "
+		    "changed_at = excluded.changed_at",
+		    STORE_ARGS(S_TEXT(subject), S_TEXT(role_name(role)), S_INT(now_ns)));
 	if (rc < 0) {
 		store_tx_abort(tx);
 		return rc;

@@ -50,12 +50,13 @@ int session_start(struct store *s, const struct session_subject *who, int64_t no
 	rc = store_tx_begin(s, NULL, STORE_WRITE, &tx);
 	if (rc < 0)
 		return rc;
-	rc = store_exec(tx,
-			"INSERT INTO token_families (id, tenant_id, user_id, created_at, expires_at) "
-			"VALUES (?, ?, ?, ?, ?)",
-			STORE_ARGS(S_TEXT(family), who->tenant_id[0] ? S_TEXT(who->tenant_id) : S_NULL,
-				   S_TEXT(who->user_id), S_INT(now_ns),
-				   S_INT(now_ns + SESSION_FAMILY_TTL_S * NSEC_PER_SEC)));
+	rc = store_exec(
+	    tx,
+	    "INSERT INTO token_families (id, tenant_id, user_id, created_at, expires_at) "
+	    "VALUES (?, ?, ?, ?, ?)",
+	    STORE_ARGS(S_TEXT(family), who->tenant_id[0] ? S_TEXT(who->tenant_id) : S_NULL,
+		       S_TEXT(who->user_id), S_INT(now_ns),
+		       S_INT(now_ns + SESSION_FAMILY_TTL_S * NSEC_PER_SEC)));
 	if (rc >= 0)
 		rc = insert_token(tx, family, hash, now_ns);
 	if (rc < 0) {
@@ -94,11 +95,12 @@ static int read_token(struct store_stmt *q, void *arg)
 /* Looks the token up in tx; ODX_EAUTH when it is unknown. */
 static int find_token(struct store_tx *tx, const uint8_t *hash, struct token_state *t)
 {
-	int rc = store_each(tx,
-			    "SELECT f.id, coalesce(f.tenant_id, ''), f.user_id, t.used_at, "
-			    "f.revoked_at, f.expires_at FROM refresh_tokens t JOIN token_families f "
-			    "ON f.id = t.family_id WHERE t.token_hash = ?",
-			    STORE_ARGS(S_BLOB(hash, SHA256_LEN)), read_token, t);
+	int rc =
+	    store_each(tx,
+		       "SELECT f.id, coalesce(f.tenant_id, ''), f.user_id, t.used_at, "
+		       "f.revoked_at, f.expires_at FROM refresh_tokens t JOIN token_families f "
+		       "ON f.id = t.family_id WHERE t.token_hash = ?",
+		       STORE_ARGS(S_BLOB(hash, SHA256_LEN)), read_token, t);
 	return rc < 0 ? rc : rc == 0 ? ODX_EAUTH : 0;
 }
 

@@ -17,7 +17,7 @@
 #include "crypto/random.h"
 #include "store/store.h"
 
-#define REFRESH_TOKEN_LEN 69 /* "odr_" + 64 hex + NUL */
+#define REFRESH_TOKEN_LEN    69 /* "odr_" + 64 hex + NUL */
 #define SESSION_FAMILY_TTL_S (30LL * 86400)
 
 struct session_subject {

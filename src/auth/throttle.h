@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#define THROTTLE_WINDOW_S 900
+#define THROTTLE_WINDOW_S      900
 #define THROTTLE_ACCOUNT_LIMIT 5
 #define THROTTLE_ADDRESS_LIMIT 20
 

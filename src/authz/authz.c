@@ -15,37 +15,40 @@
 #define R (1u << ROLE_READONLY)
 #define P (1u << ROLE_PLATFORM_ADMIN)
 
+/* clang-format off: a table reads best as one */
 static const struct {
 	const char *name;
 	unsigned roles;
 	bool dev_own_only;
 } matrix[PERM_COUNT] = {
-	[PERM_PUBLIC] = {"public", A | O | D | R | P, false},
-	[PERM_AUTHENTICATED] = {"self", A | O | D | R | P, false},
-	[PERM_PLATFORM] = {"platform:manage", P, false},
-	[PERM_TENANT_MEMBER] = {"tenant:view", A | O | D | R, false},
-	/*                                              A   O   D   R  */
-	[PERM_DEPLOYMENTS_VIEW] = {"deployments:view", A | O | D | R, false},
-	[PERM_DEPLOYMENTS_CREATE] = {"deployments:create", A | O | D, false},
-	[PERM_DEPLOYMENTS_UPDATE] = {"deployments:update", A | O | D, true},
-	[PERM_DEPLOYMENTS_OPERATE] = {"deployments:operate", A | O, false},
-	[PERM_DEPLOYMENTS_DELETE] = {"deployments:delete", A, false},
-	[PERM_CONTAINERS_VIEW] = {"containers:view", A | O | D | R, false},
-	[PERM_CONTAINERS_OPERATE] = {"containers:operate", A | O, false},
-	[PERM_CONTAINERS_EXEC] = {"containers:exec", A, false},
-	[PERM_INCIDENTS_VIEW] = {"incidents:view", A | O | D | R, false},
-	[PERM_INCIDENTS_ACK] = {"incidents:acknowledge", A | O | D, false},
-	[PERM_INCIDENTS_RESOLVE] = {"incidents:resolve", A | O, false},
-	[PERM_SCANNER_SCAN] = {"scanner:scan", A | O | D, false},
-	[PERM_SCANNER_VIEW] = {"scanner:view", A | O | D | R, false},
-	[PERM_SCANNER_POLICIES] = {"scanner:policies", A | O, false},
-	[PERM_AUDIT_READ] = {"audit:read", A | O | D, false}, /* D: own actions, filtered in the query */
-	[PERM_AUDIT_EXPORT] = {"audit:export", A, false},
-	[PERM_SECRETS_WRITE] = {"secrets:write", A | O, false},
-	[PERM_SECRETS_LIST] = {"secrets:list", A | O | D, false},
-	[PERM_TENANT_SETTINGS] = {"tenant:settings", A, false},
-	[PERM_APPROVALS_DECIDE] = {"approvals:decide", A | O, false},
+    [PERM_PUBLIC] = {"public", A | O | D | R | P, false},
+    [PERM_AUTHENTICATED] = {"self", A | O | D | R | P, false},
+    [PERM_PLATFORM] = {"platform:manage", P, false},
+    [PERM_TENANT_MEMBER] = {"tenant:view", A | O | D | R, false},
+    /*                                              A   O   D   R  */
+    [PERM_DEPLOYMENTS_VIEW] = {"deployments:view", A | O | D | R, false},
+    [PERM_DEPLOYMENTS_CREATE] = {"deployments:create", A | O | D, false},
+    [PERM_DEPLOYMENTS_UPDATE] = {"deployments:update", A | O | D, true},
+    [PERM_DEPLOYMENTS_OPERATE] = {"deployments:operate", A | O, false},
+    [PERM_DEPLOYMENTS_DELETE] = {"deployments:delete", A, false},
+    [PERM_CONTAINERS_VIEW] = {"containers:view", A | O | D | R, false},
+    [PERM_CONTAINERS_OPERATE] = {"containers:operate", A | O, false},
+    [PERM_CONTAINERS_EXEC] = {"containers:exec", A, false},
+    [PERM_INCIDENTS_VIEW] = {"incidents:view", A | O | D | R, false},
+    [PERM_INCIDENTS_ACK] = {"incidents:acknowledge", A | O | D, false},
+    [PERM_INCIDENTS_RESOLVE] = {"incidents:resolve", A | O, false},
+    [PERM_SCANNER_SCAN] = {"scanner:scan", A | O | D, false},
+    [PERM_SCANNER_VIEW] = {"scanner:view", A | O | D | R, false},
+    [PERM_SCANNER_POLICIES] = {"scanner:policies", A | O, false},
+    [PERM_AUDIT_READ] = {"audit:read", A | O | D,
+			 false}, /* D: own actions, filtered in the query */
+    [PERM_AUDIT_EXPORT] = {"audit:export", A, false},
+    [PERM_SECRETS_WRITE] = {"secrets:write", A | O, false},
+    [PERM_SECRETS_LIST] = {"secrets:list", A | O | D, false},
+    [PERM_TENANT_SETTINGS] = {"tenant:settings", A, false},
+    [PERM_APPROVALS_DECIDE] = {"approvals:decide", A | O, false},
 };
+/* clang-format on */
 
 bool authz_role_has(enum role role, enum perm_id perm)
 {
@@ -104,12 +107,12 @@ const char *authz_perm_name(enum perm_id perm)
 }
 
 static const char *const role_names[] = {
-	[ROLE_NONE] = "",
-	[ROLE_READONLY] = "readonly",
-	[ROLE_DEVELOPER] = "developer",
-	[ROLE_OPERATOR] = "operator",
-	[ROLE_ADMIN] = "admin",
-	[ROLE_PLATFORM_ADMIN] = "platform_admin",
+    [ROLE_NONE] = "",
+    [ROLE_READONLY] = "readonly",
+    [ROLE_DEVELOPER] = "developer",
+    [ROLE_OPERATOR] = "operator",
+    [ROLE_ADMIN] = "admin",
+    [ROLE_PLATFORM_ADMIN] = "platform_admin",
 };
 
 enum role role_parse(const char *s)

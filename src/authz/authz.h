@@ -35,10 +35,10 @@ struct principal {
 
 /* One row per line of the SPEC §3 matrix, plus the two the foundation adds. */
 enum perm_id {
-	PERM_INVALID = 0, /* a route without a declaration: refused at registration */
-	PERM_PUBLIC,      /* no credential needed */
+	PERM_INVALID = 0,   /* a route without a declaration: refused at registration */
+	PERM_PUBLIC,	    /* no credential needed */
 	PERM_AUTHENTICATED, /* any verified caller (GET /v1/me, logout) */
-	PERM_PLATFORM,      /* platform administrator: tenants, quotas, nodes */
+	PERM_PLATFORM,	    /* platform administrator: tenants, quotas, nodes */
 	PERM_TENANT_MEMBER, /* any role inside a tenant (GET /v1/quotas) */
 	PERM_DEPLOYMENTS_VIEW,
 	PERM_DEPLOYMENTS_CREATE,

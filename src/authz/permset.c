@@ -91,7 +91,8 @@ int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *ou
 			size_t errlen)
 {
 	if (!json_is_array(rules) || json_array_size(rules) > PERMSET_MAX_RULES) {
-		snprintf(err, errlen, "rules must be an array of at most %d rules", PERMSET_MAX_RULES);
+		snprintf(err, errlen, "rules must be an array of at most %d rules",
+			 PERMSET_MAX_RULES);
 		return ODX_EINVAL;
 	}
 	size_t n = json_array_size(rules);
@@ -115,12 +116,15 @@ int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *ou
 			goto bad;
 		}
 		if (!method_ok(method)) {
-			snprintf(err, errlen, "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *", i);
+			snprintf(err, errlen,
+				 "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *", i);
 			goto bad;
 		}
 		if (permset_pattern_validate(path) < 0) {
 			snprintf(err, errlen,
-				 "rule %zu: path must be /segments, with * for one segment and ** only last", i);
+				 "rule %zu: path must be /segments, with * for one segment and ** "
+				 "only last",
+				 i);
 			goto bad;
 		}
 		r[i].effect = effect[0] == 'a' ? PERMSET_ALLOW : PERMSET_DENY;
@@ -181,8 +185,8 @@ static json_t *set_json(struct store_stmt *q)
 	time_format_rfc3339(store_col_int(q, 3), u);
 	json_t *subjects = json_loads(store_col_text(q, 4), 0, &e);
 	return json_pack("{s:s, s:o, s:o, s:s, s:s}", "name", store_col_text(q, 0), "rules",
-			 rules ? rules : json_array(), "subjects", subjects ? subjects : json_array(),
-			 "created_at", c, "updated_at", u);
+			 rules ? rules : json_array(), "subjects",
+			 subjects ? subjects : json_array(), "created_at", c, "updated_at", u);
 }
 
 static int append_set(struct store_stmt *q, void *arg)
@@ -211,8 +215,9 @@ int permset_list(struct store *s, const char *tenant_id, const char *after, int 
 	struct set_row r = {.list = json_array()};
 	if (!r.list)
 		return ODX_ENOMEM;
-	int rc = store_read(s, tenant_id, SET_SELECT "WHERE s.name > ? ORDER BY s.name LIMIT ?",
-			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_set, &r);
+	int rc =
+	    store_read(s, tenant_id, SET_SELECT "WHERE s.name > ? ORDER BY s.name LIMIT ?",
+		       STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_set, &r);
 	if (rc < 0) {
 		json_decref(r.list);
 		return rc;
@@ -226,15 +231,15 @@ int permset_get(struct store *s, const char *tenant_id, const char *name, json_t
 	if (permset_name_validate(name) < 0)
 		return ODX_ENOTFOUND;
 	struct set_row r = {0};
-	int rc = store_read_one(s, tenant_id, SET_SELECT "WHERE s.name = ?", STORE_ARGS(S_TEXT(name)),
-				read_set, &r);
+	int rc = store_read_one(s, tenant_id, SET_SELECT "WHERE s.name = ?",
+				STORE_ARGS(S_TEXT(name)), read_set, &r);
 	if (rc == 0)
 		*out = r.obj;
 	return rc;
 }
 
-int permset_put(struct store *s, const char *tenant_id, const char *name, json_t *rules, bool create,
-		json_t **out)
+int permset_put(struct store *s, const char *tenant_id, const char *name, json_t *rules,
+		bool create, json_t **out)
 {
 	char *text = jsonx_dump(rules);
 	if (!text)
@@ -242,14 +247,16 @@ int permset_put(struct store *s, const char *tenant_id, const char *name, json_t
 	int64_t now = time_now_ns();
 	int rc;
 	if (create)
-		rc = store_write(s, tenant_id,
-				 "INSERT INTO permission_sets (name, rules, created_at, updated_at) "
-				 "VALUES (?, ?, ?, ?)",
-				 STORE_ARGS(S_TEXT(name), S_TEXT(text), S_INT(now), S_INT(now)));
+		rc =
+		    store_write(s, tenant_id,
+				"INSERT INTO permission_sets (name, rules, created_at, updated_at) "
+				"VALUES (?, ?, ?, ?)",
+				STORE_ARGS(S_TEXT(name), S_TEXT(text), S_INT(now), S_INT(now)));
 	else
-		rc = store_write(s, tenant_id,
-				 "UPDATE permission_sets SET rules = ?, updated_at = ? WHERE name = ?",
-				 STORE_ARGS(S_TEXT(text), S_INT(now), S_TEXT(name)));
+		rc = store_write(
+		    s, tenant_id,
+		    "UPDATE permission_sets SET rules = ?, updated_at = ? WHERE name = ?",
+		    STORE_ARGS(S_TEXT(text), S_INT(now), S_TEXT(name)));
 	free(text);
 	if (rc == 0)
 		rc = ODX_ENOTFOUND;
@@ -289,7 +296,8 @@ int permset_assign(struct store *s, const char *tenant_id, const char *subject, 
 	size_t i;
 	json_t *v;
 	json_array_foreach(names, i, v) if (!json_is_string(v) ||
-					    permset_name_validate(json_string_value(v)) < 0) return ODX_EINVAL;
+					    permset_name_validate(json_string_value(v)) <
+						0) return ODX_EINVAL;
 	struct store_tx *tx;
 	int rc = store_tx_begin(s, tenant_id, STORE_WRITE, &tx);
 	if (rc < 0)
@@ -310,7 +318,8 @@ int permset_assign(struct store *s, const char *tenant_id, const char *subject, 
 		}
 		if (rc > 0)
 			rc = store_exec(tx,
-					"INSERT INTO permission_set_members (subject_id, set_name) VALUES (?, ?) "
+					"INSERT INTO permission_set_members (subject_id, set_name) "
+					"VALUES (?, ?) "
 					"ON CONFLICT DO NOTHING",
 					STORE_ARGS(S_TEXT(subject), S_TEXT(name)));
 	}
@@ -402,10 +411,11 @@ int permset_rules_for(struct store *s, const char *tenant_id, const char *subjec
 		return 0;
 	}
 	struct permset_rules fresh = {0};
-	int rc = store_read(s, tenant_id,
-			    "SELECT s.name, s.rules FROM permission_set_members m JOIN permission_sets s "
-			    "ON s.name = m.set_name WHERE m.subject_id = ? ORDER BY s.name",
-			    STORE_ARGS(S_TEXT(subject)), add_stored_rules, &fresh);
+	int rc = store_read(
+	    s, tenant_id,
+	    "SELECT s.name, s.rules FROM permission_set_members m JOIN permission_sets s "
+	    "ON s.name = m.set_name WHERE m.subject_id = ? ORDER BY s.name",
+	    STORE_ARGS(S_TEXT(subject)), add_stored_rules, &fresh);
 	if (rc < 0) {
 		permset_rules_done(&fresh);
 		return rc;

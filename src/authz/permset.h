@@ -24,9 +24,9 @@
 
 #include "store/store.h"
 
-#define PERMSET_NAME_MAX 64
-#define PERMSET_PATH_MAX 256
-#define PERMSET_MAX_RULES 100
+#define PERMSET_NAME_MAX	64
+#define PERMSET_PATH_MAX	256
+#define PERMSET_MAX_RULES	100
 #define PERMSET_MAX_PER_SUBJECT 16
 
 enum permset_effect { PERMSET_NONE = 0, PERMSET_ALLOW, PERMSET_DENY };
@@ -71,8 +71,8 @@ int permset_list(struct store *s, const char *tenant_id, const char *after, int 
 		 json_t **items);
 int permset_get(struct store *s, const char *tenant_id, const char *name, json_t **out);
 /* Creates (create=true; ODX_ECONFLICT if it exists) or replaces (ODX_ENOTFOUND if missing). */
-int permset_put(struct store *s, const char *tenant_id, const char *name, json_t *rules, bool create,
-		json_t **out);
+int permset_put(struct store *s, const char *tenant_id, const char *name, json_t *rules,
+		bool create, json_t **out);
 int permset_delete(struct store *s, const char *tenant_id, const char *name);
 /*
  * Replaces the sets assigned to subject (a user or API key id) with names.

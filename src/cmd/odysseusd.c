@@ -37,14 +37,15 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: odysseusd init [--admin-email EMAIL] [--password-stdin] [--data-dir DIR]\n"
-	      "       odysseusd serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
-	      "                       [--plain-http] [--tls-cert FILE --tls-key FILE] [--threads N]\n"
-	      "                       [--workers N] [--argon2-memory-kib N] [--argon2-iterations N]\n"
-	      "                       [--log-level debug|info|warn|error]\n"
-	      "       odysseusd keys rotate [--data-dir DIR]\n"
-	      "       odysseusd routes\n",
-	      f);
+	fputs(
+	    "usage: odysseusd init [--admin-email EMAIL] [--password-stdin] [--data-dir DIR]\n"
+	    "       odysseusd serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+	    "                       [--plain-http] [--tls-cert FILE --tls-key FILE] [--threads N]\n"
+	    "                       [--workers N] [--argon2-memory-kib N] [--argon2-iterations N]\n"
+	    "                       [--log-level debug|info|warn|error]\n"
+	    "       odysseusd keys rotate [--data-dir DIR]\n"
+	    "       odysseusd routes\n",
+	    f);
 }
 
 static int fail(const char *what, int rc)
@@ -250,15 +251,15 @@ static int cmd_serve(int argc, char **argv)
 		snprintf(key, sizeof(key), "%s/pki/server.key", cfg.data_dir);
 	}
 	struct http_server_config hc = {
-		.listen = cfg.listen,
-		.threads = (int)cfg.threads,
-		.workers = (int)cfg.workers,
-		.tls_cert = cfg.plain_http ? NULL : cert,
-		.tls_key = cfg.plain_http ? NULL : key,
-		.routes = api_routes,
-		.nroutes = api_nroutes,
-		.dispatch = api_dispatch,
-		.app = &api,
+	    .listen = cfg.listen,
+	    .threads = (int)cfg.threads,
+	    .workers = (int)cfg.workers,
+	    .tls_cert = cfg.plain_http ? NULL : cert,
+	    .tls_key = cfg.plain_http ? NULL : key,
+	    .routes = api_routes,
+	    .nroutes = api_nroutes,
+	    .dispatch = api_dispatch,
+	    .app = &api,
 	};
 	char err[512];
 	rc = http_server_start(&hc, &srv, err, sizeof(err));

@@ -19,22 +19,31 @@ struct opt {
 	long min, max;
 };
 
-#define STR(n, f) {n, OPT_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0}
-#define LONG(n, f, lo, hi) {n, OPT_LONG, offsetof(struct config, f), 0, lo, hi}
-#define BOOL(n, f) {n, OPT_BOOL, offsetof(struct config, f), 0, 0, 0}
+#define STR(n, f)                                                                                  \
+	{                                                                                          \
+		n, OPT_STR, offsetof(struct config, f), sizeof(((struct config *)0)->f), 0, 0      \
+	}
+#define LONG(n, f, lo, hi)                                                                         \
+	{                                                                                          \
+		n, OPT_LONG, offsetof(struct config, f), 0, lo, hi                                 \
+	}
+#define BOOL(n, f)                                                                                 \
+	{                                                                                          \
+		n, OPT_BOOL, offsetof(struct config, f), 0, 0, 0                                   \
+	}
 
 static const struct opt opts[] = {
-	STR("data-dir", data_dir),
-	STR("listen", listen),
-	STR("tls-cert", tls_cert),
-	STR("tls-key", tls_key),
-	STR("log-level", log_level),
-	STR("config", config_file),
-	LONG("threads", threads, 0, 64),
-	LONG("workers", workers, 1, 256),
-	LONG("argon2-memory-kib", argon2_memory_kib, 8192, 4194304),
-	LONG("argon2-iterations", argon2_iterations, 1, 64),
-	BOOL("plain-http", plain_http),
+    STR("data-dir", data_dir),
+    STR("listen", listen),
+    STR("tls-cert", tls_cert),
+    STR("tls-key", tls_key),
+    STR("log-level", log_level),
+    STR("config", config_file),
+    LONG("threads", threads, 0, 64),
+    LONG("workers", workers, 1, 256),
+    LONG("argon2-memory-kib", argon2_memory_kib, 8192, 4194304),
+    LONG("argon2-iterations", argon2_iterations, 1, 64),
+    BOOL("plain-http", plain_http),
 };
 
 void config_defaults(struct config *cfg)
@@ -80,7 +89,8 @@ static int opt_set(struct config *cfg, const struct opt *o, const char *value, c
 		return 0;
 	}
 	case OPT_BOOL:
-		if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 || strcmp(value, "yes") == 0)
+		if (strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "yes") == 0)
 			*(bool *)base = true;
 		else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
 			 strcmp(value, "no") == 0)

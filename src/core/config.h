@@ -16,13 +16,13 @@
 
 struct config {
 	char data_dir[CONFIG_STR_MAX];
-	char listen[256];          /* host:port; [v6]:port */
+	char listen[256]; /* host:port; [v6]:port */
 	char tls_cert[CONFIG_STR_MAX];
 	char tls_key[CONFIG_STR_MAX];
 	char log_level[16];
 	char config_file[CONFIG_STR_MAX];
-	long threads;              /* event loops; 0 = one per core */
-	long workers;              /* worker threads for blocking work */
+	long threads; /* event loops; 0 = one per core */
+	long workers; /* worker threads for blocking work */
 	long argon2_memory_kib;
 	long argon2_iterations;
 	bool plain_http;

@@ -8,7 +8,7 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 static const char b64url_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 void hex_encode(const uint8_t *in, size_t n, char *out)
 {

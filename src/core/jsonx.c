@@ -15,15 +15,12 @@ static int depth_ok(const json_t *v, int depth)
 	if (json_is_object(v)) {
 		const char *k;
 		json_t *child;
-		json_object_foreach((json_t *)v, k, child)
-			if (!depth_ok(child, depth + 1))
-				return 0;
+		json_object_foreach((json_t *)v, k,
+				    child) if (!depth_ok(child, depth + 1)) return 0;
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *child;
-		json_array_foreach(v, i, child)
-			if (!depth_ok(child, depth + 1))
-				return 0;
+		json_array_foreach(v, i, child) if (!depth_ok(child, depth + 1)) return 0;
 	}
 	return 1;
 }
@@ -116,7 +113,8 @@ static int dump_append(const char *chunk, size_t n, void *arg)
 char *jsonx_dump(const json_t *v)
 {
 	struct dump_buf b = {NULL, 0, 0};
-	if (json_dump_callback(v, dump_append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 || !b.p) {
+	if (json_dump_callback(v, dump_append, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0 ||
+	    !b.p) {
 		free(b.p);
 		return NULL;
 	}

@@ -14,7 +14,7 @@
 #include <stddef.h>
 
 #define JSONX_MAX_DEPTH 16
-#define JSONX_MSG_LEN 160
+#define JSONX_MSG_LEN	160
 
 /*
  * Parses buf[0..len) as one JSON object. On success *out owns a reference.

@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 #define TIME_RFC3339_LEN 31 /* "2026-11-28T15:52:22.123456789Z" + NUL */
-#define NSEC_PER_SEC 1000000000LL
+#define NSEC_PER_SEC	 1000000000LL
 
 /* Nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 int64_t time_now_ns(void);

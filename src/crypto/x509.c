@@ -13,7 +13,7 @@
 #include "crypto/random.h"
 #include "crypto/x509.h"
 
-#define CA_DAYS 3650
+#define CA_DAYS	    3650
 #define SERVER_DAYS 397
 
 /* Opens a temp file beside path with mode 0600 from the first byte on. */

@@ -7,11 +7,11 @@
 #include "core/err.h"
 #include "http/metrics.h"
 
-static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 409, 413,
-			       415, 422, 429, 500, 503, 0 /* other */};
+static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
+			       409, 413, 415, 422, 429, 500, 503, 0 /* other */};
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-				 0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+				 0.05,	 0.1,	0.25,	0.5,   1.0,  2.5};
 #define NBUCKET (sizeof(buckets) / sizeof(buckets[0]))
 
 struct route_metrics {
@@ -81,7 +81,8 @@ char *metrics_render(size_t *len)
 	      f);
 	for (size_t r = 0; r < nentries; r++) {
 		for (size_t s = 0; s < NSTATUS; s++) {
-			uint64_t v = atomic_load_explicit(&table[r].by_status[s], memory_order_relaxed);
+			uint64_t v =
+			    atomic_load_explicit(&table[r].by_status[s], memory_order_relaxed);
 			if (!v)
 				continue;
 			char code[8];
@@ -89,7 +90,9 @@ char *metrics_render(size_t *len)
 				snprintf(code, sizeof(code), "%d", statuses[s]);
 			else
 				snprintf(code, sizeof(code), "other");
-			fprintf(f, "odysseus_http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n",
+			fprintf(f,
+				"odysseus_http_requests_total{method=\"%s\",route=\"%s\",status=\"%"
+				"s\"} %llu\n",
 				table[r].method, table[r].pattern, code, (unsigned long long)v);
 		}
 	}
@@ -106,13 +109,18 @@ char *metrics_render(size_t *len)
 			else
 				snprintf(le, sizeof(le), "+Inf");
 			fprintf(f,
-				"odysseus_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"%s\"} %llu\n",
+				"odysseus_http_request_duration_seconds_bucket{method=\"%s\",route="
+				"\"%s\",le=\"%s\"} %llu\n",
 				table[r].method, table[r].pattern, le, (unsigned long long)cum);
 		}
-		fprintf(f, "odysseus_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.9f\n",
-			table[r].method, table[r].pattern,
-			(double)atomic_load_explicit(&table[r].sum_ns, memory_order_relaxed) / 1e9);
-		fprintf(f, "odysseus_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
+		fprintf(
+		    f,
+		    "odysseus_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.9f\n",
+		    table[r].method, table[r].pattern,
+		    (double)atomic_load_explicit(&table[r].sum_ns, memory_order_relaxed) / 1e9);
+		fprintf(f,
+			"odysseus_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} "
+			"%llu\n",
 			table[r].method, table[r].pattern, (unsigned long long)cum);
 	}
 	if (fclose(f) != 0) {

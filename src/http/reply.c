@@ -34,7 +34,8 @@ void reply_no_content(struct http_exchange *ex)
 	set_body(ex, 204, NULL, NULL, 0);
 }
 
-void reply_text(struct http_exchange *ex, int status, const char *type, const char *text, size_t len)
+void reply_text(struct http_exchange *ex, int status, const char *type, const char *text,
+		size_t len)
 {
 	char *copy = malloc(len + 1);
 	if (!copy) {
@@ -63,21 +64,22 @@ void reply_odx_error(struct http_exchange *ex, int rc, const char *message)
 		int rc, status;
 		const char *code, *message;
 	} map[] = {
-		{ODX_EINVAL, 400, "bad_request", "invalid request"},
-		{ODX_ETOOBIG, 413, "payload_too_large", "request too large"},
-		{ODX_EAUTH, 401, "unauthorized", "authentication required"},
-		{ODX_EREUSED, 401, "unauthorized", "authentication required"},
-		{ODX_EFORBIDDEN, 403, "forbidden", "not allowed"},
-		{ODX_ENOTFOUND, 404, "not_found", "not found"},
-		{ODX_ECONFLICT, 409, "conflict", "conflict"},
-		{ODX_EQUOTA, 409, "quota_exceeded", "quota exceeded"},
-		{ODX_ERATELIMIT, 429, "rate_limited", "too many requests"},
-		{ODX_EUNAVAIL, 503, "unavailable", "service temporarily unavailable"},
-		{ODX_EBUSY, 503, "unavailable", "service busy, retry"},
+	    {ODX_EINVAL, 400, "bad_request", "invalid request"},
+	    {ODX_ETOOBIG, 413, "payload_too_large", "request too large"},
+	    {ODX_EAUTH, 401, "unauthorized", "authentication required"},
+	    {ODX_EREUSED, 401, "unauthorized", "authentication required"},
+	    {ODX_EFORBIDDEN, 403, "forbidden", "not allowed"},
+	    {ODX_ENOTFOUND, 404, "not_found", "not found"},
+	    {ODX_ECONFLICT, 409, "conflict", "conflict"},
+	    {ODX_EQUOTA, 409, "quota_exceeded", "quota exceeded"},
+	    {ODX_ERATELIMIT, 429, "rate_limited", "too many requests"},
+	    {ODX_EUNAVAIL, 503, "unavailable", "service temporarily unavailable"},
+	    {ODX_EBUSY, 503, "unavailable", "service busy, retry"},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		if (map[i].rc == rc) {
-			reply_error(ex, map[i].status, map[i].code, message ? message : map[i].message);
+			reply_error(ex, map[i].status, map[i].code,
+				    message ? message : map[i].message);
 			return;
 		}
 	}

@@ -119,7 +119,8 @@ int http_routes_validate(const struct http_route *routes, size_t n, char *err, s
 			return ODX_EINVAL;
 		}
 		for (size_t j = 0; j < i; j++) {
-			if (routes[j].method == r->method && strcmp(routes[j].pattern, r->pattern) == 0) {
+			if (routes[j].method == r->method &&
+			    strcmp(routes[j].pattern, r->pattern) == 0) {
 				snprintf(err, errlen, "route %s %s is declared twice",
 					 http_method_name(r->method), r->pattern);
 				return ODX_EINVAL;
@@ -251,9 +252,9 @@ static void send_reply(struct http_exchange *ex)
 		log_event(LOG_INFO, "request",
 			  json_pack("{s:s, s:s, s:i, s:f, s:s, s:s}", "method",
 				    http_method_name(ex->method), "route",
-				    ex->route ? ex->route->pattern : "unmatched", "status", ex->status,
-				    "duration_ms", (double)dur / 1e6, "request_id", ex->request_id,
-				    "source", ex->source_ip));
+				    ex->route ? ex->route->pattern : "unmatched", "status",
+				    ex->status, "duration_ms", (double)dur / 1e6, "request_id",
+				    ex->request_id, "source", ex->source_ip));
 	atomic_fetch_sub(&ex->loop->inflight, 1);
 	exchange_free(ex);
 }
@@ -347,8 +348,8 @@ static const struct http_route *route_lookup(struct http_server *srv, struct htt
 			ex->route_index = (int)i;
 			return r;
 		}
-		int w = snprintf(ex->allow + used, sizeof(ex->allow) - used, "%s%s", used ? ", " : "",
-				 http_method_name(r->method));
+		int w = snprintf(ex->allow + used, sizeof(ex->allow) - used, "%s%s",
+				 used ? ", " : "", http_method_name(r->method));
 		if (w > 0 && (size_t)w < sizeof(ex->allow) - used)
 			used += (size_t)w;
 	}
@@ -394,14 +395,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const char *starts[HTTP_MAX_PARAMS];
 	size_t lens[HTTP_MAX_PARAMS];
 	if (loop->stopping) {
-		/* Draining: finish what was taken, take nothing new, even on open keep-alive connections. */
+		/* Draining: finish what was taken, take nothing new, even on open keep-alive
+		 * connections. */
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		reply_error(ex, 503, "unavailable", "server is shutting down");
 		send_reply(ex);
 		return;
 	}
 	if (!path || !*path || !ex->method) {
-		reply_error(ex, !ex->method ? 405 : 400, !ex->method ? "method_not_allowed" : "bad_request",
+		reply_error(ex, !ex->method ? 405 : 400,
+			    !ex->method ? "method_not_allowed" : "bad_request",
 			    !ex->method ? "method not allowed" : "bad request path");
 		send_reply(ex);
 		return;
@@ -453,8 +456,8 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl)
 		return NULL;
-	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-								   BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev)
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
@@ -469,7 +472,7 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-					 SSL_OP_NO_COMPRESSION);
+				     SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20");
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
@@ -508,7 +511,8 @@ static int parse_listen(const char *listen, char host[static 256], char port[sta
 
 static int bind_socket(const char *host, const char *port, int *out_fd, int *out_port)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
 	struct addrinfo *ai;
 	if (getaddrinfo(host[0] ? host : NULL, port, &hints, &ai) != 0)
@@ -530,8 +534,9 @@ static int bind_socket(const char *host, const char *port, int *out_fd, int *out
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		*out_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-						      : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		*out_port = ss.ss_family == AF_INET6
+				? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+				: ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	}
 	freeaddrinfo(ai);
 	if (rc < 0) {
@@ -583,7 +588,8 @@ static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, ch
 	loop->srv = srv;
 	loop->fd = fd;
 	pthread_mutex_init(&loop->done_lock, NULL);
-	/* The changelist folds the per-reply enable/disable of write interest into one epoll_ctl. */
+	/* The changelist folds the per-reply enable/disable of write interest into one epoll_ctl.
+	 */
 	struct event_config *ec = event_config_new();
 	if (ec)
 		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -599,8 +605,8 @@ static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, ch
 	evhttp_set_max_body_size(loop->http, 2 * HTTP_MAX_BODY);
 	evhttp_set_timeout(loop->http, HTTP_TIMEOUT_S);
 	evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						       EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
-						       EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+						   EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |
+						   EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(loop->http, on_request, loop);
 	if (srv->ssl)
 		evhttp_set_bevcb(loop->http, tls_bevcb, srv->ssl);
@@ -661,7 +667,8 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
 			snprintf(port, sizeof(port), "%d", srv->port);
 		rc = bind_socket(host, port, &fd, &bound_port);
 		if (rc < 0) {
-			snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, odx_strerror(rc));
+			snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen,
+				 odx_strerror(rc));
 			break;
 		}
 		srv->port = bound_port;
@@ -716,7 +723,8 @@ void http_server_free(struct http_server *srv)
 		return;
 	for (int i = 0; srv->loops && i < srv->nloops; i++) {
 		struct http_loop *loop = &srv->loops[i];
-		/* Replies that finished after the drain deadline are dropped with their connection. */
+		/* Replies that finished after the drain deadline are dropped with their connection.
+		 */
 		struct http_exchange *ex = loop->done_head;
 		while (ex) {
 			struct http_exchange *next = ex->next;

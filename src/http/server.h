@@ -20,16 +20,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_BODY (1024 * 1024)
-#define HTTP_MAX_HEADERS 16384
-#define HTTP_TIMEOUT_S 30
-#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_BODY	    (1024 * 1024)
+#define HTTP_MAX_HEADERS    16384
+#define HTTP_TIMEOUT_S	    30
+#define HTTP_MAX_PARAMS	    4
 #define HTTP_REQUEST_ID_MAX 129
 
 enum http_method { HTTP_GET = 1, HTTP_POST, HTTP_PUT, HTTP_PATCH, HTTP_DELETE };
 
 enum {
-	HTTP_ROUTE_BLOCKING = 1 << 0,      /* run the handler on a worker thread */
+	HTTP_ROUTE_BLOCKING = 1 << 0,	   /* run the handler on a worker thread */
 	HTTP_ROUTE_LOOPBACK_OPEN = 1 << 1, /* no credential needed from loopback */
 };
 
@@ -39,7 +39,7 @@ struct http_route {
 	enum http_method method;
 	const char *pattern; /* "/v1/users/{id}": {name} matches one non-empty segment */
 	void (*handler)(struct http_exchange *ex);
-	int perm;        /* the application's permission id; 0 is refused */
+	int perm;	 /* the application's permission id; 0 is refused */
 	size_t max_body; /* 0: HTTP_MAX_BODY */
 	unsigned flags;
 };
@@ -54,12 +54,12 @@ struct http_exchange {
 	int nparams;
 	const char *authorization; /* NULL when absent */
 	const char *content_type;  /* NULL when absent */
-	const char *body;          /* NUL-terminated copy; body_len excludes the NUL */
+	const char *body;	   /* NUL-terminated copy; body_len excludes the NUL */
 	size_t body_len;
 	char request_id[HTTP_REQUEST_ID_MAX];
 	char source_ip[64];
 	bool loopback;
-	void *app; /* http_server_config.app */
+	void *app;  /* http_server_config.app */
 	void *auth; /* for the application: the verified principal */
 	/* The reply, set through reply.h. */
 	int status;
@@ -79,9 +79,9 @@ struct http_exchange {
 };
 
 struct http_server_config {
-	const char *listen; /* "host:port", "[v6]:port" */
-	int threads;        /* event loops; 0 = one per online core */
-	int workers;        /* worker threads */
+	const char *listen;		/* "host:port", "[v6]:port" */
+	int threads;			/* event loops; 0 = one per online core */
+	int workers;			/* worker threads */
 	const char *tls_cert, *tls_key; /* NULL: plain HTTP */
 	const struct http_route *routes;
 	size_t nroutes;

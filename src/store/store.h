@@ -27,25 +27,31 @@ struct store_stmt;
 enum store_scope_kind { STORE_PLATFORM, STORE_TENANT };
 enum store_mode { STORE_READ, STORE_WRITE };
 
-enum store_arg_type { STORE_ARG_NULL, STORE_ARG_TEXT, STORE_ARG_INT, STORE_ARG_REAL, STORE_ARG_BLOB };
+enum store_arg_type {
+	STORE_ARG_NULL,
+	STORE_ARG_TEXT,
+	STORE_ARG_INT,
+	STORE_ARG_REAL,
+	STORE_ARG_BLOB
+};
 
 struct store_arg {
 	enum store_arg_type type;
 	const void *ptr; /* text (NUL-terminated) or blob */
-	size_t len;      /* blob length */
+	size_t len;	 /* blob length */
 	int64_t i;
 	double d;
 };
 
-#define S_NULL ((struct store_arg){.type = STORE_ARG_NULL})
-#define S_TEXT(s) ((struct store_arg){.type = STORE_ARG_TEXT, .ptr = (s)})
-#define S_INT(v) ((struct store_arg){.type = STORE_ARG_INT, .i = (int64_t)(v)})
-#define S_REAL(v) ((struct store_arg){.type = STORE_ARG_REAL, .d = (double)(v)})
+#define S_NULL	     ((struct store_arg){.type = STORE_ARG_NULL})
+#define S_TEXT(s)    ((struct store_arg){.type = STORE_ARG_TEXT, .ptr = (s)})
+#define S_INT(v)     ((struct store_arg){.type = STORE_ARG_INT, .i = (int64_t)(v)})
+#define S_REAL(v)    ((struct store_arg){.type = STORE_ARG_REAL, .d = (double)(v)})
 #define S_BLOB(p, n) ((struct store_arg){.type = STORE_ARG_BLOB, .ptr = (p), .len = (n)})
 /* STORE_ARGS(a, b, ...) expands to the (array, count) pair the calls take. */
 #define STORE_ARGS(...)                                                                            \
 	(const struct store_arg[]){__VA_ARGS__},                                                   \
-		sizeof((const struct store_arg[]){__VA_ARGS__}) / sizeof(struct store_arg)
+	    sizeof((const struct store_arg[]){__VA_ARGS__}) / sizeof(struct store_arg)
 #define STORE_NOARGS NULL, 0
 
 /*
@@ -106,14 +112,14 @@ typedef int (*store_row_fn)(struct store_stmt *row, void *ctx);
 int store_each(struct store_tx *tx, const char *sql, const struct store_arg *args, size_t nargs,
 	       store_row_fn fn, void *ctx);
 /* store_each in a read transaction of its own in the scope of tenant_id (NULL: platform). */
-int store_read(struct store *s, const char *tenant_id, const char *sql, const struct store_arg *args,
-	       size_t nargs, store_row_fn fn, void *ctx);
+int store_read(struct store *s, const char *tenant_id, const char *sql,
+	       const struct store_arg *args, size_t nargs, store_row_fn fn, void *ctx);
 /* Like store_read for one row: 0 when fn saw it, ODX_ENOTFOUND when there was none. */
 int store_read_one(struct store *s, const char *tenant_id, const char *sql,
 		   const struct store_arg *args, size_t nargs, store_row_fn fn, void *ctx);
 /* One statement in a write transaction of its own; returns the rows changed or an error. */
-int store_write(struct store *s, const char *tenant_id, const char *sql, const struct store_arg *args,
-		size_t nargs);
+int store_write(struct store *s, const char *tenant_id, const char *sql,
+		const struct store_arg *args, size_t nargs);
 
 /* Readiness: 0 when the platform database answers. */
 int store_ping(struct store *s);

@@ -21,8 +21,8 @@
 #include "store/migrations.h"
 #include "store/store.h"
 
-#define POOL_MAX_IDLE 8
-#define STMT_CACHE 48
+#define POOL_MAX_IDLE	8
+#define STMT_CACHE	48
 #define BUSY_TIMEOUT_MS 5000
 
 struct pool;
@@ -243,7 +243,8 @@ static int conn_checkout(struct store *s, const char *tenant_id, bool create, st
 	struct conn *c = p->nidle > 0 ? p->idle[--p->nidle] : NULL;
 	pthread_mutex_unlock(&s->lock);
 	if (!c) {
-		/* Tenant files are made only by store_tenant_create: a missing one is a missing tenant. */
+		/* Tenant files are made only by store_tenant_create: a missing one is a missing
+		 * tenant. */
 		if (tenant_id && !create && access(p->path, F_OK) != 0)
 			rc = ODX_ENOTFOUND;
 		else
@@ -454,11 +455,14 @@ static int bind_args(sqlite3_stmt *st, const struct store_arg *args, size_t narg
 		int idx = (int)i + 1, rc;
 		switch (args[i].type) {
 		case STORE_ARG_NULL: rc = sqlite3_bind_null(st, idx); break;
-		case STORE_ARG_TEXT: rc = sqlite3_bind_text(st, idx, args[i].ptr, -1, SQLITE_STATIC); break;
+		case STORE_ARG_TEXT:
+			rc = sqlite3_bind_text(st, idx, args[i].ptr, -1, SQLITE_STATIC);
+			break;
 		case STORE_ARG_INT: rc = sqlite3_bind_int64(st, idx, args[i].i); break;
 		case STORE_ARG_REAL: rc = sqlite3_bind_double(st, idx, args[i].d); break;
 		case STORE_ARG_BLOB:
-			rc = sqlite3_bind_blob(st, idx, args[i].ptr, (int)args[i].len, SQLITE_STATIC);
+			rc = sqlite3_bind_blob(st, idx, args[i].ptr, (int)args[i].len,
+					       SQLITE_STATIC);
 			break;
 		default: return ODX_EINTERNAL;
 		}
@@ -480,7 +484,8 @@ static int prepare(struct conn *c, const char *sql, sqlite3_stmt **st, bool *own
 			return 0;
 		}
 	}
-	int rc = map_sqlite(sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL));
+	int rc =
+	    map_sqlite(sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL));
 	if (rc < 0)
 		return rc;
 	*owned = true;

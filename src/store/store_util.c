@@ -20,8 +20,8 @@ int store_each(struct store_tx *tx, const char *sql, const struct store_arg *arg
 	return rc < 0 ? rc : rows;
 }
 
-int store_read(struct store *s, const char *tenant_id, const char *sql, const struct store_arg *args,
-	       size_t nargs, store_row_fn fn, void *ctx)
+int store_read(struct store *s, const char *tenant_id, const char *sql,
+	       const struct store_arg *args, size_t nargs, store_row_fn fn, void *ctx)
 {
 	struct store_tx *tx;
 	int rc = store_tx_begin(s, tenant_id, STORE_READ, &tx);
@@ -39,8 +39,8 @@ int store_read_one(struct store *s, const char *tenant_id, const char *sql,
 	return rc < 0 ? rc : rc == 0 ? ODX_ENOTFOUND : 0;
 }
 
-int store_write(struct store *s, const char *tenant_id, const char *sql, const struct store_arg *args,
-		size_t nargs)
+int store_write(struct store *s, const char *tenant_id, const char *sql,
+		const struct store_arg *args, size_t nargs)
 {
 	struct store_tx *tx;
 	int rc = store_tx_begin(s, tenant_id, STORE_WRITE, &tx);

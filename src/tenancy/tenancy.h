@@ -22,7 +22,7 @@
 #include "store/store.h"
 
 #define TENANT_NAME_MAX 64
-#define EMAIL_MAX 255
+#define EMAIL_MAX	255
 
 struct quotas {
 	int64_t cpu_millicores;
@@ -87,8 +87,7 @@ int user_create(struct store *s, const char *tenant_id, const char *email, const
 		enum role role, struct user *out);
 /* A tenant user, or the platform administrator when tenant_id is "". */
 int user_get(struct store *s, const char *tenant_id, const char *id, struct user *out);
-int user_list(struct store *s, const char *tenant_id, const char *after, int limit,
-	      json_t **items);
+int user_list(struct store *s, const char *tenant_id, const char *after, int limit, json_t **items);
 /* Changes role and/or password hash (NULL / ROLE_NONE leave them). */
 int user_update(struct store *s, const char *tenant_id, const char *id, enum role role,
 		const char *hash, struct user *out);

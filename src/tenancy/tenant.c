@@ -141,11 +141,13 @@ int tenant_create(struct store *s, const char *name, const struct quotas *q,
 			*conflict = "email";
 	}
 	if (rc == 0)
-		rc = store_exec(tx, "INSERT INTO tenants (" TENANT_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?)",
-				STORE_ARGS(S_TEXT(t.id), S_TEXT(t.name), S_INT(t.created_at),
-					   S_INT(q->cpu_millicores), S_INT(q->memory_mb),
-					   S_INT(q->containers), S_INT(q->storage_mb)));
-	/* The tenant's file is made while the platform lock is held: no one can see a half tenant. */
+		rc = store_exec(
+		    tx, "INSERT INTO tenants (" TENANT_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?)",
+		    STORE_ARGS(S_TEXT(t.id), S_TEXT(t.name), S_INT(t.created_at),
+			       S_INT(q->cpu_millicores), S_INT(q->memory_mb), S_INT(q->containers),
+			       S_INT(q->storage_mb)));
+	/* The tenant's file is made while the platform lock is held: no one can see a half tenant.
+	 */
 	if (rc >= 0)
 		rc = store_tenant_create(s, t.id);
 	if (rc < 0) {
@@ -182,9 +184,9 @@ int tenant_list(struct store *s, const char *after, int limit, json_t **items)
 	struct tenant_row r = {.t = &t, .list = json_array()};
 	if (!r.list)
 		return ODX_ENOMEM;
-	int rc = store_read(s, NULL,
-			    "SELECT " TENANT_COLUMNS " FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
-			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_tenant, &r);
+	int rc = store_read(
+	    s, NULL, "SELECT " TENANT_COLUMNS " FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
+	    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_tenant, &r);
 	if (rc < 0) {
 		json_decref(r.list);
 		return rc;
@@ -249,11 +251,12 @@ static int read_usage(struct store_stmt *q, void *arg)
 
 int tenant_usage(struct store *s, const char *id, struct quotas *usage)
 {
-	return store_read_one(s, id,
-			      "SELECT coalesce(sum(cpu_millicores), 0), coalesce(sum(memory_mb), 0), "
-			      "count(*), coalesce(sum(storage_mb), 0) FROM containers "
-			      "WHERE state IN ('created', 'running', 'restarting')",
-			      STORE_NOARGS, read_usage, usage);
+	return store_read_one(
+	    s, id,
+	    "SELECT coalesce(sum(cpu_millicores), 0), coalesce(sum(memory_mb), 0), "
+	    "count(*), coalesce(sum(storage_mb), 0) FROM containers "
+	    "WHERE state IN ('created', 'running', 'restarting')",
+	    STORE_NOARGS, read_usage, usage);
 }
 
 int tenant_delete(struct store *s, const char *id, int64_t now_ns)
@@ -272,9 +275,9 @@ int tenant_delete(struct store *s, const char *id, int64_t now_ns)
 	if (rc == 0 && usage.containers > 0)
 		rc = ODX_ECONFLICT;
 	const char *const cleanup[] = {
-		"DELETE FROM login_directory WHERE tenant_id = ?",
-		"DELETE FROM api_key_directory WHERE tenant_id = ?",
-		"DELETE FROM tenants WHERE id = ?",
+	    "DELETE FROM login_directory WHERE tenant_id = ?",
+	    "DELETE FROM api_key_directory WHERE tenant_id = ?",
+	    "DELETE FROM tenants WHERE id = ?",
 	};
 	for (size_t i = 0; rc >= 0 && i < sizeof(cleanup) / sizeof(cleanup[0]); i++)
 		rc = store_exec(tx, cleanup[i], STORE_ARGS(S_TEXT(id)));

@@ -80,7 +80,8 @@ static int read_user_by_id(struct store *s, const char *tenant_id, const char *i
 {
 	struct user_row r = {.tenant_id = tenant_id, .u = u, .hash = hash};
 	if (tenant_id[0])
-		return store_read_one(s, tenant_id, "SELECT " USER_COLUMNS " FROM users WHERE id = ?",
+		return store_read_one(s, tenant_id,
+				      "SELECT " USER_COLUMNS " FROM users WHERE id = ?",
 				      STORE_ARGS(S_TEXT(id)), read_user, &r);
 	return store_read_one(s, NULL, "SELECT " ADMIN_COLUMNS " FROM platform_admins WHERE id = ?",
 			      STORE_ARGS(S_TEXT(id)), read_user, &r);
@@ -136,9 +137,9 @@ int tenancy_directory_claim(struct store *s, struct store_tx *ptx, const char *e
 	}
 	if (rc < 0)
 		return rc;
-	rc = store_exec(ptx, "INSERT INTO login_directory (email, tenant_id, user_id) VALUES (?, ?, ?)",
-			STORE_ARGS(S_TEXT(email), tenant_id[0] ? S_TEXT(tenant_id) : S_NULL,
-				   S_TEXT(user_id)));
+	rc = store_exec(
+	    ptx, "INSERT INTO login_directory (email, tenant_id, user_id) VALUES (?, ?, ?)",
+	    STORE_ARGS(S_TEXT(email), tenant_id[0] ? S_TEXT(tenant_id) : S_NULL, S_TEXT(user_id)));
 	return rc < 0 ? rc : 0;
 }
 
@@ -173,11 +174,11 @@ int platform_admin_create(struct store *s, const char *email, const char *hash, 
 	snprintf(u.email, sizeof(u.email), "%s", email);
 	int rc = random_id("usr", u.id);
 	if (rc == 0)
-		rc = directory_claim_and(s, &u,
-					 "INSERT INTO platform_admins (id, email, password_hash, "
-					 "created_at) VALUES (?, ?, ?, ?)",
-					 STORE_ARGS(S_TEXT(u.id), S_TEXT(u.email), S_TEXT(hash),
-						    S_INT(u.created_at)));
+		rc = directory_claim_and(
+		    s, &u,
+		    "INSERT INTO platform_admins (id, email, password_hash, "
+		    "created_at) VALUES (?, ?, ?, ?)",
+		    STORE_ARGS(S_TEXT(u.id), S_TEXT(u.email), S_TEXT(hash), S_INT(u.created_at)));
 	if (rc == 0 && out)
 		*out = u;
 	return rc;
@@ -234,16 +235,15 @@ int user_get(struct store *s, const char *tenant_id, const char *id, struct user
 	return read_user_by_id(s, tenant_id, id, out, NULL);
 }
 
-int user_list(struct store *s, const char *tenant_id, const char *after, int limit,
-	      json_t **items)
+int user_list(struct store *s, const char *tenant_id, const char *after, int limit, json_t **items)
 {
 	struct user u;
 	struct user_row r = {.tenant_id = tenant_id, .u = &u, .list = json_array()};
 	if (!r.list)
 		return ODX_ENOMEM;
-	int rc = store_read(s, tenant_id,
-			    "SELECT " USER_COLUMNS " FROM users WHERE id > ? ORDER BY id LIMIT ?",
-			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_user, &r);
+	int rc = store_read(
+	    s, tenant_id, "SELECT " USER_COLUMNS " FROM users WHERE id > ? ORDER BY id LIMIT ?",
+	    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), append_user, &r);
 	if (rc < 0) {
 		json_decref(r.list);
 		return rc;
@@ -284,7 +284,8 @@ int user_delete(struct store *s, const char *tenant_id, const char *id)
 	struct user u;
 	int rc = user_get(s, tenant_id, id, &u);
 	if (rc == 0)
-		rc = store_write(s, tenant_id, "DELETE FROM users WHERE id = ?", STORE_ARGS(S_TEXT(id)));
+		rc = store_write(s, tenant_id, "DELETE FROM users WHERE id = ?",
+				 STORE_ARGS(S_TEXT(id)));
 	if (rc == 0)
 		rc = ODX_ENOTFOUND;
 	if (rc < 0)
@@ -297,8 +298,8 @@ int user_find_login(struct store *s, const char *email, struct user *out,
 		    char hash[static PASSWORD_HASH_MAX])
 {
 	struct directory_entry d;
-	int rc = store_read_one(s, NULL, DIRECTORY_LOOKUP, STORE_ARGS(S_TEXT(email)), read_directory,
-				&d);
+	int rc = store_read_one(s, NULL, DIRECTORY_LOOKUP, STORE_ARGS(S_TEXT(email)),
+				read_directory, &d);
 	if (rc < 0)
 		return rc;
 	return read_user_by_id(s, d.tenant_id, d.user_id, out, hash);
