@@ -26,9 +26,10 @@ void api_log_security(const struct http_exchange *ex, const char *event, const c
 {
 	const struct principal *p = ex->auth;
 	log_event(LOG_WARN, event,
-		  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "reason", reason, "method",
+		  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "reason", reason, "method",
 			    http_method_name(ex->method), "route",
-			    ex->route ? ex->route->pattern : "", "actor", p ? p->id : "", "tenant",
+			    ex->route ? ex->route->pattern : "", "path", ex->path ? ex->path : "",
+			    "actor", p ? p->id : "", "tenant",
 			    p ? p->tenant_id : "", "request_id", ex->request_id, "source",
 			    ex->source_ip));
 }
@@ -84,8 +85,19 @@ static bool authorize(struct api *api, struct http_exchange *ex, const struct pr
 			return false;
 		}
 	}
+	/* Ownership is decided here, from the route's owner lookup, never in a handler. */
+	bool own = true;
+	if (ex->route->owner) {
+		char owner[ID_MAX_LEN] = "";
+		int rc = ex->route->owner(ex, owner, sizeof(owner));
+		if (rc < 0 && rc != ODX_ENOTFOUND) {
+			reply_odx_error(ex, rc, NULL);
+			return false;
+		}
+		own = rc == 0 && strcmp(owner, p->id) == 0;
+	}
 	const char *set = NULL;
-	enum authz_reason why = authz_decide(p, (enum perm_id)ex->route->perm, true, rules,
+	enum authz_reason why = authz_decide(p, (enum perm_id)ex->route->perm, own, rules,
 					     http_method_name(ex->method), ex->path, &set);
 	if (why == AUTHZ_OK)
 		return true;

@@ -104,7 +104,8 @@ void api_users_update(struct http_exchange *ex)
 	char hash[PASSWORD_HASH_MAX];
 	if (role_s && (role = parse_role(ex, role_s)) == ROLE_NONE)
 		goto out;
-	if (role != ROLE_NONE && role != ROLE_ADMIN && strcmp(ex->params[0], p->id) == 0) {
+	if (p->role == ROLE_ADMIN && role != ROLE_NONE && role != ROLE_ADMIN &&
+	    strcmp(ex->params[0], p->id) == 0) {
 		reply_error(ex, 409, "conflict", "an Admin cannot demote themselves");
 		goto out;
 	}

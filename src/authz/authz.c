@@ -72,6 +72,19 @@ enum authz_reason authz_check(const struct principal *p, enum perm_id perm, bool
 	return AUTHZ_OK;
 }
 
+/*
+ * A deny may not take away what recovery needs: any caller's own session
+ * (/v1/me, logout) and an Admin's tenant settings, so a tenant can always
+ * repair its permission sets — the way a role's own grants cannot lock a
+ * tenant out (an Admin cannot demote themselves either).
+ */
+static bool deny_applies(const struct principal *p, enum perm_id perm)
+{
+	if (perm == PERM_AUTHENTICATED)
+		return false;
+	return !(perm == PERM_TENANT_SETTINGS && p->role == ROLE_ADMIN);
+}
+
 enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, bool own,
 			       const struct permset_rules *rules, const char *method,
 			       const char *path, const char **set)
@@ -79,7 +92,7 @@ enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, boo
 	if (perm == PERM_PUBLIC)
 		return AUTHZ_OK;
 	enum permset_effect e = rules ? permset_evaluate(rules, method, path, set) : PERMSET_NONE;
-	if (e == PERMSET_DENY)
+	if (e == PERMSET_DENY && deny_applies(p, perm))
 		return AUTHZ_DENY_PERMISSION_SET;
 	/* A tenant Admin's allow reaches only the tenant's own API, never the platform's. */
 	if (e == PERMSET_ALLOW && perm != PERM_PLATFORM && p->role != ROLE_PLATFORM_ADMIN)

@@ -82,7 +82,9 @@ struct permset_rules;
 /*
  * The whole decision of SPEC §3 for a request: an explicit deny in the
  * caller's permission sets, then an explicit allow (never for platform
- * routes), then authz_check. rules may be NULL (no sets). On
+ * routes), then authz_check. A deny never removes a caller's own session
+ * routes (PERM_AUTHENTICATED) nor an Admin's tenant settings, so a tenant
+ * cannot lock itself out. rules may be NULL (no sets). On
  * AUTHZ_DENY_PERMISSION_SET, *set names the set that denied.
  */
 enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, bool own,

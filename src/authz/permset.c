@@ -11,7 +11,7 @@
 #include "core/timeutil.h"
 #include "crypto/random.h"
 
-#define CACHE_SLOTS 256
+#define CACHE_SLOTS 64 /* per thread; a slot holds one subject's compiled rules */
 
 static atomic_uint_fast64_t generation = 1;
 
@@ -78,75 +78,95 @@ bool permset_path_match(const char *pattern, const char *path)
 	}
 }
 
-static bool method_ok(const char *m)
+/* The canonical method string, or NULL when m is not one. */
+static const char *method_canonical(const char *m)
 {
 	static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "*"};
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
 		if (strcmp(m, methods[i]) == 0)
-			return true;
-	return false;
+			return methods[i];
+	return NULL;
+}
+
+/* Checks one rule object; fills r except its path and set. */
+static int rule_check(json_t *item, size_t i, struct permset_rule *r, const char **path, char *err,
+		      size_t errlen)
+{
+	const char *effect, *method;
+	char msg[JSONX_MSG_LEN];
+	if (!json_is_object(item) || jsonx_unpack(item, msg, "{s:s, s:s, s:s}", "effect", &effect,
+						  "method", &method, "path", path) < 0) {
+		snprintf(err, errlen, "rule %zu: needs exactly effect, method and path", i);
+		return ODX_EINVAL;
+	}
+	if (strcmp(effect, "allow") && strcmp(effect, "deny")) {
+		snprintf(err, errlen, "rule %zu: effect must be allow or deny", i);
+		return ODX_EINVAL;
+	}
+	if (!(r->method = method_canonical(method))) {
+		snprintf(err, errlen, "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *", i);
+		return ODX_EINVAL;
+	}
+	if (permset_pattern_validate(*path) < 0) {
+		snprintf(err, errlen,
+			 "rule %zu: path must be /segments, with * for one segment and ** only last", i);
+		return ODX_EINVAL;
+	}
+	r->effect = effect[0] == 'a' ? PERMSET_ALLOW : PERMSET_DENY;
+	return 0;
 }
 
 int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *out, char *err,
 			size_t errlen)
 {
 	if (!json_is_array(rules) || json_array_size(rules) > PERMSET_MAX_RULES) {
-		snprintf(err, errlen, "rules must be an array of at most %d rules",
-			 PERMSET_MAX_RULES);
+		snprintf(err, errlen, "rules must be an array of at most %d rules", PERMSET_MAX_RULES);
 		return ODX_EINVAL;
 	}
-	size_t n = json_array_size(rules);
+	size_t n = json_array_size(rules), pool_len = strlen(set) + 1;
 	struct permset_rule *r = calloc(n ? n : 1, sizeof(*r));
+	const char *paths[PERMSET_MAX_RULES];
 	if (!r)
 		return ODX_ENOMEM;
 	size_t i;
 	json_t *item;
 	json_array_foreach(rules, i, item)
 	{
-		const char *effect, *method, *path;
-		char msg[JSONX_MSG_LEN];
-		if (!json_is_object(item) ||
-		    jsonx_unpack(item, msg, "{s:s, s:s, s:s}", "effect", &effect, "method", &method,
-				 "path", &path) < 0) {
-			snprintf(err, errlen, "rule %zu: needs exactly effect, method and path", i);
-			goto bad;
+		if (rule_check(item, i, &r[i], &paths[i], err, errlen) < 0) {
+			free(r);
+			return ODX_EINVAL;
 		}
-		if (strcmp(effect, "allow") && strcmp(effect, "deny")) {
-			snprintf(err, errlen, "rule %zu: effect must be allow or deny", i);
-			goto bad;
-		}
-		if (!method_ok(method)) {
-			snprintf(err, errlen,
-				 "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *", i);
-			goto bad;
-		}
-		if (permset_pattern_validate(path) < 0) {
-			snprintf(err, errlen,
-				 "rule %zu: path must be /segments, with * for one segment and ** "
-				 "only last",
-				 i);
-			goto bad;
-		}
-		r[i].effect = effect[0] == 'a' ? PERMSET_ALLOW : PERMSET_DENY;
-		snprintf(r[i].method, sizeof(r[i].method), "%s", method);
-		snprintf(r[i].path, sizeof(r[i].path), "%s", path);
-		snprintf(r[i].set, sizeof(r[i].set), "%s", set);
+		pool_len += strlen(paths[i]) + 1;
 	}
+	/* One pool per set: its name first, then each path. */
+	char *pool = malloc(pool_len), *w = pool;
+	if (!pool) {
+		free(r);
+		return ODX_ENOMEM;
+	}
+	memcpy(w, set, strlen(set) + 1);
+	w += strlen(set) + 1;
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(paths[i]) + 1;
+		memcpy(w, paths[i], len);
+		r[i].path = w;
+		r[i].set = pool;
+		w += len;
+	}
+	memset(out, 0, sizeof(*out));
 	out->rules = r;
 	out->n = n;
-	out->nsets = 0;
+	out->pools[0] = pool;
+	out->npools = 1;
 	return 0;
-bad:
-	free(r);
-	return ODX_EINVAL;
 }
 
 void permset_rules_done(struct permset_rules *r)
 {
 	free(r->rules);
-	r->rules = NULL;
-	r->n = 0;
-	r->nsets = 0;
+	for (size_t i = 0; i < r->npools; i++)
+		free(r->pools[i]);
+	memset(r, 0, sizeof(*r));
 }
 
 enum permset_effect permset_evaluate(const struct permset_rules *r, const char *method,
@@ -375,6 +395,10 @@ static int add_stored_rules(struct store_stmt *q, void *arg)
 	json_decref(rules);
 	if (rc < 0)
 		return rc == ODX_EINVAL ? ODX_ECORRUPT : rc; /* we validated it before storing it */
+	if (all->npools == PERMSET_MAX_PER_SUBJECT) { /* assignments are capped at that many */
+		permset_rules_done(&one);
+		return ODX_ECORRUPT;
+	}
 	struct permset_rule *grown = realloc(all->rules, (all->n + one.n + 1) * sizeof(*grown));
 	if (!grown) {
 		permset_rules_done(&one);
@@ -383,9 +407,10 @@ static int add_stored_rules(struct store_stmt *q, void *arg)
 	memcpy(grown + all->n, one.rules, one.n * sizeof(*grown));
 	all->rules = grown;
 	all->n += one.n;
-	if (all->nsets < PERMSET_MAX_PER_SUBJECT)
-		snprintf(all->sets[all->nsets++], sizeof(all->sets[0]), "%s", store_col_text(q, 0));
-	permset_rules_done(&one);
+	/* The strings move with their pool; the set's name is the pool's first string. */
+	all->sets[all->nsets++] = one.pools[0];
+	all->pools[all->npools++] = one.pools[0];
+	free(one.rules);
 	return 0;
 }
 

@@ -33,17 +33,23 @@ enum permset_effect { PERMSET_NONE = 0, PERMSET_ALLOW, PERMSET_DENY };
 
 struct permset_rule {
 	enum permset_effect effect;
-	char method[8]; /* "GET" ... or "*" */
-	char path[PERMSET_PATH_MAX];
-	char set[PERMSET_NAME_MAX + 1]; /* the set the rule came from */
+	const char *method; /* "GET" ... or "*" (static) */
+	const char *path;   /* in the owning permset_rules' pools */
+	const char *set;    /* the set the rule came from, likewise */
 };
 
-/* A subject's rules, compiled, and the names of the sets they came from. */
+/*
+ * A subject's rules, compiled, and the names of its sets (even those with
+ * no rules). Strings live in one pool per set, so a subject costs its rules
+ * and their text, nothing fixed-size.
+ */
 struct permset_rules {
 	size_t n;
 	struct permset_rule *rules;
 	size_t nsets;
-	char sets[PERMSET_MAX_PER_SUBJECT][PERMSET_NAME_MAX + 1];
+	const char *sets[PERMSET_MAX_PER_SUBJECT];
+	size_t npools;
+	char *pools[PERMSET_MAX_PER_SUBJECT + 1];
 };
 
 /* Names: 1-64 of [a-z0-9-], not starting with '-'. */
@@ -53,8 +59,9 @@ int permset_pattern_validate(const char *pattern);
 /* True when path matches pattern. */
 bool permset_path_match(const char *pattern, const char *path);
 /*
- * Parses a JSON array of rules (strict: effect, method, path only). Writes
- * a reason into err (for the client) on ODX_EINVAL. *out is malloc'd.
+ * Parses a JSON array of rules (strict: effect, method, path only) of the
+ * set named `set`. Writes a reason into err (for the client) on ODX_EINVAL.
+ * Free *out with permset_rules_done.
  */
 int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *out, char *err,
 			size_t errlen);

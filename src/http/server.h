@@ -42,6 +42,12 @@ struct http_route {
 	int perm;	 /* the application's permission id; 0 is refused */
 	size_t max_body; /* 0: HTTP_MAX_BODY */
 	unsigned flags;
+	/*
+	 * For permissions with ownership (a Developer may update only what it
+	 * created): writes the creator of the object the request names into
+	 * owner[size]. NULL: ownership does not apply to the route.
+	 */
+	int (*owner)(struct http_exchange *ex, char *owner, size_t size);
 };
 
 /* One request and its reply. Request fields are owned copies. */
