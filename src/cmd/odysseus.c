@@ -29,17 +29,25 @@
 #define ODYSSEUS_VERSION "0.1.0"
 #endif
 
-#define MAX_OPTS  16
-#define MAX_POS	  4
-#define EMAIL_MAX 512
+#define MAX_OPTS     16
+#define MAX_POS	     32	 /* users set-permission-sets ID NAME... (the server takes 16) */
+#define MAX_REPEATED 256 /* values of repeatable options (--rule; the server takes 100) */
+#define EMAIL_MAX    512
 
-/* Options every command accepts; a trailing '=' means "takes a value". */
+/*
+ * Options every command accepts; a trailing '=' means "takes a value", "=*"
+ * "takes a value and may be repeated" (the values are kept in order).
+ */
 static const char *const global_opts[] = {"output=", "server=", "ca=", "help", NULL};
 
 struct args {
 	/* Indexed like the command's option list: a value, and whether given. */
 	const char *opt[MAX_OPTS];
 	bool has[MAX_OPTS];
+	/* Values of repeatable options, in command-line order, with their option's index. */
+	const char *rep[MAX_REPEATED];
+	int rep_opt[MAX_REPEATED];
+	size_t nrep;
 	const char *pos[MAX_POS];
 	size_t npos;
 	/* globals */
@@ -90,16 +98,23 @@ static int usage_error(const char *fmt, ...)
 
 /* ---- Option lookup ---------------------------------------------------- */
 
-/* Index of option name in opts (without '='), or -1. *arg: it takes a value. */
-static int opt_index(const char *const *opts, const char *name, size_t n, bool *arg)
+/*
+ * Index of option name in opts (without '=' or '=*'), or -1. *arg: it takes
+ * a value; *repeat: it may be given more than once.
+ */
+static int opt_index(const char *const *opts, const char *name, size_t n, bool *arg, bool *repeat)
 {
 	for (int i = 0; opts != NULL && opts[i] != NULL; i++) {
 		size_t l = strlen(opts[i]);
+		bool many = l > 1 && opts[i][l - 1] == '*' && opts[i][l - 2] == '=';
+		if (many)
+			l--;
 		bool takes = l > 0 && opts[i][l - 1] == '=';
 		if (takes)
 			l--;
 		if (l == n && strncmp(opts[i], name, n) == 0) {
 			*arg = takes;
+			*repeat = many;
 			return i;
 		}
 	}
@@ -108,14 +123,31 @@ static int opt_index(const char *const *opts, const char *name, size_t n, bool *
 
 static int cmd_opt(const struct command *cmd, const char *name)
 {
-	bool arg;
-	return opt_index(cmd->opts, name, strlen(name), &arg);
+	bool arg, repeat;
+	return opt_index(cmd->opts, name, strlen(name), &arg, &repeat);
 }
 
 static const char *get_opt(const struct args *a, const char *name)
 {
 	int i = cmd_opt(current, name);
 	return i >= 0 ? a->opt[i] : NULL;
+}
+
+static bool has_opt(const struct args *a, const char *name)
+{
+	int i = cmd_opt(current, name);
+	return i >= 0 && a->has[i];
+}
+
+/* Every value of the repeatable option name, in order, into out; returns how many. */
+static size_t get_all(const struct args *a, const char *name, const char **out)
+{
+	int i = cmd_opt(current, name);
+	size_t n = 0;
+	for (size_t k = 0; i >= 0 && k < a->nrep; k++)
+		if (a->rep_opt[k] == i)
+			out[n++] = a->rep[k];
+	return n;
 }
 
 /* Sets global option number i (an index into global_opts). */
@@ -176,9 +208,9 @@ static int parse_args(int argc, char **argv, int *i, const struct command *cmd, 
 			return usage_error("unknown option %s", s);
 		const char *eq = strchr(name, '=');
 		size_t n = eq != NULL ? (size_t)(eq - name) : strlen(name);
-		bool arg;
-		int gi = opt_index(global_opts, name, n, &arg);
-		int ci = gi < 0 && cmd != NULL ? opt_index(cmd->opts, name, n, &arg) : -1;
+		bool arg, repeat = false;
+		int gi = opt_index(global_opts, name, n, &arg, &repeat);
+		int ci = gi < 0 && cmd != NULL ? opt_index(cmd->opts, name, n, &arg, &repeat) : -1;
 		if (gi < 0 && ci < 0)
 			return usage_error("unknown option %s", s);
 		if (arg) {
@@ -195,6 +227,13 @@ static int parse_args(int argc, char **argv, int *i, const struct command *cmd, 
 		if (gi >= 0) {
 			set_global(a, gi, value);
 		} else {
+			if (repeat) {
+				if (a->nrep >= MAX_REPEATED)
+					return usage_error("option %.*s given too often",
+							   (int)n + 2, s);
+				a->rep[a->nrep] = value;
+				a->rep_opt[a->nrep++] = ci;
+			}
 			a->opt[ci] = value;
 			a->has[ci] = true;
 		}
@@ -651,11 +690,28 @@ static int cmd_keys_list(const struct ctx *ctx, const struct args *a)
 	return run_list(ctx, "/v1/api-keys", key_cols, NCOLS(key_cols));
 }
 
-static const char *const key_create_opts[] = {"name=", "role=", NULL};
+static const char *const key_create_opts[] = {"name=", "role=", "permission-set=*", NULL};
+
+/* A JSON array of strings; NULL (reported) when out of memory. */
+static json_t *string_array(const char *const *v, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr != NULL && i < n; i++) {
+		if (json_array_append_new(arr, json_string(v[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr == NULL)
+		cli_errorf("out of memory");
+	return arr;
+}
 
 static int cmd_keys_create(const struct ctx *ctx, const struct args *a)
 {
 	const char *name = get_opt(a, "name"), *role = get_opt(a, "role");
+	const char *sets[MAX_REPEATED];
+	size_t nsets = get_all(a, "permission-set", sets);
 	json_t *body, *answer = NULL;
 	int rc;
 
@@ -665,6 +721,12 @@ static int cmd_keys_create(const struct ctx *ctx, const struct args *a)
 		return usage_error("--role is required");
 	if ((body = json_pack("{s:s, s:s}", "name", name, "role", role)) == NULL) {
 		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	/* Sets can only be given to a key when it is made (the API has no later change). */
+	if (nsets > 0 &&
+	    json_object_set_new(body, "permission_sets", string_array(sets, nsets)) < 0) {
+		json_decref(body);
 		return CLI_E_FAIL;
 	}
 	rc = run_create(ctx, "/v1/api-keys", body, &answer);
@@ -682,6 +744,255 @@ static int cmd_keys_delete(const struct ctx *ctx, const struct args *a)
 {
 	return run_on(ctx, "DELETE", "/v1/api-keys/", a->pos[0], "", NULL, key_cols,
 		      NCOLS(key_cols), "api key", "deleted");
+}
+
+/* ---- permission sets -------------------------------------------------- */
+
+static const struct cli_column set_cols[] = {
+    {"NAME", "name", CLI_COL_TEXT},
+    {"RULES", "rules", CLI_COL_TEXT},	    /* a count: see set_summary */
+    {"SUBJECTS", "subjects", CLI_COL_TEXT}, /* a count */
+    {"CREATED", "created_at", CLI_COL_TIME},
+    {"UPDATED", "updated_at", CLI_COL_TIME},
+};
+
+static const struct cli_column rule_cols[] = {
+    {"EFFECT", "effect", CLI_COL_TEXT},
+    {"METHOD", "method", CLI_COL_TEXT},
+    {"PATH", "path", CLI_COL_TEXT},
+};
+
+static const struct cli_column subject_cols[] = {
+    {"SUBJECT", "id", CLI_COL_TEXT},
+};
+
+/* A copy of a set (or of an array of sets) with `rules` and `subjects` as counts. */
+static json_t *set_summary(const json_t *v)
+{
+	if (json_is_array(v)) {
+		json_t *out = json_array();
+		size_t i;
+		const json_t *item;
+		json_array_foreach(v, i, item)
+		{
+			if (out == NULL || json_array_append_new(out, set_summary(item)) < 0) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	}
+	json_t *out = json_deep_copy(v);
+	if (out == NULL)
+		return NULL;
+	const char *counted[] = {"rules", "subjects"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *arr = json_object_get(v, counted[i]);
+		if (json_is_array(arr) &&
+		    json_object_set_new(out, counted[i],
+					json_integer((json_int_t)json_array_size(arr))) < 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/*
+ * Prints a set: its JSON, or in table mode a summary line, then its rules
+ * (EFFECT METHOD PATH) and its subjects (SUBJECT), each under a blank line.
+ */
+static int show_set(const struct ctx *ctx, const json_t *set)
+{
+	if (ctx->json)
+		return cli_print_json(set);
+	json_t *summary = set_summary(set), *subjects = json_array();
+	const json_t *rules = json_object_get(set, "rules"),
+		     *ids = json_object_get(set, "subjects");
+	size_t i;
+	const json_t *id;
+	int rc = 0;
+
+	if (summary == NULL || subjects == NULL)
+		rc = CLI_E_FAIL;
+	json_array_foreach(ids, i, id)
+	{
+		if (rc == 0 && json_array_append_new(subjects, json_pack("{s:O}", "id", id)) < 0)
+			rc = CLI_E_FAIL;
+	}
+	if (rc < 0)
+		cli_errorf("out of memory");
+	if (rc == 0)
+		rc = cli_print_table(set_cols, NCOLS(set_cols), summary);
+	if (rc == 0) {
+		putchar('\n');
+		rc = cli_print_table(rule_cols, NCOLS(rule_cols),
+				     json_is_array(rules) ? rules : json_array());
+	}
+	if (rc == 0 && json_array_size(subjects) > 0) {
+		putchar('\n');
+		rc = cli_print_table(subject_cols, NCOLS(subject_cols), subjects);
+	}
+	json_decref(summary);
+	json_decref(subjects);
+	return rc;
+}
+
+/* Sends method to prefix<escaped id> with body; *answer gets the reply body. */
+static int call_on(const struct ctx *ctx, const char *method, const char *prefix, const char *id,
+		   const json_t *body, json_t **answer)
+{
+	struct cli_session *s = NULL;
+	char *path = resource_path(prefix, id, "");
+	int rc;
+
+	if (path == NULL) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	rc = open_session(ctx, &s);
+	if (rc == 0)
+		rc = cli_session_call(s, method, path, body, answer);
+	cli_session_free(s);
+	free(path);
+	return rc;
+}
+
+static int cmd_sets_list(const struct ctx *ctx, const struct args *a)
+{
+	struct cli_session *s = NULL;
+	json_t *items = NULL, *summary = NULL;
+	int rc = open_session(ctx, &s);
+
+	(void)a;
+	if (rc == 0)
+		rc = cli_session_list(s, "/v1/permission-sets", &items);
+	cli_session_free(s);
+	/* Tables count the rules and subjects; JSON has them all. */
+	if (rc == 0 && !ctx->json && (summary = set_summary(items)) == NULL) {
+		cli_errorf("out of memory");
+		rc = CLI_E_FAIL;
+	}
+	if (rc == 0)
+		rc = show_list(ctx, ctx->json ? items : summary, set_cols, NCOLS(set_cols));
+	json_decref(summary);
+	json_decref(items);
+	return rc;
+}
+
+static int cmd_sets_get(const struct ctx *ctx, const struct args *a)
+{
+	json_t *answer = NULL;
+	int rc = call_on(ctx, "GET", "/v1/permission-sets/", a->pos[0], NULL, &answer);
+	if (rc == 0)
+		rc = show_set(ctx, answer);
+	json_decref(answer);
+	return rc;
+}
+
+/*
+ * The rules of --rule EFFECT:METHOD:PATH options as a JSON array. The path
+ * is everything after the second ':'; the server checks the three parts.
+ */
+static int rules_from_args(const struct args *a, json_t **out)
+{
+	const char *specs[MAX_REPEATED];
+	size_t n = get_all(a, "rule", specs);
+	json_t *rules = json_array();
+
+	if (rules == NULL) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *c1 = strchr(specs[i], ':');
+		const char *c2 = c1 != NULL ? strchr(c1 + 1, ':') : NULL;
+		if (c2 == NULL) {
+			json_decref(rules);
+			return usage_error(
+			    "--rule must be EFFECT:METHOD:PATH (e.g. deny:DELETE:/v1/users/*), "
+			    "not '%s'",
+			    specs[i]);
+		}
+		json_t *r =
+		    json_pack("{s:s%, s:s%, s:s}", "effect", specs[i], (size_t)(c1 - specs[i]),
+			      "method", c1 + 1, (size_t)(c2 - c1 - 1), "path", c2 + 1);
+		if (r == NULL || json_array_append_new(rules, r) < 0) {
+			json_decref(rules);
+			cli_errorf("out of memory");
+			return CLI_E_FAIL;
+		}
+	}
+	*out = rules;
+	return 0;
+}
+
+static const char *const set_create_opts[] = {"rule=*", NULL};
+static const char *const set_update_opts[] = {"rule=*", "no-rules", NULL};
+
+static int cmd_sets_create(const struct ctx *ctx, const struct args *a)
+{
+	json_t *rules = NULL, *body, *answer = NULL;
+	int rc = rules_from_args(a, &rules);
+
+	if (rc < 0)
+		return rc;
+	if ((body = json_pack("{s:s, s:o}", "name", a->pos[0], "rules", rules)) == NULL) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	rc = run_create(ctx, "/v1/permission-sets", body, &answer);
+	json_decref(body);
+	if (rc == 0)
+		rc = show_set(ctx, answer);
+	json_decref(answer);
+	return rc;
+}
+
+static int cmd_sets_update(const struct ctx *ctx, const struct args *a)
+{
+	json_t *rules = NULL, *body, *answer = NULL;
+	bool none = has_opt(a, "no-rules"), some = has_opt(a, "rule");
+	int rc;
+
+	/* Replacing every rule with nothing is said explicitly, never by forgetting --rule. */
+	if (none == some)
+		return usage_error(
+		    none ? "--no-rules and --rule exclude each other"
+			 : "give the new rules with --rule, or --no-rules to empty the set");
+	if ((rc = rules_from_args(a, &rules)) < 0)
+		return rc;
+	if ((body = json_pack("{s:o}", "rules", rules)) == NULL) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	rc = call_on(ctx, "PUT", "/v1/permission-sets/", a->pos[0], body, &answer);
+	json_decref(body);
+	if (rc == 0)
+		rc = show_set(ctx, answer);
+	json_decref(answer);
+	return rc;
+}
+
+static int cmd_sets_delete(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "DELETE", "/v1/permission-sets/", a->pos[0], "", NULL, set_cols,
+		      NCOLS(set_cols), "permission set", "deleted");
+}
+
+static int cmd_users_set_sets(const struct ctx *ctx, const struct args *a)
+{
+	json_t *names = string_array(a->pos + 1, a->npos - 1), *body;
+	if (names == NULL)
+		return CLI_E_FAIL;
+	if ((body = json_pack("{s:o}", "permission_sets", names)) == NULL) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	int rc = run_on(ctx, "PATCH", "/v1/users/", a->pos[0], "", body, user_cols,
+			NCOLS(user_cols), NULL, NULL);
+	json_decref(body);
+	return rc;
 }
 
 static const struct command commands[] = {
@@ -710,11 +1021,28 @@ static const struct command commands[] = {
      "for."},
     {"users", "set-role", cmd_users_set_role, NULL, 2, 2, "users set-role ID ROLE",
      "Change a user's role."},
+    {"users", "set-permission-sets", cmd_users_set_sets, NULL, 1, MAX_POS,
+     "users set-permission-sets ID [NAME...]",
+     "Replace a user's permission sets with the NAMEs given (none: take them all away)."},
     {"users", "delete", cmd_users_delete, NULL, 1, 1, "users delete ID", "Delete a user."},
     {"api-keys", "list", cmd_keys_list, NULL, 0, 0, "api-keys list", "List API keys."},
     {"api-keys", "create", cmd_keys_create, key_create_opts, 0, 0,
-     "api-keys create --name NAME --role ROLE", "Create an API key; the key is shown this once."},
+     "api-keys create --name NAME --role ROLE [--permission-set NAME]...",
+     "Create an API key, with its permission sets; the key is shown this once."},
     {"api-keys", "delete", cmd_keys_delete, NULL, 1, 1, "api-keys delete ID", "Revoke an API key."},
+    {"permission-sets", "list", cmd_sets_list, NULL, 0, 0, "permission-sets list",
+     "List the tenant's permission sets."},
+    {"permission-sets", "get", cmd_sets_get, NULL, 1, 1, "permission-sets get NAME",
+     "Show a permission set: its rules and who holds it."},
+    {"permission-sets", "create", cmd_sets_create, set_create_opts, 1, 1,
+     "permission-sets create NAME [--rule EFFECT:METHOD:PATH]...",
+     "Create a permission set. EFFECT is allow or deny, METHOD GET, POST, PUT, PATCH, DELETE\n"
+     "or *, PATH an API path pattern (* one segment, ** the rest); quote it for the shell."},
+    {"permission-sets", "update", cmd_sets_update, set_update_opts, 1, 1,
+     "permission-sets update NAME (--rule EFFECT:METHOD:PATH... | --no-rules)",
+     "Replace all the rules of a permission set with the ones given."},
+    {"permission-sets", "delete", cmd_sets_delete, NULL, 1, 1, "permission-sets delete NAME",
+     "Delete a permission set; whoever held it loses it."},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -13,10 +13,8 @@ import subprocess
 
 import pytest
 
-from conftest import ODYSSEUS, free_port, unique
+from conftest import ODYSSEUS, TENANT_ADMIN_PASSWORD, USER_PASSWORD, free_port, unique
 
-TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
-USER_PASSWORD = "user-password-123"
 ERROR_LINE = re.compile(r"^odysseus: .+ \((\w+), request id [A-Za-z0-9._:-]+\)$", re.M)
 CRED_KEYS = {"server", "ca", "access_token", "refresh_token", "access_expires_at"}
 
@@ -511,3 +509,178 @@ def test_no_secret_is_printed(tenant_cli, server):
         out += p.stdout + p.stderr
     for secret in (TENANT_ADMIN_PASSWORD, creds["access_token"], creds["refresh_token"]):
         assert secret not in out
+
+
+# --- permission sets (issue 3) -----------------------------------------------------
+
+def test_permission_sets_lifecycle(tenant_cli, server):
+    name = unique("cli-set")
+    created = tenant_cli.json("permission-sets", "create", name, "--rule", "allow:GET:/v1/users",
+                              "--rule", "deny:DELETE:/v1/users/*", "--rule=allow:*:/v1/api-keys/**")
+    assert created["name"] == name and created["subjects"] == []
+    assert created["rules"] == [
+        {"effect": "allow", "method": "GET", "path": "/v1/users"},
+        {"effect": "deny", "method": "DELETE", "path": "/v1/users/*"},
+        {"effect": "allow", "method": "*", "path": "/v1/api-keys/**"}]
+    # --output json is the server's answer as it is.
+    r = server.session(tenant_cli.creds()["access_token"]).get(
+        server.url + "/v1/permission-sets/" + name)
+    assert tenant_cli.json("permission-sets", "get", name) == r.json()
+
+    # Table: a summary line, then the rules in order.
+    lines = tenant_cli.ok("permission-sets", "get", name).stdout.split("\n\n")
+    headers, rows = table(lines[0])
+    assert headers == ["NAME", "RULES", "SUBJECTS", "CREATED", "UPDATED"]
+    assert rows[0][:3] == [name, "3", "0"]
+    headers, rows = table(lines[1])
+    assert headers == ["EFFECT", "METHOD", "PATH"]
+    assert rows == [["allow", "GET", "/v1/users"], ["deny", "DELETE", "/v1/users/*"],
+                    ["allow", "*", "/v1/api-keys/**"]]
+
+    headers, rows = table(tenant_cli.ok("permission-sets", "list").stdout)
+    assert headers == ["NAME", "RULES", "SUBJECTS", "CREATED", "UPDATED"]
+    assert [name, "3", "0"] in [row[:3] for row in rows]
+    listed = tenant_cli.json("permission-sets", "list")
+    assert listed["next_cursor"] is None and created["name"] in [s["name"] for s in listed["items"]]
+
+    # update replaces every rule.
+    updated = tenant_cli.json("permission-sets", "update", name, "--rule", "deny:*:/**")
+    assert updated["rules"] == [{"effect": "deny", "method": "*", "path": "/**"}]
+    assert tenant_cli.json("permission-sets", "update", name, "--no-rules")["rules"] == []
+
+    p = tenant_cli.ok("permission-sets", "delete", name)
+    assert name in p.stdout and "deleted" in p.stdout
+    assert_error(tenant_cli.run("permission-sets", "get", name), "not_found", EXIT_NOT_FOUND)
+    assert_error(tenant_cli.run("permission-sets", "delete", name), "not_found", EXIT_NOT_FOUND)
+    assert_error(tenant_cli.run("permission-sets", "update", name, "--no-rules"), "not_found",
+                 EXIT_NOT_FOUND)
+
+
+def test_permission_sets_list_follows_next_cursor(tenant_cli):
+    names = sorted(unique("cli-pg") for _ in range(3))
+    for n in names:
+        tenant_cli.ok("permission-sets", "create", n)
+    everything = tenant_cli.json("permission-sets", "list")
+    paged = tenant_cli.json("permission-sets", "list", env={"ODYSSEUS_LIST_LIMIT": "1"})
+    assert paged == everything
+    got = [s["name"] for s in paged["items"]]
+    assert got == sorted(got) and set(names) <= set(got)
+
+
+def test_permission_sets_errors(tenant_cli):
+    name = unique("cli-err")
+    tenant_cli.ok("permission-sets", "create", name, "--rule", "allow:GET:/v1/users")
+    # The server checks the rules: 400 -> exit 7, with its message.
+    for rule in ("permit:GET:/v1/users", "allow:get:/v1/users", "allow:GET:/v1/**/x",
+                 "allow:GET:v1/users", "allow:GET:/v1//users", "allow:GET:"):
+        p = tenant_cli.run("permission-sets", "create", unique("cli-err"), "--rule", rule)
+        assert_error(p, "bad_request", EXIT_INVALID)
+        assert "rule 0" in p.stderr
+        assert_error(tenant_cli.run("permission-sets", "update", name, "--rule", rule),
+                     "bad_request", EXIT_INVALID)
+    assert_error(tenant_cli.run("permission-sets", "create", "Upper-Case"), "bad_request",
+                 EXIT_INVALID)
+    assert_error(tenant_cli.run("permission-sets", "create", name), "conflict", EXIT_CONFLICT)
+    # Nothing changed by the refused updates.
+    assert tenant_cli.json("permission-sets", "get", name)["rules"] == [
+        {"effect": "allow", "method": "GET", "path": "/v1/users"}]
+
+
+def test_users_set_permission_sets(tenant_cli, server):
+    allow, deny = unique("cli-allow"), unique("cli-deny")
+    tenant_cli.ok("permission-sets", "create", allow, "--rule", "allow:GET:/v1/users")
+    tenant_cli.ok("permission-sets", "create", deny, "--rule", "deny:GET:/v1/quotas")
+    email = unique("cli-ro") + "@tenant.test"
+    user = tenant_cli.json("users", "create", "--email", email, "--role", "readonly",
+                           input=USER_PASSWORD + "\n")
+    ro = server.session(server.login(email, USER_PASSWORD)["access_token"])
+    assert ro.get(server.url + "/v1/users").status_code == 403
+
+    got = tenant_cli.json("users", "set-permission-sets", user["id"], allow, deny)
+    assert got["id"] == user["id"] and got["role"] == "readonly"
+    assert sorted(ro.get(server.url + "/v1/me").json()["permission_sets"]) == sorted([allow, deny])
+    assert ro.get(server.url + "/v1/users").status_code == 200
+    assert ro.get(server.url + "/v1/quotas").status_code == 403
+    assert tenant_cli.json("permission-sets", "get", allow)["subjects"] == [user["id"]]
+    # Table: the user, like set-role.
+    headers, rows = table(tenant_cli.ok("users", "set-permission-sets", user["id"], allow).stdout)
+    assert headers[:3] == ["ID", "EMAIL", "ROLE"] and rows[0][:3] == [user["id"], email, "readonly"]
+    headers, rows = table(tenant_cli.ok("permission-sets", "get", allow).stdout.split("\n\n")[2])
+    assert headers == ["SUBJECT"] and rows == [[user["id"]]]
+
+    # No names: every set is taken away.
+    tenant_cli.ok("users", "set-permission-sets", user["id"])
+    assert ro.get(server.url + "/v1/me").json()["permission_sets"] == []
+    assert ro.get(server.url + "/v1/users").status_code == 403
+
+    assert_error(tenant_cli.run("users", "set-permission-sets", user["id"], "no-such-set"),
+                 "bad_request", EXIT_INVALID)
+    assert_error(tenant_cli.run("users", "set-permission-sets", "usr_" + "0" * 32, allow),
+                 "not_found", EXIT_NOT_FOUND)
+    too_many = [unique("cli-many") for _ in range(17)]
+    assert_error(tenant_cli.run("users", "set-permission-sets", user["id"], *too_many),
+                 "bad_request", EXIT_INVALID)
+
+
+def test_api_key_with_permission_sets(tenant_cli, server):
+    allow = unique("cli-kset")
+    tenant_cli.ok("permission-sets", "create", allow, "--rule", "allow:GET:/v1/users")
+    key = tenant_cli.json("api-keys", "create", "--name", unique("cli-k"), "--role", "readonly",
+                          "--permission-set", allow)
+    ks = server.session(key["key"])
+    assert ks.get(server.url + "/v1/users").status_code == 200
+    assert ks.get(server.url + "/v1/me").json()["permission_sets"] == [allow]
+    assert key["id"] in tenant_cli.json("permission-sets", "get", allow)["subjects"]
+    p = tenant_cli.run("api-keys", "create", "--name", unique("cli-k"), "--role", "readonly",
+                       "--permission-set", "no-such-set")
+    assert_error(p, "bad_request", EXIT_INVALID)
+
+
+def test_permission_sets_forbidden_and_logged_out(tenant_cli, server, tmp_path):
+    email = unique("cli-op") + "@tenant.test"
+    tenant_cli.ok("users", "create", "--email", email, "--role", "operator",
+                  input=USER_PASSWORD + "\n")
+    (tmp_path / "op").mkdir()
+    op = Cli(tmp_path / "op", server)
+    assert op.login(email, USER_PASSWORD).returncode == 0
+    for args in (["permission-sets", "list"], ["permission-sets", "get", "x"],
+                 ["permission-sets", "create", "x"], ["permission-sets", "delete", "x"],
+                 ["permission-sets", "update", "x", "--no-rules"],
+                 ["users", "set-permission-sets", "usr_x", "a"]):
+        assert_error(op.run(*args), "forbidden", EXIT_FORBIDDEN)
+    (tmp_path / "none").mkdir()
+    fresh = Cli(tmp_path / "none", server)
+    assert fresh.run("permission-sets", "list").returncode == EXIT_AUTH
+
+
+@pytest.mark.parametrize("args", [
+    ["permission-sets"],
+    ["permission-sets", "frob"],
+    ["permission-sets", "get"],
+    ["permission-sets", "get", "a", "b"],
+    ["permission-sets", "create"],
+    ["permission-sets", "create", "x", "--rule"],
+    ["permission-sets", "create", "x", "--rule", "allow"],
+    ["permission-sets", "create", "x", "--rule", "allow:GET"],
+    ["permission-sets", "create", "x", "--rule", "allow:GET:/a", "--no-rules"],
+    ["permission-sets", "update", "x"],
+    ["permission-sets", "update", "x", "--rule", "allow:GET:/a", "--no-rules"],
+    ["permission-sets", "update", "x", "--rule", "deny-everything"],
+    ["permission-sets", "delete"],
+    ["users", "set-permission-sets"],
+    ["api-keys", "create", "--name", "x", "--role", "readonly", "--permission-set"],
+])
+def test_permission_sets_usage_errors_exit_2(cli, args):
+    p = cli.run(*args)
+    assert p.returncode == EXIT_USAGE, (p.returncode, p.stderr)
+    assert p.stdout == ""
+
+
+def test_permission_sets_help(cli):
+    assert "permission-sets" in cli.ok("--help").stdout
+    assert "set-permission-sets" in cli.ok("--help").stdout
+    out = cli.ok("permission-sets", "create", "--help").stdout
+    assert "EFFECT:METHOD:PATH" in out
+    out = cli.ok("permission-sets", "--help").stdout
+    for sub in ("list", "get", "create", "update", "delete"):
+        assert "permission-sets " + sub in out

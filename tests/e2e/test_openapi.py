@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ODYSSEUSD, ROOT, unique
+from conftest import ODYSSEUSD, ROOT, TENANT_ADMIN_PASSWORD, unique
 
 SPEC_PATH = os.path.join(ROOT, "docs", "openapi.yaml")
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -355,7 +355,7 @@ def test_live_tenants(spec, server):
     u = server.url
     created = check(spec, s.post(u + "/v1/tenants", json={
         "name": unique("oas"), "admin": {"email": unique("oas") + "@example.test",
-                                         "password": "tenant-admin-password-1"}}),
+                                         "password": TENANT_ADMIN_PASSWORD}}),
         "POST", "/v1/tenants", 201)
     tid = created["id"]
     check(spec, s.get(u + "/v1/tenants/" + tid), "GET", "/v1/tenants/{id}", 200)
@@ -382,7 +382,7 @@ def test_live_tenant_resources(spec, server):
     u = server.url
     admin_email = unique("oas-admin") + "@example.test"
     server.create_tenant(unique("oas"), admin_email)
-    token = server.login(admin_email, "tenant-admin-password-1")["access_token"]
+    token = server.login(admin_email, TENANT_ADMIN_PASSWORD)["access_token"]
     s = server.session(token)
 
     me = check(spec, s.get(u + "/v1/me"), "GET", "/v1/me", 200)

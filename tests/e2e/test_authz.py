@@ -1,0 +1,533 @@
+"""Authorization: every route x every caller against SPEC §3, written here
+independently of src/authz/authz.c and src/api/routes.c.
+
+- test_route_table_has_an_expectation_for_every_route: the routes of
+  `odysseusd routes` and the keys of EXPECTED must be the same set, so a new
+  route fails this file until someone states who may call it.
+- test_route_matrix[METHOD PATH]: one real request per caller (the four
+  roles, the same four as API keys, the platform administrator, no
+  credential). Allowed: the route's success status (never 401/403).
+  Denied: exactly 403 `forbidden`, and a "denied" line in the server log with
+  the reason (`role`, or `platform_boundary` for the platform administrator).
+- test_matrix_as_seen_by_me: the SPEC §3 table, row by row, against the
+  `permissions` GET /v1/me reports for each role.
+- test_cross_tenant_ids_answer_like_missing_ones: every route with a path
+  parameter, given another tenant's id, answers exactly like a missing id.
+
+Ownership ("Developer may update only deployments it created") has no route
+yet: deployments come with a later issue. test_ownership_is_only_deployments_update
+pins the matrix's own-only flag and fails as soon as a deployments route
+appears, so that the owned/not-owned cells get written then.
+"""
+import itertools
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import ODYSSEUSD, ROOT, unique
+
+TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
+USER_PASSWORD = "user-password-123"
+ERROR_KEYS = {"code", "message", "request_id"}
+ROLES = ("admin", "operator", "developer", "readonly")
+
+
+# --- who may call what: SPEC §3 (matrix) and §10 (route table) ---------------------
+
+PLATFORM = "platform_admin"
+ANONYMOUS = "anonymous"
+CALLERS = (PLATFORM,) + ROLES + tuple("key:" + r for r in ROLES) + (ANONYMOUS,)
+
+
+def roles(*names):
+    """Users with one of these roles, and API keys with one of them."""
+    return frozenset(names) | frozenset("key:" + n for n in names)
+
+
+ANYONE = frozenset(CALLERS)
+AUTHENTICATED = ANYONE - {ANONYMOUS}
+TENANT_MEMBERS = roles(*ROLES)
+TENANT_ADMIN = roles("admin")  # "tenant settings (users, roles, permission sets, API keys)"
+PLATFORM_ONLY = frozenset({PLATFORM})
+
+EXPECTED = {
+    ("GET", "/healthz"): ANYONE,
+    ("GET", "/readyz"): ANYONE,
+    # Loopback callers need no token; any valid credential works too.
+    ("GET", "/metrics"): ANYONE,
+    ("POST", "/v1/auth/login"): ANYONE,
+    ("POST", "/v1/auth/refresh"): ANYONE,
+    ("POST", "/v1/auth/logout"): AUTHENTICATED,
+    ("GET", "/v1/auth/jwks"): ANYONE,
+    ("GET", "/v1/me"): AUTHENTICATED,
+    ("GET", "/v1/tenants"): PLATFORM_ONLY,
+    ("POST", "/v1/tenants"): PLATFORM_ONLY,
+    ("GET", "/v1/tenants/{id}"): PLATFORM_ONLY,
+    ("PATCH", "/v1/tenants/{id}"): PLATFORM_ONLY,
+    ("DELETE", "/v1/tenants/{id}"): PLATFORM_ONLY,
+    ("PUT", "/v1/tenants/{id}/quotas"): PLATFORM_ONLY,
+    ("GET", "/v1/quotas"): TENANT_MEMBERS,
+    ("GET", "/v1/users"): TENANT_ADMIN,
+    ("POST", "/v1/users"): TENANT_ADMIN,
+    ("GET", "/v1/users/{id}"): TENANT_ADMIN,
+    ("PATCH", "/v1/users/{id}"): TENANT_ADMIN,
+    ("DELETE", "/v1/users/{id}"): TENANT_ADMIN,
+    ("GET", "/v1/api-keys"): TENANT_ADMIN,
+    ("POST", "/v1/api-keys"): TENANT_ADMIN,
+    ("DELETE", "/v1/api-keys/{id}"): TENANT_ADMIN,
+    ("GET", "/v1/permission-sets"): TENANT_ADMIN,
+    ("POST", "/v1/permission-sets"): TENANT_ADMIN,
+    ("GET", "/v1/permission-sets/{name}"): TENANT_ADMIN,
+    ("PUT", "/v1/permission-sets/{name}"): TENANT_ADMIN,
+    ("DELETE", "/v1/permission-sets/{name}"): TENANT_ADMIN,
+}
+
+# SPEC §3, one entry per permission the daemon names (GET /v1/me `permissions`),
+# with the roles that hold it: A O D R as in the SPEC table. The names are the
+# daemon's; which roles hold each is copied from SPEC §3, not from authz.c.
+A, O, D, R = "admin", "operator", "developer", "readonly"
+SPEC_MATRIX = {
+    "platform:manage": {PLATFORM},           # §3: tenants, quotas, nodes
+    "tenant:view": {A, O, D, R},             # §10: GET /v1/quotas, tenant members
+    "deployments:view": {A, O, D, R},
+    "deployments:create": {A, O, D},
+    "deployments:update": {A, O, D},         # D: own only
+    "deployments:operate": {A, O},           # scale, restart, rollback
+    "deployments:delete": {A},
+    "containers:view": {A, O, D, R},         # view, logs
+    "containers:operate": {A, O},            # restart, stop
+    "containers:exec": {A},
+    "incidents:view": {A, O, D, R},
+    "incidents:acknowledge": {A, O, D},
+    "incidents:resolve": {A, O},             # resolve, remediate
+    "scanner:scan": {A, O, D},
+    "scanner:view": {A, O, D, R},            # R: view only
+    "scanner:policies": {A, O},
+    "audit:read": {A, O, D},                 # D: own actions only (a query filter)
+    "audit:export": {A},
+    "secrets:write": {A, O},                 # write, rotate, revoke, grant
+    "secrets:list": {A, O, D},               # names and metadata
+    "tenant:settings": {A},                  # users, roles, permission sets, API keys
+    "approvals:decide": {A, O},
+}
+OWN_ONLY = {"deployments:update"}            # "own" = created_by is the caller (Developer)
+
+
+# --- helpers ----------------------------------------------------------------------
+
+def check_error(r, status, code):
+    """Assert r is the documented error answer; return the error object."""
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
+    body = r.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) == ERROR_KEYS, err
+    assert err["code"] == code, err
+    assert isinstance(err["message"], str) and err["message"], err
+    assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)
+    return err
+
+
+def without_request_id(r):
+    body = r.json()
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body["error"].pop("request_id", None)
+    return body
+
+
+def daemon_routes():
+    out = subprocess.run([ODYSSEUSD, "routes"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    routes = []
+    for line in out.stdout.splitlines():
+        if line.strip():
+            method, path = line.split()
+            routes.append((method, path))
+    assert len(routes) == len(set(routes)), "a route is listed twice"
+    return routes
+
+
+def log_lines(server):
+    lines = []
+    for line in server.logs().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            pass
+    return lines
+
+
+_rid = itertools.count()
+
+
+def request_id(tag):
+    return "authz-%d-%d-%s" % (os.getpid(), next(_rid), tag)
+
+
+# --- the world the cells run in -----------------------------------------------------
+
+class World:
+    """Tenant A with a user and an API key per role, a few target objects, and
+    tenant B (another tenant) with objects of every kind."""
+
+    def __init__(self, server):
+        self.server = server
+        self.url = server.url
+        self.platform_token = server.admin_token()
+        self.a_email = unique("authz-a") + "@tenant.test"
+        self.tenant_a = server.create_tenant(unique("authz-a"), self.a_email)
+        self.a_admin_token = server.login(self.a_email, TENANT_ADMIN_PASSWORD)["access_token"]
+        self.admin = self.session(self.a_admin_token)
+        self.ids = {PLATFORM: None, ANONYMOUS: None}
+        self.tokens = {PLATFORM: self.platform_token, ANONYMOUS: None,
+                       "admin": self.a_admin_token}
+        self.ids["admin"] = self.me(self.a_admin_token)["id"]
+        for role in ROLES[1:]:
+            user = self.make_user(role)
+            self.tokens[role] = self.server.login(user["email"], USER_PASSWORD)["access_token"]
+            self.ids[role] = user["id"]
+        for role in ROLES:
+            key = self.make_key(role)
+            self.tokens["key:" + role] = key["key"]
+            self.ids["key:" + role] = key["id"]
+        self.ids[PLATFORM] = self.me(self.platform_token)["id"]
+        # Targets in tenant A that the cells read and change harmlessly.
+        self.target_user = self.make_user("readonly")
+        self.login_user = self.make_user("readonly")
+        self.target_set = self.make_set()
+        # Tenant B, the other tenant.
+        self.b_email = unique("authz-b") + "@tenant.test"
+        self.tenant_b = server.create_tenant(unique("authz-b"), self.b_email)
+        self.b_admin = self.session(server.login(self.b_email, TENANT_ADMIN_PASSWORD)["access_token"])
+
+    def session(self, token):
+        return self.server.session(token)
+
+    def me(self, token):
+        r = self.session(token).get(self.url + "/v1/me")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def make_user(self, role, s=None):
+        s = s or self.admin
+        r = s.post(self.url + "/v1/users", json={
+            "email": unique("authz-" + role) + "@tenant.test", "password": USER_PASSWORD,
+            "role": role})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def make_key(self, role, s=None):
+        s = s or self.admin
+        r = s.post(self.url + "/v1/api-keys", json={"name": unique("authz-key"), "role": role})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def make_set(self, s=None, rules=()):
+        s = s or self.admin
+        r = s.post(self.url + "/v1/permission-sets",
+                   json={"name": unique("authz-set"), "rules": list(rules)})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def make_tenant(self):
+        return self.server.create_tenant(unique("authz-x"), unique("authz-x") + "@tenant.test")
+
+    def refresh_token(self):
+        r = self.session(None).post(self.url + "/v1/auth/login", json={
+            "email": self.login_user["email"], "password": USER_PASSWORD})
+        assert r.status_code == 200, r.text
+        return r.json()["refresh_token"]
+
+    def own_tenant(self, caller):
+        """The tenant a caller's path names: tenant B for the platform
+        administrator (any real tenant), the caller's own for everyone else."""
+        return self.tenant_b["id"] if caller == PLATFORM else self.tenant_a["id"]
+
+    def cell(self, method, template, caller):
+        """(path, json body or None, success status) of a valid request by caller.
+        Objects a request destroys are made fresh for the cell."""
+        quotas = {"cpu_cores": 4, "memory_mb": 8192, "containers": 20, "storage_mb": 10240}
+        key = (method, template)
+        if key == ("GET", "/healthz") or key == ("GET", "/readyz"):
+            return template, None, 200
+        if key == ("GET", "/metrics"):
+            return template, None, 200
+        if key == ("POST", "/v1/auth/login"):
+            return template, {"email": self.login_user["email"], "password": USER_PASSWORD}, 200
+        if key == ("POST", "/v1/auth/refresh"):
+            return template, {"refresh_token": self.refresh_token()}, 200
+        if key == ("POST", "/v1/auth/logout"):
+            # RFC 7009: a token that is not the caller's is not an error (and is left alone).
+            return template, {"refresh_token": "odr_" + "0" * 64}, 204
+        if key in (("GET", "/v1/auth/jwks"), ("GET", "/v1/me"), ("GET", "/v1/tenants"),
+                   ("GET", "/v1/quotas"), ("GET", "/v1/users"), ("GET", "/v1/api-keys"),
+                   ("GET", "/v1/permission-sets")):
+            return template, None, 200
+        if key == ("POST", "/v1/tenants"):
+            return template, {"name": unique("authz-new"), "admin": {
+                "email": unique("authz-new") + "@tenant.test",
+                "password": TENANT_ADMIN_PASSWORD}}, 201
+        if key == ("GET", "/v1/tenants/{id}"):
+            return "/v1/tenants/" + self.own_tenant(caller), None, 200
+        if key == ("PATCH", "/v1/tenants/{id}"):
+            return "/v1/tenants/" + self.own_tenant(caller), {"name": unique("authz-renamed")}, 200
+        if key == ("DELETE", "/v1/tenants/{id}"):
+            tid = self.make_tenant()["id"] if caller == PLATFORM else self.tenant_a["id"]
+            return "/v1/tenants/" + tid, None, 204
+        if key == ("PUT", "/v1/tenants/{id}/quotas"):
+            return "/v1/tenants/%s/quotas" % self.own_tenant(caller), quotas, 200
+        if key == ("POST", "/v1/users"):
+            return template, {"email": unique("authz-new") + "@tenant.test",
+                              "password": USER_PASSWORD, "role": "readonly"}, 201
+        if key == ("GET", "/v1/users/{id}"):
+            return "/v1/users/" + self.target_user["id"], None, 200
+        if key == ("PATCH", "/v1/users/{id}"):
+            return "/v1/users/" + self.target_user["id"], {"role": "readonly"}, 200
+        if key == ("DELETE", "/v1/users/{id}"):
+            return "/v1/users/" + self.make_user("readonly")["id"], None, 204
+        if key == ("POST", "/v1/api-keys"):
+            return template, {"name": unique("authz-new"), "role": "readonly"}, 201
+        if key == ("DELETE", "/v1/api-keys/{id}"):
+            return "/v1/api-keys/" + self.make_key("readonly")["id"], None, 204
+        if key == ("POST", "/v1/permission-sets"):
+            return template, {"name": unique("authz-new"),
+                              "rules": [{"effect": "allow", "method": "GET", "path": "/v1/quotas"}]}, 201
+        if key == ("GET", "/v1/permission-sets/{name}"):
+            return "/v1/permission-sets/" + self.target_set["name"], None, 200
+        if key == ("PUT", "/v1/permission-sets/{name}"):
+            return "/v1/permission-sets/" + self.target_set["name"], {"rules": []}, 200
+        if key == ("DELETE", "/v1/permission-sets/{name}"):
+            return "/v1/permission-sets/" + self.make_set()["name"], None, 204
+        raise AssertionError("no request for %s %s: add one to World.cell" % key)
+
+
+@pytest.fixture(scope="module")
+def world(server):
+    return World(server)
+
+
+# --- the route table ------------------------------------------------------------------
+
+ROUTES = daemon_routes()
+
+
+def test_route_table_has_an_expectation_for_every_route():
+    routes = set(ROUTES)
+    expected = set(EXPECTED)
+    assert routes == expected, (
+        "routes without an expectation here: %s\nexpectations without a route: %s"
+        % (sorted(routes - expected), sorted(expected - routes)))
+
+
+def _order(route):
+    # Destructive platform cells last: a wrongly allowed DELETE of a caller's
+    # own tenant would break the cells after it.
+    return (route == ("DELETE", "/v1/tenants/{id}"), ROUTES.index(route))
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES, key=_order), ids=lambda r: "%s %s" % r)
+def test_route_matrix(world, server, route):
+    method, template = route
+    assert route in EXPECTED, "%s %s has no expectation in EXPECTED" % route
+    allowed = EXPECTED[route]
+    problems, denials = [], []
+    for caller in CALLERS:
+        path, body, ok_status = world.cell(method, template, caller)
+        rid = request_id(caller.replace(":", "-"))
+        headers = {"X-Request-Id": rid}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        r = world.session(world.tokens[caller]).request(
+            method, world.url + path, data=None if body is None else json.dumps(body),
+            headers=headers)
+        cell = "%s %s as %s: %d %s" % (method, path, caller, r.status_code, r.text[:200])
+        if caller in allowed:
+            if r.status_code != ok_status:
+                problems.append("allowed, expected %d: %s" % (ok_status, cell))
+        elif caller == ANONYMOUS:
+            if r.status_code != 401 or r.json()["error"]["code"] != "unauthorized":
+                problems.append("no credential, expected 401: " + cell)
+        else:
+            try:
+                check_error(r, 403, "forbidden")
+            except AssertionError as e:
+                problems.append("denied, expected 403 forbidden: %s (%s)" % (cell, e))
+                continue
+            reason = "platform_boundary" if caller == PLATFORM else "role"
+            denials.append((rid, caller, reason))
+    assert not problems, "\n".join(problems)
+    # Every denial is in the server log with its reason, actor and route.
+    by_rid = {}
+    for line in log_lines(server):
+        if line.get("msg") == "denied" and line.get("request_id"):
+            by_rid.setdefault(line["request_id"], []).append(line)
+    for rid, caller, reason in denials:
+        lines = by_rid.get(rid)
+        assert lines and len(lines) == 1, "no single 'denied' log line for %s (%s)" % (rid, caller)
+        line = lines[0]
+        assert line["reason"] == reason, (caller, line)
+        assert line["actor"] == world.ids[caller], (caller, line)
+        assert line["route"] == template and line["method"] == method, line
+        want_tenant = "" if caller == PLATFORM else world.tenant_a["id"]
+        assert line["tenant"] == want_tenant, line
+
+
+def test_tenant_a_survived_the_matrix(world):
+    # The tenant routes were called on tenant A by its own members, all refused.
+    r = world.session(world.platform_token).get(world.url + "/v1/tenants/" + world.tenant_a["id"])
+    assert r.status_code == 200, r.text
+    for role in ROLES:
+        assert world.me(world.tokens[role])["tenant_id"] == world.tenant_a["id"]
+
+
+def test_matrix_as_seen_by_me(world):
+    """GET /v1/me lists what the caller's role may do: it must be SPEC §3's row set."""
+    spec_names = set(SPEC_MATRIX)
+    seen_names = set()
+    for caller in (PLATFORM,) + ROLES + tuple("key:" + r for r in ROLES):
+        role = caller.split(":")[-1]
+        me = world.me(world.tokens[caller])
+        assert me["role"] == role, me
+        assert len(me["permissions"]) == len(set(me["permissions"])), me
+        got = set(me["permissions"])
+        want = {perm for perm, holders in SPEC_MATRIX.items() if role in holders}
+        assert got == want, "%s: extra %s, missing %s" % (caller, sorted(got - want),
+                                                         sorted(want - got))
+        seen_names |= got
+    # Every permission the daemon knows is a SPEC §3 line (or the two the routes add).
+    assert seen_names == spec_names, sorted(seen_names ^ spec_names)
+
+
+def test_ownership_is_only_deployments_update():
+    """The own-only flag of the matrix in src/authz/authz.c is set for
+    deployments:update alone (SPEC §3 "own only"). No route checks ownership
+    yet because no deployments route exists; when one appears this test fails
+    and the Developer owned/not-owned cells must be added to the matrix test."""
+    with open(os.path.join(ROOT, "src", "authz", "authz.c")) as f:
+        text = f.read()
+    rows = re.findall(r'\[PERM_\w+\]\s*=\s*\{"([^"]+)",\s*([^,]+),\s*(true|false)\}', text)
+    assert len(rows) >= len(SPEC_MATRIX), rows
+    own = {name for name, _, flag in rows if flag == "true"}
+    assert own == OWN_ONLY, own
+    # The role columns of the source table agree with SPEC §3 too.
+    letters = {"A": A, "O": O, "D": D, "R": R, "P": PLATFORM}
+    for name, mask, _ in rows:
+        holders = {letters[x.strip()] for x in mask.split("|")}
+        if name in ("public", "self"):
+            continue
+        assert holders == SPEC_MATRIX[name], (name, holders)
+    assert not [r for r in ROUTES if r[1].startswith("/v1/deployments")], (
+        "deployments routes exist: add Developer owned / not-owned cells to test_route_matrix")
+
+
+# --- cross-tenant ids ---------------------------------------------------------------
+
+def _cross_tenant_cases(world):
+    """For each route with a path parameter: (path with B's id, path with a
+    missing id, body). B's objects are real, made by B's Admin."""
+    b_user = world.make_user("readonly", s=world.b_admin)
+    b_key = world.make_key("readonly", s=world.b_admin)
+    b_set = world.make_set(s=world.b_admin,
+                           rules=[{"effect": "allow", "method": "GET", "path": "/v1/users"}])
+    missing_user, missing_key = "usr_" + "0" * 32, "key_" + "0" * 32
+    missing_tenant, missing_set = "ten_" + "0" * 32, unique("authz-missing")
+    quotas = {"cpu_cores": 1, "memory_mb": 512, "containers": 1, "storage_mb": 1}
+    cases = {
+        ("GET", "/v1/tenants/{id}"): ("/v1/tenants/%s", world.tenant_b["id"], missing_tenant, None),
+        ("PATCH", "/v1/tenants/{id}"): ("/v1/tenants/%s", world.tenant_b["id"], missing_tenant,
+                                        {"name": unique("authz-x")}),
+        ("DELETE", "/v1/tenants/{id}"): ("/v1/tenants/%s", world.tenant_b["id"], missing_tenant, None),
+        ("PUT", "/v1/tenants/{id}/quotas"): ("/v1/tenants/%s/quotas", world.tenant_b["id"],
+                                             missing_tenant, quotas),
+        ("GET", "/v1/users/{id}"): ("/v1/users/%s", b_user["id"], missing_user, None),
+        ("PATCH", "/v1/users/{id}"): ("/v1/users/%s", b_user["id"], missing_user, {"role": "admin"}),
+        ("DELETE", "/v1/users/{id}"): ("/v1/users/%s", b_user["id"], missing_user, None),
+        ("DELETE", "/v1/api-keys/{id}"): ("/v1/api-keys/%s", b_key["id"], missing_key, None),
+        ("GET", "/v1/permission-sets/{name}"): ("/v1/permission-sets/%s", b_set["name"], missing_set, None),
+        ("PUT", "/v1/permission-sets/{name}"): ("/v1/permission-sets/%s", b_set["name"], missing_set,
+                                                {"rules": []}),
+        ("DELETE", "/v1/permission-sets/{name}"): ("/v1/permission-sets/%s", b_set["name"],
+                                                   missing_set, None),
+    }
+    return cases, b_user, b_key, b_set
+
+
+def test_cross_tenant_ids_answer_like_missing_ones(world):
+    cases, b_user, b_key, b_set = _cross_tenant_cases(world)
+    platform = world.session(world.platform_token)
+    b_tenant = platform.get(world.url + "/v1/tenants/" + world.tenant_b["id"]).json()
+    with_params = {r for r in ROUTES if "{" in r[1]}
+    assert with_params == set(cases), (
+        "routes with a path parameter and no cross-tenant case: %s" % sorted(with_params - set(cases)))
+    # Tenant A's Admin, as a user and as an API key, calls every route with B's id.
+    callers = {"admin": world.tokens["admin"], "key:admin": world.tokens["key:admin"],
+               "operator": world.tokens["operator"]}
+    problems = []
+    for (method, template), (fmt, other, missing, body) in sorted(cases.items()):
+        for name, token in callers.items():
+            s = world.session(token)
+            r_other = s.request(method, world.url + fmt % other, json=body)
+            r_missing = s.request(method, world.url + fmt % missing, json=body)
+            where = "%s %s as %s" % (method, template, name)
+            if r_other.status_code != r_missing.status_code:
+                problems.append("%s: other tenant's id %d, missing id %d (%s)" % (
+                    where, r_other.status_code, r_missing.status_code, r_other.text[:200]))
+                continue
+            if without_request_id(r_other) != without_request_id(r_missing):
+                problems.append("%s: bodies differ: %s vs %s" % (where, r_other.text, r_missing.text))
+            if r_other.status_code not in (403, 404):
+                problems.append("%s: %d, expected 404 (or 403 where the role is refused)" % (
+                    where, r_other.status_code))
+            # The Admin gets 404 on the tenant routes only when it may use them:
+            # it may not, so those are 403 for both ids.
+            if name != "operator" and template.startswith("/v1/tenants"):
+                if r_other.status_code != 403:
+                    problems.append("%s: expected 403 on a platform route" % where)
+            elif name != "operator" and r_other.status_code != 404:
+                problems.append("%s: expected 404, got %d" % (where, r_other.status_code))
+    assert not problems, "\n".join(problems)
+    # Nothing of B's changed.
+    b = world.b_admin
+    got = b.get(world.url + "/v1/users/" + b_user["id"])
+    assert got.status_code == 200 and got.json() == b_user, got.text
+    keys = [k["id"] for k in b.get(world.url + "/v1/api-keys").json()["items"]]
+    assert b_key["id"] in keys
+    assert world.session(b_key["key"]).get(world.url + "/v1/me").status_code == 200
+    got = b.get(world.url + "/v1/permission-sets/" + b_set["name"])
+    assert got.status_code == 200 and got.json()["rules"] == b_set["rules"], got.text
+    t = platform.get(world.url + "/v1/tenants/" + world.tenant_b["id"])
+    assert t.status_code == 200 and t.json() == b_tenant, t.text
+
+
+def test_set_names_are_per_tenant(world):
+    """The same set name in two tenants is two sets; each tenant sees its own."""
+    name = unique("authz-same")
+    rules_a = [{"effect": "allow", "method": "GET", "path": "/v1/users"}]
+    rules_b = [{"effect": "deny", "method": "*", "path": "/v1/**"}]
+    for s, rules in ((world.admin, rules_a), (world.b_admin, rules_b)):
+        r = s.post(world.url + "/v1/permission-sets", json={"name": name, "rules": rules})
+        assert r.status_code == 201, r.text
+    assert world.admin.get(world.url + "/v1/permission-sets/" + name).json()["rules"] == rules_a
+    assert world.b_admin.get(world.url + "/v1/permission-sets/" + name).json()["rules"] == rules_b
+    # Assigning by name in A never picks up B's set.
+    r = world.admin.patch(world.url + "/v1/users/" + world.ids["readonly"],
+                          json={"permission_sets": [name]})
+    assert r.status_code == 200, r.text
+    me = world.me(world.tokens["readonly"])
+    assert me["rules"] == [dict(rules_a[0], set=name)], me
+    r = world.admin.patch(world.url + "/v1/users/" + world.ids["readonly"],
+                          json={"permission_sets": []})
+    assert r.status_code == 200, r.text
+    # A cannot assign B's set to its own users when A has no set of that name.
+    only_b = world.make_set(s=world.b_admin)["name"]
+    r = world.admin.patch(world.url + "/v1/users/" + world.ids["readonly"],
+                          json={"permission_sets": [only_b]})
+    check_error(r, 400, "bad_request")
+    # ...nor B's users.
+    b_user = world.make_user("readonly", s=world.b_admin)
+    r = world.admin.patch(world.url + "/v1/users/" + b_user["id"], json={"permission_sets": [name]})
+    check_error(r, 404, "not_found")
