@@ -91,11 +91,19 @@ enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, boo
 {
 	if (perm == PERM_PUBLIC)
 		return AUTHZ_OK;
-	enum permset_effect e = rules ? permset_evaluate(rules, method, path, set) : PERMSET_NONE;
-	if (e == PERMSET_DENY && deny_applies(p, perm))
+	/* Sets are a tenant's; they never speak for the platform administrator or an
+	 * undeclared permission. */
+	bool sets_apply = rules && p->role != ROLE_PLATFORM_ADMIN && role_is_tenant_role(p->role) &&
+			  perm > PERM_INVALID && perm < PERM_COUNT;
+	const char *decided_by = NULL;
+	enum permset_effect e =
+		sets_apply ? permset_evaluate(rules, method, path, &decided_by) : PERMSET_NONE;
+	if (e == PERMSET_DENY && deny_applies(p, perm)) {
+		*set = decided_by;
 		return AUTHZ_DENY_PERMISSION_SET;
+	}
 	/* A tenant Admin's allow reaches only the tenant's own API, never the platform's. */
-	if (e == PERMSET_ALLOW && perm != PERM_PLATFORM && p->role != ROLE_PLATFORM_ADMIN)
+	if (e == PERMSET_ALLOW && perm != PERM_PLATFORM)
 		return AUTHZ_OK;
 	return authz_check(p, perm, own);
 }
