@@ -107,6 +107,7 @@ static bool authorize(struct api *api, struct http_exchange *ex, const struct pr
 	else
 		snprintf(reason, sizeof(reason), "%s", authz_reason_name(why));
 	api_log_security(ex, "denied", reason);
+	snprintf(ex->audit_reason, sizeof(ex->audit_reason), "%s", reason);
 	const char *msg = why == AUTHZ_DENY_PLATFORM_BOUNDARY
 			      ? "the platform administrator cannot act inside a tenant"
 			  : why == AUTHZ_DENY_PERMISSION_SET ? "denied by a permission set"
@@ -114,6 +115,15 @@ static bool authorize(struct api *api, struct http_exchange *ex, const struct pr
 							     : "your role does not allow this";
 	reply_error(ex, 403, "forbidden", msg);
 	return false;
+}
+
+/* Sends the outcome to the audit log: routes with an action always, others when denied. */
+static void record(struct http_exchange *ex)
+{
+	if (ex->route->action && (ex->route->flags & HTTP_ROUTE_BLOCKING))
+		api_trail_result(ex);
+	else if (ex->status == 401 || ex->status == 403)
+		api_trail_denied(ex);
 }
 
 void api_dispatch(struct http_exchange *ex)
@@ -128,20 +138,21 @@ void api_dispatch(struct http_exchange *ex)
 		int rc = authenticate(api, ex, &p);
 		if (rc < 0) {
 			api_log_security(ex, "denied", "unauthenticated");
+			snprintf(ex->audit_reason, sizeof(ex->audit_reason), "unauthenticated");
 			if (rc == ODX_EAUTH)
 				reply_error(ex, 401, "unauthorized",
 					    "missing, invalid or expired credential");
 			else
 				reply_odx_error(ex, rc, NULL);
-			return;
+			goto out;
 		}
 		ex->auth = &p;
-		if (!authorize(api, ex, &p)) {
-			ex->auth = NULL;
-			return;
-		}
+		if (!authorize(api, ex, &p))
+			goto out;
 	}
 	r->handler(ex);
+out:
+	record(ex);
 	ex->auth = NULL;
 }
 

@@ -22,8 +22,13 @@
 #define API_LIST_DEFAULT  50
 #define API_LIST_MAX	  500
 
+struct api_trail;
+struct audit_log;
+
 struct api {
 	struct store *store;
+	struct api_trail *trail; /* the way to the audit log (trail.c) */
+	struct audit_log *audit;
 	struct keyring *keyring;
 	struct throttle *throttle;
 	struct revocation *revocation;
@@ -54,8 +59,20 @@ void api_reply_list(struct http_exchange *ex, json_t *items, int limit);
 void api_reply_list_by(struct http_exchange *ex, json_t *items, int limit, const char *key);
 /* Replaces subject's permission sets with names (a JSON array); replies 400 on bad ones. */
 int api_assign_permsets(struct http_exchange *ex, const char *subject, json_t *names);
-/* Logs a denial or a security event (the audit log takes these over in issue 4). */
+/* Logs a denial or a security event to the daemon's log (the audit log gets it too). */
 void api_log_security(const struct http_exchange *ex, const char *event, const char *reason);
+
+/* Starts the thread that writes denials to log (see trail.c). */
+int api_trail_start(struct audit_log *log, struct api_trail **out);
+/* Writes out queued denials and stops the thread; NULL ok. */
+void api_trail_stop(struct api_trail *t);
+/* Queues the denial of this request for the audit log (any thread; does not wait). */
+void api_trail_denied(struct http_exchange *ex);
+/*
+ * Records the outcome of a request on a route with an action, durably; on
+ * failure turns a success reply into 503. Waits: worker threads only.
+ */
+void api_trail_result(struct http_exchange *ex);
 
 /* Handlers. */
 void api_healthz(struct http_exchange *ex);

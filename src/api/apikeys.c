@@ -66,6 +66,7 @@ void api_apikeys_create(struct http_exchange *ex)
 		explicit_bzero(text, sizeof(text));
 		goto out;
 	}
+	snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/api-keys/%s", k.id);
 	json_t *res = apikey_to_json(&k);
 	json_object_set_new(res, "key", json_string(text));
 	explicit_bzero(text, sizeof(text));

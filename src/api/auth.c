@@ -41,6 +41,7 @@ static void login_failed(struct http_exchange *ex, const char *email)
 	struct api *api = ex->app;
 	throttle_failure(api->throttle, email, ex->source_ip, time_now_ns());
 	api_log_security(ex, "login_failed", "invalid_credentials");
+	snprintf(ex->audit_reason, sizeof(ex->audit_reason), "invalid_credentials");
 	reply_error(ex, 401, "unauthorized", "invalid email or password");
 }
 
@@ -56,9 +57,12 @@ void api_auth_login(struct http_exchange *ex)
 	char email[EMAIL_MAX + 1];
 	snprintf(email, sizeof(email), "%s", email_in);
 	bool email_ok = strlen(email_in) <= EMAIL_MAX && email_normalize(email) == 0;
+	/* The audit names the account tried, never the password. */
+	snprintf(ex->audit_actor_email, sizeof(ex->audit_actor_email), "%s", email);
 	int retry = 0;
 	if (throttle_check(api->throttle, email, ex->source_ip, time_now_ns(), &retry) < 0) {
 		api_log_security(ex, "login_throttled", "too_many_failures");
+		snprintf(ex->audit_reason, sizeof(ex->audit_reason), "throttled");
 		reply_error(ex, 429, "rate_limited", "too many failed logins; retry later");
 		ex->retry_after = retry;
 		goto out;
@@ -78,6 +82,8 @@ void api_auth_login(struct http_exchange *ex)
 		goto out;
 	}
 	throttle_success(api->throttle, email);
+	snprintf(ex->audit_actor_id, sizeof(ex->audit_actor_id), "%s", u.id);
+	snprintf(ex->audit_tenant_id, sizeof(ex->audit_tenant_id), "%s", u.tenant_id);
 	struct session_subject who;
 	memset(&who, 0, sizeof(who));
 	snprintf(who.tenant_id, sizeof(who.tenant_id), "%s", u.tenant_id);
@@ -111,8 +117,13 @@ void api_auth_refresh(struct http_exchange *ex)
 	char next[REFRESH_TOKEN_LEN];
 	struct session_subject who;
 	int rc = session_refresh(api->store, token, time_now_ns(), next, &who);
+	if (rc == 0 || rc == ODX_EREUSED) {
+		snprintf(ex->audit_actor_id, sizeof(ex->audit_actor_id), "%s", who.user_id);
+		snprintf(ex->audit_tenant_id, sizeof(ex->audit_tenant_id), "%s", who.tenant_id);
+	}
 	if (rc == ODX_EREUSED) {
 		api_log_security(ex, "refresh_token_reuse", "family_revoked");
+		snprintf(ex->audit_reason, sizeof(ex->audit_reason), "refresh_token_reuse");
 		reply_error(ex, 401, "unauthorized", "refresh token already used; session revoked");
 		goto out;
 	}

@@ -56,6 +56,7 @@ static void put_set(struct http_exchange *ex, const char *name, json_t *rules, b
 	}
 	if (check_rules(ex, name, rules) < 0)
 		return;
+	snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/permission-sets/%s", name);
 	json_t *set;
 	int rc = permset_put(api->store, api_principal(ex)->tenant_id, name, rules, create, &set);
 	if (rc == ODX_ECONFLICT)

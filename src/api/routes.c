@@ -9,37 +9,41 @@
 #define B HTTP_ROUTE_BLOCKING
 #define ROUTE(m, p, h, perm_, max, fl)                                                          \
 	{.method = m, .pattern = p, .handler = h, .perm = perm_, .max_body = max, .flags = fl}
+/* A route whose every outcome is audited (state changes, sign-ins, audit reads). */
+#define AUDITED(m, p, h, perm_, max, fl, act)                                                   \
+	{.method = m, .pattern = p, .handler = h, .perm = perm_, .max_body = max, .flags = fl,   \
+	 .action = act}
 
 /* clang-format off: a table reads best as one */
 const struct http_route api_routes[] = {
 	ROUTE(HTTP_GET, "/healthz", api_healthz, PERM_PUBLIC, 0, 0),
 	ROUTE(HTTP_GET, "/readyz", api_readyz, PERM_PUBLIC, 0, 0),
 	ROUTE(HTTP_GET, "/metrics", api_metrics, PERM_AUTHENTICATED, 0, HTTP_ROUTE_LOOPBACK_OPEN),
-	ROUTE(HTTP_POST, "/v1/auth/login", api_auth_login, PERM_PUBLIC, API_AUTH_MAX_BODY, B),
-	ROUTE(HTTP_POST, "/v1/auth/refresh", api_auth_refresh, PERM_PUBLIC, API_AUTH_MAX_BODY, B),
-	ROUTE(HTTP_POST, "/v1/auth/logout", api_auth_logout, PERM_AUTHENTICATED, API_AUTH_MAX_BODY, B),
+	AUDITED(HTTP_POST, "/v1/auth/login", api_auth_login, PERM_PUBLIC, API_AUTH_MAX_BODY, B, "auth.login"),
+	AUDITED(HTTP_POST, "/v1/auth/refresh", api_auth_refresh, PERM_PUBLIC, API_AUTH_MAX_BODY, B, "auth.refresh"),
+	AUDITED(HTTP_POST, "/v1/auth/logout", api_auth_logout, PERM_AUTHENTICATED, API_AUTH_MAX_BODY, B, "auth.logout"),
 	ROUTE(HTTP_GET, "/v1/auth/jwks", api_auth_jwks, PERM_PUBLIC, 0, 0),
 	ROUTE(HTTP_GET, "/v1/me", api_me, PERM_AUTHENTICATED, 0, 0),
 	ROUTE(HTTP_GET, "/v1/tenants", api_tenants_list, PERM_PLATFORM, 0, 0),
-	ROUTE(HTTP_POST, "/v1/tenants", api_tenants_create, PERM_PLATFORM, 0, B),
+	AUDITED(HTTP_POST, "/v1/tenants", api_tenants_create, PERM_PLATFORM, 0, B, "tenant.create"),
 	ROUTE(HTTP_GET, "/v1/tenants/{id}", api_tenants_get, PERM_PLATFORM, 0, 0),
-	ROUTE(HTTP_PATCH, "/v1/tenants/{id}", api_tenants_update, PERM_PLATFORM, 0, B),
-	ROUTE(HTTP_DELETE, "/v1/tenants/{id}", api_tenants_delete, PERM_PLATFORM, 0, B),
-	ROUTE(HTTP_PUT, "/v1/tenants/{id}/quotas", api_tenants_set_quotas, PERM_PLATFORM, 0, B),
+	AUDITED(HTTP_PATCH, "/v1/tenants/{id}", api_tenants_update, PERM_PLATFORM, 0, B, "tenant.update"),
+	AUDITED(HTTP_DELETE, "/v1/tenants/{id}", api_tenants_delete, PERM_PLATFORM, 0, B, "tenant.delete"),
+	AUDITED(HTTP_PUT, "/v1/tenants/{id}/quotas", api_tenants_set_quotas, PERM_PLATFORM, 0, B, "tenant.quotas.update"),
 	ROUTE(HTTP_GET, "/v1/quotas", api_quotas_get, PERM_TENANT_MEMBER, 0, 0),
 	ROUTE(HTTP_GET, "/v1/users", api_users_list, PERM_TENANT_SETTINGS, 0, 0),
-	ROUTE(HTTP_POST, "/v1/users", api_users_create, PERM_TENANT_SETTINGS, 0, B),
+	AUDITED(HTTP_POST, "/v1/users", api_users_create, PERM_TENANT_SETTINGS, 0, B, "user.create"),
 	ROUTE(HTTP_GET, "/v1/users/{id}", api_users_get, PERM_TENANT_SETTINGS, 0, 0),
-	ROUTE(HTTP_PATCH, "/v1/users/{id}", api_users_update, PERM_TENANT_SETTINGS, 0, B),
-	ROUTE(HTTP_DELETE, "/v1/users/{id}", api_users_delete, PERM_TENANT_SETTINGS, 0, B),
+	AUDITED(HTTP_PATCH, "/v1/users/{id}", api_users_update, PERM_TENANT_SETTINGS, 0, B, "user.update"),
+	AUDITED(HTTP_DELETE, "/v1/users/{id}", api_users_delete, PERM_TENANT_SETTINGS, 0, B, "user.delete"),
 	ROUTE(HTTP_GET, "/v1/api-keys", api_apikeys_list, PERM_TENANT_SETTINGS, 0, 0),
-	ROUTE(HTTP_POST, "/v1/api-keys", api_apikeys_create, PERM_TENANT_SETTINGS, 0, B),
-	ROUTE(HTTP_DELETE, "/v1/api-keys/{id}", api_apikeys_delete, PERM_TENANT_SETTINGS, 0, B),
+	AUDITED(HTTP_POST, "/v1/api-keys", api_apikeys_create, PERM_TENANT_SETTINGS, 0, B, "api_key.create"),
+	AUDITED(HTTP_DELETE, "/v1/api-keys/{id}", api_apikeys_delete, PERM_TENANT_SETTINGS, 0, B, "api_key.delete"),
 	ROUTE(HTTP_GET, "/v1/permission-sets", api_permsets_list, PERM_TENANT_SETTINGS, 0, 0),
-	ROUTE(HTTP_POST, "/v1/permission-sets", api_permsets_create, PERM_TENANT_SETTINGS, 0, B),
+	AUDITED(HTTP_POST, "/v1/permission-sets", api_permsets_create, PERM_TENANT_SETTINGS, 0, B, "permission_set.create"),
 	ROUTE(HTTP_GET, "/v1/permission-sets/{name}", api_permsets_get, PERM_TENANT_SETTINGS, 0, 0),
-	ROUTE(HTTP_PUT, "/v1/permission-sets/{name}", api_permsets_put, PERM_TENANT_SETTINGS, 0, B),
-	ROUTE(HTTP_DELETE, "/v1/permission-sets/{name}", api_permsets_delete, PERM_TENANT_SETTINGS, 0, B),
+	AUDITED(HTTP_PUT, "/v1/permission-sets/{name}", api_permsets_put, PERM_TENANT_SETTINGS, 0, B, "permission_set.update"),
+	AUDITED(HTTP_DELETE, "/v1/permission-sets/{name}", api_permsets_delete, PERM_TENANT_SETTINGS, 0, B, "permission_set.delete"),
 };
 /* clang-format on */
 

@@ -104,6 +104,7 @@ void api_tenants_create(struct http_exchange *ex)
 		reply_odx_error(ex, rc, NULL);
 		goto out;
 	}
+	snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/tenants/%s", t.id);
 	json_t *res = tenant_to_json(&t);
 	json_object_set_new(res, "admin", user_to_json(&admin));
 	reply_json(ex, 201, res);

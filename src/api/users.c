@@ -72,8 +72,10 @@ void api_users_create(struct http_exchange *ex)
 		reply_error(ex, 409, "conflict", "email already in use");
 	else if (rc < 0)
 		reply_odx_error(ex, rc, NULL);
-	else
+	else {
+		snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/users/%s", u.id);
 		reply_json(ex, 201, user_to_json(&u));
+	}
 out:
 	json_decref(body);
 }

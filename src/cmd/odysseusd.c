@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "audit/audit.h"
 #include "auth/jwt.h"
 #include "auth/keyring.h"
 #include "auth/password.h"
@@ -88,6 +89,9 @@ static int prepare_data_dir(const struct config *cfg, struct store **store)
 	rc = x509_ensure_pki(pki);
 	if (rc < 0)
 		return fail("creating the internal CA", rc);
+	rc = audit_key_init(cfg->data_dir);
+	if (rc < 0)
+		return fail("creating the audit signing key", rc);
 	return 0;
 }
 
@@ -242,6 +246,16 @@ static int cmd_serve(int argc, char **argv)
 		fail("starting", rc);
 		goto out;
 	}
+	/* The audit log is its own file, apart from the state store (SPEC §9). */
+	char audit_path[CONFIG_STR_MAX + 16], audit_key[CONFIG_STR_MAX + 32];
+	snprintf(audit_path, sizeof(audit_path), "%s/audit.db", cfg.data_dir);
+	snprintf(audit_key, sizeof(audit_key), "%s/%s", cfg.data_dir, AUDIT_KEY_FILE);
+	struct audit_options aopts = {.key_path = audit_key};
+	if ((rc = audit_open(audit_path, &aopts, &api.audit)) < 0 ||
+	    (rc = api_trail_start(api.audit, &api.trail)) < 0) {
+		fail("opening the audit log", rc);
+		goto out;
+	}
 	tenant_sweep_orphans(api.store, cfg.data_dir);
 	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];
 	snprintf(cert, sizeof(cert), "%s", cfg.tls_cert[0] ? cfg.tls_cert : "");
@@ -285,6 +299,8 @@ static int cmd_serve(int argc, char **argv)
 	log_event(LOG_INFO, "stopped", NULL);
 out:
 	http_server_free(srv);
+	api_trail_stop(api.trail); /* after the server: no request is left to record */
+	audit_close(api.audit);
 	throttle_free(api.throttle);
 	revocation_free(api.revocation);
 	keyring_free(api.keyring);

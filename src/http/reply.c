@@ -54,6 +54,7 @@ void reply_error(struct http_exchange *ex, int status, const char *code, const c
 	char *text = err ? jsonx_dump(err) : NULL;
 	json_decref(err);
 	set_body(ex, status, "application/json", text, text ? strlen(text) : 0);
+	ex->error_code = code;
 	if (status == 401)
 		ex->www_authenticate = true;
 }

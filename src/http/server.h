@@ -42,6 +42,9 @@ struct http_route {
 	int perm;	 /* the application's permission id; 0 is refused */
 	size_t max_body; /* 0: HTTP_MAX_BODY */
 	unsigned flags;
+	/* The audit action of a request on this route ("user.create"); NULL: not audited
+	 * unless denied. */
+	const char *action;
 	/*
 	 * For permissions with ownership (a Developer may update only what it
 	 * created): writes the creator of the object the request names into
@@ -75,6 +78,13 @@ struct http_exchange {
 	int retry_after;
 	bool www_authenticate;
 	char allow[48]; /* Allow header for 405 */
+	const char *error_code; /* the code of an error reply (static), NULL otherwise */
+	/* For the audit record, set by handlers when the path does not say it all. */
+	char audit_resource[192]; /* e.g. "users/usr_..." of a created user */
+	char audit_actor_id[64];  /* public routes: whose login it was */
+	char audit_actor_email[256];
+	char audit_tenant_id[48];
+	char audit_reason[96]; /* why it was denied ("role", "permission_set:x") */
 	/* Server-private. */
 	struct http_loop *loop;
 	struct evhttp_request *req;

@@ -17,7 +17,7 @@ static void handler(struct http_exchange *ex)
 	(void)ex;
 }
 
-#define ROUTE(m, p, perm) {m, p, handler, perm, 0, 0, NULL}
+#define ROUTE(m, p, perm_) {.method = m, .pattern = p, .handler = handler, .perm = perm_}
 
 static int validate(const struct http_route *r, size_t n, char *err, size_t errlen)
 {
@@ -89,10 +89,10 @@ static void test_malformed_patterns_refused(void **state)
 		assert_true(err[0] != '\0');
 	}
 	/* a missing handler, pattern or method */
-	const struct http_route nohandler[] = {{HTTP_GET, "/v1/x", NULL, PERM_PUBLIC, 0, 0, NULL}};
-	const struct http_route nopattern[] = {{HTTP_GET, NULL, handler, PERM_PUBLIC, 0, 0, NULL}};
-	const struct http_route nomethod[] = {{0, "/v1/x", handler, PERM_PUBLIC, 0, 0, NULL}};
-	const struct http_route badmethod[] = {{(enum http_method)77, "/v1/x", handler, PERM_PUBLIC, 0, 0, NULL}};
+	const struct http_route nohandler[] = {{.method = HTTP_GET, .pattern = "/v1/x", .handler = NULL, .perm = PERM_PUBLIC}};
+	const struct http_route nopattern[] = {{.method = HTTP_GET, .pattern = NULL, .handler = handler, .perm = PERM_PUBLIC}};
+	const struct http_route nomethod[] = {{.method = 0, .pattern = "/v1/x", .handler = handler, .perm = PERM_PUBLIC}};
+	const struct http_route badmethod[] = {{.method = (enum http_method)77, .pattern = "/v1/x", .handler = handler, .perm = PERM_PUBLIC}};
 	char err[256];
 	assert_int_equal(validate(nohandler, 1, err, sizeof(err)), ODX_EINVAL);
 	assert_int_equal(validate(nopattern, 1, err, sizeof(err)), ODX_EINVAL);

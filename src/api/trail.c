@@ -1,0 +1,211 @@
+/*
+ * trail.c — how requests reach the audit log (SPEC §9).
+ *
+ * - A route with an action (routes.c) is recorded after its handler, before
+ *   the reply leaves: success for 2xx/3xx, denied for 403, failure for other
+ *   errors, with the error code as the reason. If the record cannot be made
+ *   durable, a success becomes 503: the client never hears "done" about an
+ *   unaudited change. Such routes run on worker threads, where waiting for
+ *   the group commit is allowed.
+ * - Every denial (401 and 403, on any route) is recorded too. Denials can
+ *   happen on an event-loop thread, which must not wait for an fsync, and
+ *   no success is reported for them, so they go through a bounded queue
+ *   drained by one thread; a full queue makes the caller wait (nothing is
+ *   dropped).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "audit/audit.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define QUEUE_CAP 4096
+
+struct pending {
+	enum audit_actor_type actor_type;
+	char actor_id[64], actor_email[256], tenant_id[48], action[64], resource[192];
+	char reason[96], request_id[HTTP_REQUEST_ID_MAX], source_ip[64];
+};
+
+struct api_trail {
+	struct audit_log *log;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t nonempty, nonfull;
+	struct pending *ring;
+	size_t head, count;
+	bool stop;
+};
+
+static void to_record(const struct pending *p, struct audit_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->actor_type = p->actor_type;
+	r->actor_id = p->actor_id;
+	r->actor_email = p->actor_email;
+	r->tenant_id = p->tenant_id;
+	r->action = p->action;
+	r->resource = p->resource;
+	r->outcome = AUDIT_DENIED;
+	r->reason = p->reason;
+	r->request_id = p->request_id;
+	r->source_ip = p->source_ip;
+}
+
+static void *drain(void *arg)
+{
+	struct api_trail *t = arg;
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->count && !t->stop)
+			pthread_cond_wait(&t->nonempty, &t->lock);
+		if (!t->count)
+			break;
+		struct pending p = t->ring[t->head];
+		t->head = (t->head + 1) % QUEUE_CAP;
+		t->count--;
+		pthread_cond_signal(&t->nonfull);
+		pthread_mutex_unlock(&t->lock);
+		struct audit_record r;
+		to_record(&p, &r);
+		/* Retried until it is written: a denial is never dropped, only delayed. */
+		int rc;
+		while ((rc = audit_append(t->log, &r)) == ODX_EUNAVAIL) {
+			log_event(LOG_ERROR, "audit log unavailable; retrying a denial record", NULL);
+			struct timespec ts = {0, 200 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		if (rc < 0)
+			log_event(LOG_ERROR, "audit record refused",
+				  json_pack("{s:s, s:s}", "error", odx_strerror(rc), "request_id",
+					    p.request_id));
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int api_trail_start(struct audit_log *log, struct api_trail **out)
+{
+	struct api_trail *t = calloc(1, sizeof(*t));
+	if (!t)
+		return ODX_ENOMEM;
+	t->ring = calloc(QUEUE_CAP, sizeof(*t->ring));
+	if (!t->ring) {
+		free(t);
+		return ODX_ENOMEM;
+	}
+	t->log = log;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->nonempty, NULL);
+	pthread_cond_init(&t->nonfull, NULL);
+	if (pthread_create(&t->thread, NULL, drain, t) != 0) {
+		free(t->ring);
+		free(t);
+		return ODX_ENOMEM;
+	}
+	*out = t;
+	return 0;
+}
+
+void api_trail_stop(struct api_trail *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_signal(&t->nonempty);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL); /* the queue is written out first */
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->nonempty);
+	pthread_cond_destroy(&t->nonfull);
+	free(t->ring);
+	free(t);
+}
+
+/* Who acted: the verified principal, else what a public route's handler learned. */
+static void actor_of(const struct http_exchange *ex, enum audit_actor_type *type, const char **id,
+		     const char **email, const char **tenant)
+{
+	const struct principal *p = ex->auth;
+	*email = ex->audit_actor_email;
+	if (p) {
+		*type = p->kind == PRINCIPAL_API_KEY ? AUDIT_ACTOR_API_KEY : AUDIT_ACTOR_USER;
+		*id = p->id;
+		*tenant = p->tenant_id;
+	} else {
+		*type = ex->audit_actor_id[0] ? AUDIT_ACTOR_USER : AUDIT_ACTOR_ANONYMOUS;
+		*id = ex->audit_actor_id;
+		*tenant = ex->audit_tenant_id;
+	}
+}
+
+static const char *action_of(const struct http_exchange *ex)
+{
+	return ex->route && ex->route->action ? ex->route->action : "request";
+}
+
+static const char *resource_of(const struct http_exchange *ex)
+{
+	return ex->audit_resource[0] ? ex->audit_resource : ex->path ? ex->path : "";
+}
+
+static const char *reason_of(const struct http_exchange *ex)
+{
+	return ex->audit_reason[0] ? ex->audit_reason : ex->error_code ? ex->error_code : "error";
+}
+
+void api_trail_denied(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	struct api_trail *t = api->trail;
+	struct pending p;
+	memset(&p, 0, sizeof(p));
+	const char *id, *email, *tenant;
+	actor_of(ex, &p.actor_type, &id, &email, &tenant);
+	snprintf(p.actor_id, sizeof(p.actor_id), "%s", id);
+	snprintf(p.actor_email, sizeof(p.actor_email), "%s", email);
+	snprintf(p.tenant_id, sizeof(p.tenant_id), "%s", tenant);
+	snprintf(p.action, sizeof(p.action), "%s", action_of(ex));
+	snprintf(p.resource, sizeof(p.resource), "%s", resource_of(ex));
+	snprintf(p.reason, sizeof(p.reason), "%s", reason_of(ex));
+	snprintf(p.request_id, sizeof(p.request_id), "%s", ex->request_id);
+	snprintf(p.source_ip, sizeof(p.source_ip), "%s", ex->source_ip);
+	pthread_mutex_lock(&t->lock);
+	while (t->count == QUEUE_CAP)
+		pthread_cond_wait(&t->nonfull, &t->lock);
+	t->ring[(t->head + t->count) % QUEUE_CAP] = p;
+	t->count++;
+	pthread_cond_signal(&t->nonempty);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void api_trail_result(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	bool ok = ex->status > 0 && ex->status < 400;
+	bool denied = ex->status == 401 || ex->status == 403;
+	struct audit_record r;
+	memset(&r, 0, sizeof(r));
+	actor_of(ex, &r.actor_type, &r.actor_id, &r.actor_email, &r.tenant_id);
+	r.action = action_of(ex);
+	r.resource = resource_of(ex);
+	r.outcome = ok ? AUDIT_SUCCESS : denied ? AUDIT_DENIED : AUDIT_FAILURE;
+	r.reason = ok ? "" : reason_of(ex);
+	r.request_id = ex->request_id;
+	r.source_ip = ex->source_ip;
+	int rc = audit_append(api->trail->log, &r);
+	if (rc == 0)
+		return;
+	log_event(LOG_ERROR, "audit append failed",
+		  json_pack("{s:s, s:s, s:s}", "error", odx_strerror(rc), "action", r.action,
+			    "request_id", ex->request_id));
+	/* Never report success for something the audit log does not hold. */
+	if (ok)
+		reply_error(ex, 503, "unavailable", "audit log unavailable; retry later");
+}
