@@ -43,6 +43,11 @@ const struct http_route api_routes[] = {
 	AUDITED(HTTP_POST, "/v1/permission-sets", api_permsets_create, PERM_TENANT_SETTINGS, 0, B, "permission_set.create"),
 	ROUTE(HTTP_GET, "/v1/permission-sets/{name}", api_permsets_get, PERM_TENANT_SETTINGS, 0, 0),
 	AUDITED(HTTP_PUT, "/v1/permission-sets/{name}", api_permsets_put, PERM_TENANT_SETTINGS, 0, B, "permission_set.update"),
+	AUDITED(HTTP_GET, "/v1/audit", api_audit_list, PERM_AUDIT_READ, 0, B, "audit.read"),
+	AUDITED(HTTP_GET, "/v1/audit/checkpoints", api_audit_checkpoints, PERM_AUDIT_READ, 0, B,
+		"audit.checkpoints.read"),
+	AUDITED(HTTP_GET, "/v1/audit/proof", api_audit_proof, PERM_AUDIT_READ, 0, B,
+		"audit.proof.read"),
 	AUDITED(HTTP_DELETE, "/v1/permission-sets/{name}", api_permsets_delete, PERM_TENANT_SETTINGS, 0, B, "permission_set.delete"),
 };
 /* clang-format on */

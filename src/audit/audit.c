@@ -46,7 +46,7 @@
 #define DEFAULT_CP_EVERY 10000
 #define DEFAULT_CP_INTERVAL_NS NSEC_PER_SEC
 #define MAX_CP_INTERVAL_NS ((int64_t)100 * 365 * 86400 * NSEC_PER_SEC)
-#define DEFAULT_INDEX_EVERY 4096
+#define DEFAULT_INDEX_EVERY 1024
 #define INDEX_MAX_CHUNK 65536          /* records per index transaction at most */
 #define INDEX_IDLE_NS (NSEC_PER_SEC / 5) /* index the tail after this much quiet */
 #define POOL_MAX_IDLE 8
@@ -132,7 +132,7 @@ static int writer_db_open(struct audit_log *log)
 	sqlite3_finalize(st);
 	rc = audit_map_sqlite(rc);
 	if (rc == 0)
-		rc = exec(log->wdb, "PRAGMA synchronous = FULL; PRAGMA recursive_triggers = ON; PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824");
+		rc = exec(log->wdb, "PRAGMA synchronous = FULL; PRAGMA recursive_triggers = ON; PRAGMA cache_size = -65536");
 	int64_t version = 0;
 	if (rc == 0) {
 		rc = sqlite3_prepare_v2(log->wdb, "PRAGMA user_version", -1, &st, NULL);
@@ -496,25 +496,30 @@ out:
 	}
 }
 
+#define AUDIT_STR_(x) #x
+#define AUDIT_STR(x) AUDIT_STR_(x)
+
 /*
  * Extends the idx_* tables over records (indexed, indexed + n]: one
- * transaction, rows inserted sorted by key so records of one key share
- * pages (db.c explains why this is not done per append). On failure the
+ * transaction, rows inserted sorted by (bucket, key, seq) so they land in
+ * the current bucket's small key range (db.c explains why). On failure the
  * transaction is rolled back and the state re-read before the next batch.
  */
 static void index_flush(struct audit_log *log)
 {
+#define B "(seq >> " AUDIT_STR(AUDIT_BUCKET_BITS) ")"
 	static const char *const fill[] = {
-		"INSERT INTO idx_tenant SELECT tenant_id, seq FROM records "
-		"WHERE seq > ?1 AND seq <= ?2 ORDER BY tenant_id, seq",
-		"INSERT INTO idx_tenant_action SELECT tenant_id, action, seq FROM records "
-		"WHERE seq > ?1 AND seq <= ?2 ORDER BY tenant_id, action, seq",
-		"INSERT INTO idx_actor SELECT actor_id, seq FROM records "
-		"WHERE seq > ?1 AND seq <= ?2 ORDER BY actor_id, seq",
-		"INSERT INTO idx_resource SELECT resource, seq FROM records "
-		"WHERE seq > ?1 AND seq <= ?2 ORDER BY resource, seq",
+		"INSERT INTO idx_tenant SELECT " B ", tenant_id, seq FROM records "
+		"WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3",
+		"INSERT INTO idx_tenant_action SELECT " B ", tenant_id, action, seq FROM records "
+		"WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3, 4",
+		"INSERT INTO idx_actor SELECT " B ", actor_id, seq FROM records "
+		"WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3",
+		"INSERT INTO idx_resource SELECT " B ", resource, seq FROM records "
+		"WHERE seq > ?1 AND seq <= ?2 ORDER BY 1, 2, 3",
 		"INSERT INTO idx_marks (upto, time_ns) SELECT ?2, ?3 WHERE ?1 >= 0",
 	};
+#undef B
 	uint64_t from = log->indexed;
 	uint64_t to = log->size - from > INDEX_MAX_CHUNK ? from + INDEX_MAX_CHUNK : log->size;
 	if (log->reload || to <= from)

@@ -106,7 +106,7 @@ struct audit_options {
 	uint64_t checkpoint_every;      /* sign after this many new records; 0: 10000 */
 	int64_t checkpoint_interval_ns; /* or when the oldest unsigned record is this old; 0: 1 s */
 	uint64_t index_every;           /* extend the read indexes every this many records
-					   (and after 0.2 s of quiet); 0: 4096 */
+					   (and after 0.2 s of quiet); 0: 1024 */
 	const char *sqlite_vfs;         /* NULL: SQLite's default (tests pass a failing VFS) */
 };
 

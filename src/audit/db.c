@@ -14,13 +14,17 @@
  * tenant, actor, resource are all over the tree), and each dirty page
  * costs a WAL frame and a checkpoint write: measured here, four such
  * indexes made appends write ~41 KB per record and cut group-commit
- * throughput ~8x. So records has none; the idx_* tables (what would have
- * been the indexes: key, seq) are filled by the writer in bulk, sorted by
- * key, every few thousand records or when it is idle, so that records of
- * the same key share pages. idx_marks says how far they cover (max(upto));
- * queries read the idx_* tables up to there and scan the short unindexed
- * tail of records after it (query.c). All idx_* data is derived: the
- * verifier does not trust it, and nothing else depends on it for integrity.
+ * throughput ~8x. So records has none. The idx_* tables are what the
+ * indexes would be, with one change: their key starts with
+ * bucket = seq >> AUDIT_BUCKET_BITS. The writer fills them in bulk (every
+ * index_every records, or after a quiet moment), and because of the
+ * bucket every fill lands in the current bucket's small key range instead
+ * of next to each key's older entries all over the tree, so a fill
+ * dirties a few dozen pages, not one per record. Readers look bucket by
+ * bucket (query.c). idx_marks says how far the idx_* tables cover
+ * (max(upto)); queries scan the short unindexed tail of records after it.
+ * All idx_* data is derived: the verifier does not trust it, and nothing
+ * depends on it for integrity.
  */
 #include <string.h>
 
@@ -75,17 +79,18 @@ const char audit_schema_sql[] =
 	"    OR NEW.tree_size > coalesce((SELECT max(seq) FROM records), 0)\n"
 	"  BEGIN SELECT RAISE(ABORT, 'audit log is append-only: checkpoints grow'); END;\n"
 	NO_CHANGE("checkpoints")
-	"CREATE TABLE idx_tenant (tenant_id TEXT NOT NULL, seq INTEGER NOT NULL,\n"
-	"  PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;\n"
+	"CREATE TABLE idx_tenant (bucket INTEGER NOT NULL, tenant_id TEXT NOT NULL,\n"
+	"  seq INTEGER NOT NULL, PRIMARY KEY (bucket, tenant_id, seq)) WITHOUT ROWID;\n"
 	NO_CHANGE("idx_tenant")
-	"CREATE TABLE idx_tenant_action (tenant_id TEXT NOT NULL, action TEXT NOT NULL,\n"
-	"  seq INTEGER NOT NULL, PRIMARY KEY (tenant_id, action, seq)) WITHOUT ROWID;\n"
+	"CREATE TABLE idx_tenant_action (bucket INTEGER NOT NULL, tenant_id TEXT NOT NULL,\n"
+	"  action TEXT NOT NULL, seq INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (bucket, tenant_id, action, seq)) WITHOUT ROWID;\n"
 	NO_CHANGE("idx_tenant_action")
-	"CREATE TABLE idx_actor (actor_id TEXT NOT NULL, seq INTEGER NOT NULL,\n"
-	"  PRIMARY KEY (actor_id, seq)) WITHOUT ROWID;\n"
+	"CREATE TABLE idx_actor (bucket INTEGER NOT NULL, actor_id TEXT NOT NULL,\n"
+	"  seq INTEGER NOT NULL, PRIMARY KEY (bucket, actor_id, seq)) WITHOUT ROWID;\n"
 	NO_CHANGE("idx_actor")
-	"CREATE TABLE idx_resource (resource TEXT NOT NULL, seq INTEGER NOT NULL,\n"
-	"  PRIMARY KEY (resource, seq)) WITHOUT ROWID;\n"
+	"CREATE TABLE idx_resource (bucket INTEGER NOT NULL, resource TEXT NOT NULL,\n"
+	"  seq INTEGER NOT NULL, PRIMARY KEY (bucket, resource, seq)) WITHOUT ROWID;\n"
 	NO_CHANGE("idx_resource")
 	"CREATE TABLE idx_marks (upto INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL);\n"
 	"CREATE TRIGGER idx_marks_in_sequence BEFORE INSERT ON idx_marks\n"

@@ -8,8 +8,9 @@
  *           prev_hash, hash, leaf_hash)
  *   merkle_nodes(level, idx, hash)  perfect subtrees at levels 4, 8, 12, ...
  *                                   (derived data: speeds up proofs)
- *   idx_tenant(tenant_id, seq), idx_tenant_action(tenant_id, action, seq),
- *   idx_actor(actor_id, seq), idx_resource(resource, seq)
+ *   idx_tenant(bucket, tenant_id, seq), idx_tenant_action(bucket, tenant_id,
+ *   action, seq), idx_actor(bucket, actor_id, seq), idx_resource(bucket,
+ *   resource, seq)  with bucket = seq >> AUDIT_BUCKET_BITS
  *                                   (derived: the read indexes, filled in
  *                                   bulk up to max(idx_marks.upto); db.c)
  *   idx_marks(upto, time_ns)
@@ -30,6 +31,7 @@
 #define AUDIT_APP_ID 0x4F445841 /* 'ODXA' */
 #define AUDIT_SCHEMA_VERSION 1
 #define AUDIT_NODE_STRIDE 4 /* merkle_nodes keeps levels that are multiples of this */
+#define AUDIT_BUCKET_BITS 12 /* idx_* tables: 4096 records per bucket */
 #define AUDIT_BUSY_MS 5000
 
 /* Column list of records, in the order audit_row_read expects. */

@@ -1,6 +1,7 @@
 /* timeutil.c — see timeutil.h. */
 #include <time.h>
 
+#include "core/err.h"
 #include "core/timeutil.h"
 
 int64_t time_now_ns(void)
@@ -53,4 +54,51 @@ void time_format_rfc3339(int64_t ns, char out[static TIME_RFC3339_LEN])
 	p = put_digits(p, frac, 9);
 	*p++ = 'Z';
 	*p = '\0';
+}
+
+/* Reads exactly n digits. */
+static int get_digits(const char **p, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int time_parse_rfc3339(const char *s, int64_t *out)
+{
+	int y, mo, d, h, mi, sec;
+	const char *p = s;
+	if (get_digits(&p, 4, &y) || *p++ != '-' || get_digits(&p, 2, &mo) || *p++ != '-' ||
+	    get_digits(&p, 2, &d) || (*p != 'T' && *p != 't') || !*p++ || get_digits(&p, 2, &h) ||
+	    *p++ != ':' || get_digits(&p, 2, &mi) || *p++ != ':' || get_digits(&p, 2, &sec))
+		return ODX_EINVAL;
+	int64_t frac = 0;
+	if (*p == '.') {
+		p++;
+		int digits = 0;
+		while (*p >= '0' && *p <= '9' && digits < 9) {
+			frac = frac * 10 + (*p++ - '0');
+			digits++;
+		}
+		if (digits == 0 || (*p >= '0' && *p <= '9'))
+			return ODX_EINVAL;
+		for (; digits < 9; digits++)
+			frac *= 10;
+	}
+	if ((*p != 'Z' && *p != 'z') || p[1])
+		return ODX_EINVAL;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return ODX_EINVAL;
+	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+			.tm_hour = h, .tm_min = mi, .tm_sec = sec};
+	time_t t = timegm(&tm);
+	if (tm.tm_mday != d) /* 31 February and friends */
+		return ODX_EINVAL;
+	*out = (int64_t)t * NSEC_PER_SEC + frac;
+	return 0;
 }
