@@ -26,9 +26,15 @@
  * file before the next batch, so whatever the file really holds wins and
  * seq stays gap-free. Appends succeed again as soon as writing works.
  *
- * Writer-only state (size, last_hash, last_time, fr, last_cp, wdb and its
- * statements) is touched only by the writer thread (and by audit_open
- * before the thread starts). `committed` is the size published under lock.
+ * Read indexes: after waking a batch, the writer extends the idx_* tables
+ * (db.c) when index_every records are unindexed, or after index_idle of
+ * quiet, in a transaction of its own — so indexing never delays a reply,
+ * and an index failure only makes the writer re-read its state.
+ *
+ * Writer-only state (size, last_hash, last_time, fr, last_cp, indexed, wdb
+ * and its statements) is touched only by the writer thread (and by
+ * audit_open before the thread starts). `committed` is the size published
+ * under lock.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,10 +51,10 @@
 
 #define DEFAULT_CP_EVERY 10000
 #define DEFAULT_CP_INTERVAL_NS NSEC_PER_SEC
-#define MAX_CP_INTERVAL_NS ((int64_t)100 * 365 * 86400 * NSEC_PER_SEC)
+#define MAX_CP_INTERVAL_NS ((int64_t)100 * 365 * 86400 * NSEC_PER_SEC) /* sums stay finite */
 #define DEFAULT_INDEX_EVERY 1024
 #define INDEX_MAX_CHUNK 65536          /* records per index transaction at most */
-#define INDEX_IDLE_NS (NSEC_PER_SEC / 5) /* index the tail after this much quiet */
+#define DEFAULT_INDEX_IDLE_NS (NSEC_PER_SEC / 5)
 #define POOL_MAX_IDLE 8
 
 struct pending {
@@ -73,6 +79,7 @@ struct audit_log {
 	uint64_t cp_every;
 	int64_t cp_interval_ns;
 	uint64_t index_every;
+	int64_t index_idle_ns;
 
 	pthread_mutex_t lock;
 	pthread_cond_t work_cv; /* the writer waits here (CLOCK_MONOTONIC) */
@@ -306,7 +313,6 @@ static int writer_reopen(struct audit_log *log)
 	return rc;
 }
 
-static uint64_t st_batches, st_recs; static int64_t st_busy, st_commit, st_ins, st_index;
 /* ---- one batch ---- */
 
 static int emit_node(void *arg, unsigned level, uint64_t index,
@@ -452,11 +458,8 @@ static void write_batch(struct audit_log *log, struct pending *batch, bool tick)
 			cp_sign_failed = true; /* keep the records; sign next time */
 		}
 	}
-	int64_t tc = time_mono_ns();
-	st_ins += tc - mono;
 	if (rc == 0)
 		rc = exec(log->wdb, "COMMIT");
-	st_commit += time_mono_ns() - tc;
 	if (rc < 0) {
 		if (!sqlite3_get_autocommit(log->wdb))
 			exec(log->wdb, "ROLLBACK");
@@ -471,7 +474,7 @@ static void write_batch(struct audit_log *log, struct pending *batch, bool tick)
 		log->last_cp = cp;
 	if (size == log->last_cp.tree_size)
 		log->unsigned_since = 0;
-	else if (!log->unsigned_since || new_cp)
+	else if (!log->unsigned_since)
 		log->unsigned_since = mono;
 out:
 	if (rc < 0) {
@@ -565,7 +568,7 @@ static void *writer_main(void *arg)
 				}
 			}
 			if (log->size > log->indexed && !log->reload) {
-				int64_t d = log->last_write + INDEX_IDLE_NS;
+				int64_t d = log->last_write + log->index_idle_ns;
 				if (now >= d) {
 					idle_index = true;
 					break;
@@ -586,10 +589,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&log->lock);
 
 		if (batch || tick || stopping) {
-			int64_t t0 = time_mono_ns();
 			write_batch(log, batch, tick || stopping);
-			st_busy += time_mono_ns() - t0; st_batches++;
-			for (struct pending *q = batch; q; q = q->next) st_recs++;
 			log->last_write = time_mono_ns();
 			pthread_mutex_lock(&log->lock);
 			log->committed = log->size;
@@ -609,9 +609,7 @@ static void *writer_main(void *arg)
 			while (!log->reload && log->indexed < log->size)
 				index_flush(log);
 		} else if (idle_index || log->size - log->indexed >= log->index_every) {
-			int64_t t1 = time_mono_ns();
 			index_flush(log);
-			st_index += time_mono_ns() - t1;
 		}
 		pthread_mutex_lock(&log->lock);
 		if (stopping && !log->head)
@@ -702,7 +700,8 @@ static char *dup_str(const char *s)
 
 int audit_open(const char *db_path, const struct audit_options *opts, struct audit_log **out)
 {
-	if (!db_path || !opts || !opts->key_path || opts->checkpoint_interval_ns < 0)
+	if (!db_path || !opts || !opts->key_path || opts->checkpoint_interval_ns < 0 ||
+	    opts->index_idle_ns < 0)
 		return ODX_EINVAL;
 	struct audit_log *log = calloc(1, sizeof(*log));
 	if (!log)
@@ -712,10 +711,13 @@ int audit_open(const char *db_path, const struct audit_options *opts, struct aud
 	pthread_condattr_t ca;
 	log->cp_every = opts->checkpoint_every ? opts->checkpoint_every : DEFAULT_CP_EVERY;
 	log->index_every = opts->index_every ? opts->index_every : DEFAULT_INDEX_EVERY;
+	log->index_idle_ns = opts->index_idle_ns > 0 ? opts->index_idle_ns : DEFAULT_INDEX_IDLE_NS;
+	if (log->index_idle_ns > MAX_CP_INTERVAL_NS)
+		log->index_idle_ns = MAX_CP_INTERVAL_NS;
 	log->cp_interval_ns =
 		opts->checkpoint_interval_ns ? opts->checkpoint_interval_ns : DEFAULT_CP_INTERVAL_NS;
 	if (log->cp_interval_ns > MAX_CP_INTERVAL_NS)
-		log->cp_interval_ns = MAX_CP_INTERVAL_NS; /* deadlines are sums: keep them finite */
+		log->cp_interval_ns = MAX_CP_INTERVAL_NS;
 	log->path = dup_str(db_path);
 	log->vfs = opts->sqlite_vfs ? dup_str(opts->sqlite_vfs) : NULL;
 	if (!log->path || (opts->sqlite_vfs && !log->vfs)) {
@@ -778,8 +780,6 @@ void audit_close(struct audit_log *log)
 		pthread_mutex_unlock(&log->lock);
 		pthread_join(log->writer, NULL);
 	}
-	if (st_batches) fprintf(stderr, "batches %llu recs %llu avg batch %.1f busy %.3f s (insert %.3f commit %.3f) index %.3f\n", (unsigned long long)st_batches, (unsigned long long)st_recs, (double)st_recs/st_batches, st_busy/1e9, st_ins/1e9, st_commit/1e9, st_index/1e9);
-	st_batches = st_recs = 0; st_busy = st_commit = st_ins = st_index = 0;
 	writer_db_close(log);
 	for (int i = 0; i < log->nidle; i++) {
 		sqlite3_close(log->idle[i]->db);

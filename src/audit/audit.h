@@ -28,6 +28,10 @@
  * caller passes AUDIT_SCOPE_TENANT with that tenant's id, so a tenant can
  * never read another's records by leaving a field out.
  *
+ * Reads see a record as soon as audit_append has returned. They are served
+ * by index tables the writer fills in bulk shortly after (db.c says why
+ * records carries no SQL index) plus a scan of the not-yet-indexed tail.
+ *
  * Threads: one struct audit_log is shared by all threads; every function
  * taking it is thread-safe.
  */
@@ -105,8 +109,8 @@ struct audit_options {
 	const char *key_path;           /* Ed25519 PEM, see audit_key_init; required */
 	uint64_t checkpoint_every;      /* sign after this many new records; 0: 10000 */
 	int64_t checkpoint_interval_ns; /* or when the oldest unsigned record is this old; 0: 1 s */
-	uint64_t index_every;           /* extend the read indexes every this many records
-					   (and after 0.2 s of quiet); 0: 1024 */
+	uint64_t index_every;           /* extend the read indexes every this many records; 0: 1024 */
+	int64_t index_idle_ns;          /* or after this much quiet; 0: 0.2 s */
 	const char *sqlite_vfs;         /* NULL: SQLite's default (tests pass a failing VFS) */
 };
 

@@ -3,12 +3,15 @@
  * (JSON lines, CSV), checkpoints, roots and proofs.
  *
  * Filters become SQL: the WHERE clause is assembled from fixed fragments
- * (never from caller text; every value is a bound parameter) so SQLite can
- * use the indexes (db.c: tenant, tenant+action, actor, resource). A time
- * range is first turned into a seq range by binary search — time never
- * decreases along seq, so the first record at or after a time bounds the
- * seq — and then combines with any index. Each call reads one snapshot (one read
- * transaction); an export holds it for its whole length.
+ * (never from caller text; every value is a bound parameter). One idx_*
+ * table drives the walk (actor, else resource, else tenant+action, else
+ * tenant; db.c), bucket by bucket up to the indexed mark, joined to the
+ * records, where every filter is applied again — so which table drives
+ * never changes the answer, only its cost. Then the short unindexed tail
+ * of records is scanned with the same conditions. A time range is first
+ * turned into a seq range by binary search (time never decreases along
+ * seq). Each call reads one snapshot (one read transaction); an export
+ * holds it for its whole length.
  *
  * Export line formats (docs/audit.md):
  *   JSON: {"seq":N,"time":"<RFC 3339>","time_ns":N,"actor":{"type":..,"id":..,
@@ -390,7 +393,7 @@ static int seq_at_time(sqlite3 *db, int64_t t, uint64_t *out)
 }
 
 struct sql {
-	char text[1024];
+	char text[1536];
 	size_t len;
 };
 
@@ -403,87 +406,209 @@ static void sql_add(struct sql *q, const char *frag)
 	}
 }
 
-/*
- * Prepares the filtered SELECT inside the connection's read transaction
- * (which the caller has begun). *empty is set when the time range matches
- * nothing, and then no statement is made.
- */
-static int filter_prepare(sqlite3 *db, const struct audit_filter *f, uint64_t after_seq,
-			  int limit, sqlite3_stmt **out, bool *empty)
+/* Which idx_* table drives a query; every filter is applied on the record row anyway. */
+enum driver { DRV_SCAN, DRV_ACTOR, DRV_RESOURCE, DRV_TENANT_ACTION, DRV_TENANT };
+
+static enum driver driver_of(const struct audit_filter *f)
 {
-	uint64_t lo = 0, hi = 0;
-	int rc;
-	*empty = false;
-	if (f->from_ns) {
-		rc = seq_at_time(db, f->from_ns, &lo);
-		if (rc < 0)
-			return rc;
-		if (lo == 0) {
-			*empty = true;
-			return 0;
-		}
-	}
-	if (f->to_ns) {
-		rc = seq_at_time(db, f->to_ns, &hi);
-		if (rc < 0)
-			return rc;
-	}
-	struct sql q = {0};
-	sql_add(&q, "SELECT " AUDIT_RECORD_COLS " FROM records WHERE seq > :after");
-	if (f->scope == AUDIT_SCOPE_TENANT)
-		sql_add(&q, " AND tenant_id = :tenant");
-	if (f->action_prefix && f->action_prefix[0])
-		sql_add(&q, " AND action >= :ap AND action < :aphi");
 	if (f->actor_id)
-		sql_add(&q, " AND actor_id = :actor");
-	if (f->outcome)
-		sql_add(&q, " AND outcome = :outcome");
+		return DRV_ACTOR; /* the most selective first */
 	if (f->resource)
-		sql_add(&q, " AND resource = :resource");
+		return DRV_RESOURCE;
+	if (f->scope == AUDIT_SCOPE_TENANT && f->action_prefix && f->action_prefix[0])
+		return DRV_TENANT_ACTION;
+	if (f->scope == AUDIT_SCOPE_TENANT)
+		return DRV_TENANT;
+	return DRV_SCAN;
+}
+
+/* The filter as conditions on records r (all values are bound parameters). */
+static void add_record_filters(struct sql *q, const struct audit_filter *f, bool hi)
+{
+	if (f->scope == AUDIT_SCOPE_TENANT)
+		sql_add(q, " AND r.tenant_id = :tenant");
+	if (f->action_prefix && f->action_prefix[0])
+		sql_add(q, " AND r.action >= :ap AND r.action < :aphi");
+	if (f->actor_id)
+		sql_add(q, " AND r.actor_id = :actor");
+	if (f->outcome)
+		sql_add(q, " AND r.outcome = :outcome");
+	if (f->resource)
+		sql_add(q, " AND r.resource = :resource");
 	if (f->from_ns)
-		sql_add(&q, " AND seq >= :lo AND time_ns >= :from");
-	if (f->to_ns) {
-		sql_add(&q, " AND time_ns < :to");
-		if (hi)
-			sql_add(&q, " AND seq < :hi");
-	}
-	sql_add(&q, " ORDER BY seq");
-	if (limit > 0)
-		sql_add(&q, " LIMIT :limit");
+		sql_add(q, " AND r.time_ns >= :from");
+	if (f->to_ns)
+		sql_add(q, " AND r.time_ns < :to");
+	if (hi)
+		sql_add(q, " AND r.seq < :hi");
+}
+
+struct run {
+	sqlite3 *db;
+	const struct audit_filter *f;
+	char aphi[AUDIT_MAX_ACTION + 1];
+	uint64_t hi; /* seq < hi (0: no bound) */
+};
+
+static int run_prepare(struct run *r, const char *sql, sqlite3_stmt **out)
+{
 	sqlite3_stmt *st;
-	rc = sqlite3_prepare_v2(db, q.text, -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return audit_map_sqlite(rc);
-	char aphi[AUDIT_MAX_ACTION + 1] = "";
-	if (f->action_prefix && f->action_prefix[0]) {
-		size_t n = strlen(f->action_prefix);
-		memcpy(aphi, f->action_prefix, n + 1);
-		aphi[n - 1]++; /* [a-z0-9_.-] are all below 0x7f: no carry */
-	}
+	const struct audit_filter *f = r->f;
 #define BIND_TEXT(name, v)                                                                   \
-	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), v, -1, SQLITE_TRANSIENT)
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), v, -1, SQLITE_STATIC)
 #define BIND_INT(name, v) sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, name), (int64_t)(v))
-	BIND_INT(":after", after_seq > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)after_seq);
 	BIND_TEXT(":tenant", f->tenant_id);
 	BIND_TEXT(":ap", f->action_prefix);
-	BIND_TEXT(":aphi", aphi);
+	BIND_TEXT(":aphi", r->aphi);
 	BIND_TEXT(":actor", f->actor_id);
 	BIND_TEXT(":outcome", f->outcome ? audit_outcome_name(f->outcome) : NULL);
 	BIND_TEXT(":resource", f->resource);
-	BIND_INT(":lo", lo);
 	BIND_INT(":from", f->from_ns);
 	BIND_INT(":to", f->to_ns);
-	BIND_INT(":hi", hi);
-	BIND_INT(":limit", limit);
+	BIND_INT(":hi", r->hi);
 #undef BIND_TEXT
 #undef BIND_INT
 	*out = st;
 	return 0;
 }
 
+typedef int (*row_fn)(sqlite3_stmt *st, void *arg);
+
+/* Steps st, handing each row to fn, up to *left rows (when limited). */
+static int run_rows(sqlite3_stmt *st, bool limited, int64_t *left, row_fn fn, void *arg)
+{
+	int rc = 0;
+	while (!limited || *left > 0) {
+		int s = sqlite3_step(st);
+		if (s == SQLITE_DONE)
+			break;
+		if (s != SQLITE_ROW) {
+			rc = audit_map_sqlite(s);
+			break;
+		}
+		rc = fn(st, arg);
+		if (rc)
+			break;
+		(*left)--;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/*
+ * Runs a filter inside the caller's read transaction: records with
+ * seq > after matching f, ascending, at most limit (0: all), each handed
+ * to fn. First the idx_* table that fits the filter, bucket by bucket up
+ * to the indexed mark, then the unindexed tail of records after it.
+ */
+static int run_filter(sqlite3 *db, const struct audit_filter *f, uint64_t after, int limit,
+		      row_fn fn, void *arg)
+{
+	struct run r = {.db = db, .f = f};
+	if (f->action_prefix && f->action_prefix[0]) {
+		size_t n = strlen(f->action_prefix);
+		memcpy(r.aphi, f->action_prefix, n + 1);
+		r.aphi[n - 1]++; /* [a-z0-9_.-] are all below 0x7f: no carry */
+	}
+	uint64_t lo = 0;
+	int rc;
+	if (f->from_ns) {
+		rc = seq_at_time(db, f->from_ns, &lo);
+		if (rc < 0 || lo == 0)
+			return rc; /* nothing that late */
+		if (lo - 1 > after)
+			after = lo - 1;
+	}
+	if (f->to_ns) {
+		rc = seq_at_time(db, f->to_ns, &r.hi);
+		if (rc < 0)
+			return rc;
+		if (r.hi && r.hi <= after + 1)
+			return 0;
+	}
+	bool found;
+	int64_t v = 0;
+	rc = query_int(db, "SELECT coalesce(max(upto), 0) FROM idx_marks", 0, &found, &v);
+	if (rc < 0)
+		return rc;
+	uint64_t upto = (uint64_t)v;
+	if (r.hi && upto >= r.hi)
+		upto = r.hi - 1;
+	bool limited = limit > 0;
+	int64_t left = limit;
+	enum driver drv = driver_of(f);
+	sqlite3_stmt *st = NULL;
+	if (drv != DRV_SCAN && upto > after) {
+		static const char *const heads[] = {
+			[DRV_ACTOR] = " FROM idx_actor i JOIN records r ON r.seq = i.seq "
+				      "WHERE i.bucket = :bucket AND i.actor_id = :actor",
+			[DRV_RESOURCE] = " FROM idx_resource i JOIN records r ON r.seq = i.seq "
+					 "WHERE i.bucket = :bucket AND i.resource = :resource",
+			[DRV_TENANT_ACTION] = " FROM idx_tenant_action i JOIN records r ON r.seq = i.seq "
+					      "WHERE i.bucket = :bucket AND i.tenant_id = :tenant "
+					      "AND i.action >= :ap AND i.action < :aphi",
+			[DRV_TENANT] = " FROM idx_tenant i JOIN records r ON r.seq = i.seq "
+				       "WHERE i.bucket = :bucket AND i.tenant_id = :tenant",
+		};
+		struct sql q = {0};
+		sql_add(&q, "SELECT r.seq, r.time_ns, r.actor_type, r.actor_id, r.actor_email, "
+			    "r.tenant_id, r.action, r.resource, r.outcome, r.reason, r.request_id, "
+			    "r.source_ip, r.prev_hash, r.hash, r.leaf_hash");
+		sql_add(&q, heads[drv]);
+		sql_add(&q, " AND i.seq > :after AND i.seq <= :upto");
+		add_record_filters(&q, f, false);
+		sql_add(&q, " ORDER BY i.seq");
+		rc = run_prepare(&r, q.text, &st);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":after"), (int64_t)after);
+		sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":upto"), (int64_t)upto);
+		int bi = sqlite3_bind_parameter_index(st, ":bucket");
+		for (uint64_t b = (after + 1) >> AUDIT_BUCKET_BITS;
+		     rc == 0 && b <= upto >> AUDIT_BUCKET_BITS && (!limited || left > 0); b++) {
+			sqlite3_bind_int64(st, bi, (int64_t)b);
+			rc = run_rows(st, limited, &left, fn, arg);
+		}
+		sqlite3_finalize(st);
+		if (rc)
+			return rc;
+		after = upto; /* the tail starts after the indexed part */
+	}
+	if (limited && left <= 0)
+		return 0;
+	/* The tail (or, with no index to use, everything): records in seq order. */
+	struct sql q = {0};
+	sql_add(&q, "SELECT " AUDIT_RECORD_COLS " FROM records r WHERE r.seq > :after");
+	add_record_filters(&q, f, r.hi != 0);
+	sql_add(&q, " ORDER BY r.seq");
+	rc = run_prepare(&r, q.text, &st);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":after"), (int64_t)after);
+	rc = run_rows(st, limited, &left, fn, arg);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int begin_read(sqlite3 *db)
 {
 	return audit_map_sqlite(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL));
+}
+
+struct query_arg {
+	audit_record_fn cb;
+	void *arg;
+};
+
+static int query_row(sqlite3_stmt *st, void *arg)
+{
+	struct query_arg *q = arg;
+	struct audit_row row;
+	int rc = audit_row_read(st, &row);
+	return rc ? rc : q->cb(&row.rec, q->arg);
 }
 
 int audit_query(struct audit_log *log, const struct audit_filter *f, uint64_t after_seq,
@@ -498,26 +623,27 @@ int audit_query(struct audit_log *log, const struct audit_filter *f, uint64_t af
 	rc = audit_rconn_get(log, &c);
 	if (rc < 0)
 		return rc;
-	sqlite3_stmt *st = NULL;
-	bool empty;
+	struct query_arg q = {.cb = cb, .arg = arg};
 	rc = begin_read(c->db);
 	if (rc == 0)
-		rc = filter_prepare(c->db, f, after_seq, limit, &st, &empty);
-	while (rc == 0 && st) {
-		int s = sqlite3_step(st);
-		if (s == SQLITE_DONE)
-			break;
-		if (s != SQLITE_ROW) {
-			rc = audit_map_sqlite(s);
-			break;
-		}
-		struct audit_row row;
-		rc = audit_row_read(st, &row);
-		if (rc == 0)
-			rc = cb(&row.rec, arg);
-	}
-	sqlite3_finalize(st);
+		rc = run_filter(c->db, f, after_seq, limit, query_row, &q);
 	audit_rconn_put(log, c);
+	return rc;
+}
+
+struct export_arg {
+	struct audit_outbuf *o;
+	enum audit_format fmt;
+};
+
+static int export_row(sqlite3_stmt *st, void *arg)
+{
+	struct export_arg *e = arg;
+	struct audit_row row;
+	int rc = audit_row_read(st, &row);
+	if (rc == 0)
+		rc = e->fmt == AUDIT_FORMAT_JSONL ? audit_out_record_json(e->o, &row.rec)
+						  : out_record_csv(e->o, &row.rec);
 	return rc;
 }
 
@@ -539,30 +665,14 @@ int audit_export(struct audit_log *log, const struct audit_filter *f, enum audit
 		free(o.buf);
 		return rc;
 	}
-	sqlite3_stmt *st = NULL;
-	bool empty;
+	struct export_arg e = {.o = &o, .fmt = fmt};
 	rc = begin_read(c->db);
 	if (rc == 0 && fmt == AUDIT_FORMAT_CSV)
 		rc = out_str(&o, csv_header);
 	if (rc == 0)
-		rc = filter_prepare(c->db, f, 0, 0, &st, &empty);
-	while (rc == 0 && st) {
-		int s = sqlite3_step(st);
-		if (s == SQLITE_DONE)
-			break;
-		if (s != SQLITE_ROW) {
-			rc = audit_map_sqlite(s);
-			break;
-		}
-		struct audit_row row;
-		rc = audit_row_read(st, &row);
-		if (rc == 0)
-			rc = fmt == AUDIT_FORMAT_JSONL ? audit_out_record_json(&o, &row.rec)
-						       : out_record_csv(&o, &row.rec);
-	}
+		rc = run_filter(c->db, f, 0, 0, export_row, &e);
 	if (rc == 0)
 		rc = audit_out_flush(&o);
-	sqlite3_finalize(st);
 	audit_rconn_put(log, c);
 	free(o.buf);
 	return rc;

@@ -627,7 +627,7 @@ static int cp_from_json(const char *line, size_t len, struct cp_item *out)
 static int export_cp_next(void *arg, struct cp_item *out, bool *eof)
 {
 	struct line_reader *lr = arg;
-	size_t len;
+	size_t len = 0;
 	int rc = read_line(lr, &len, eof);
 	if (rc < 0 || *eof)
 		return rc;
@@ -713,7 +713,7 @@ int audit_verify_export(const char *records_path, const char *checkpoints_path,
 	bool found_later = false;
 	uint64_t last_seq = 0;  /* partial: seq must increase */
 	while (rc == 0) {
-		size_t len;
+		size_t len = 0;
 		bool eof = false;
 		rc = read_line(&recs, &len, &eof);
 		if (rc == ODX_ECORRUPT)

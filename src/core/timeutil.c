@@ -99,6 +99,13 @@ int time_parse_rfc3339(const char *s, int64_t *out)
 	time_t t = timegm(&tm);
 	if (tm.tm_mday != d) /* 31 February and friends */
 		return ODX_EINVAL;
-	*out = (int64_t)t * NSEC_PER_SEC + frac;
+	/* int64 ns reach from 1677 to 2262: further times clamp to the ends (a filter
+	 * bound of year 2999 means "no bound"). */
+	if ((int64_t)t >= INT64_MAX / NSEC_PER_SEC)
+		*out = INT64_MAX;
+	else if ((int64_t)t <= INT64_MIN / NSEC_PER_SEC)
+		*out = INT64_MIN;
+	else
+		*out = (int64_t)t * NSEC_PER_SEC + frac;
 	return 0;
 }

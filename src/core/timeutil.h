@@ -16,7 +16,8 @@ void time_format_rfc3339(int64_t ns, char out[static TIME_RFC3339_LEN]);
 
 /*
  * Parses "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (RFC 3339, UTC only, up to 9
- * fraction digits) into ns since the epoch. 0 or ODX_EINVAL.
+ * fraction digits) into ns since the epoch, clamped to the int64 range
+ * (years 1677-2262). 0 or ODX_EINVAL.
  */
 int time_parse_rfc3339(const char *s, int64_t *out);
 

@@ -50,10 +50,13 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 	return remove(path);
 }
 
+static int64_t index_idle; /* 0: the default */
+
 static int open_log(struct ctx *c, uint64_t every, int64_t interval, const char *vfs)
 {
 	struct audit_options o = {.key_path = c->key, .checkpoint_every = every,
-				  .checkpoint_interval_ns = interval, .sqlite_vfs = vfs};
+				  .checkpoint_interval_ns = interval, .sqlite_vfs = vfs,
+				  .index_idle_ns = index_idle};
 	return audit_open(c->db, &o, &c->log);
 }
 
@@ -554,6 +557,176 @@ static void test_query_callback_stops(void **state)
 	}
 	struct audit_filter f = {.scope = AUDIT_SCOPE_ALL};
 	assert_int_equal(audit_query(c->log, &f, 0, 10, stop_at_3, NULL), 42);
+}
+
+/*
+ * The indexed read path against brute force: > 2 buckets of records from
+ * 8 threads, every filter combination compared with filtering all records
+ * in memory, once with an unindexed tail and once fully indexed.
+ */
+#define BIG 9500
+
+struct truth {
+	uint64_t seq;
+	int64_t time;
+	char tenant[8], action[16], actor[16], resource[24];
+	enum audit_outcome outcome;
+};
+
+static struct truth truth[BIG + 1];
+
+static int truth_cb(const struct audit_record *r, void *arg)
+{
+	int *n = arg;
+	assert_true(*n < BIG);
+	struct truth *t = &truth[(*n)++];
+	t->seq = r->seq;
+	t->time = r->time_ns;
+	snprintf(t->tenant, sizeof(t->tenant), "%s", r->tenant_id);
+	snprintf(t->action, sizeof(t->action), "%s", r->action);
+	snprintf(t->actor, sizeof(t->actor), "%s", r->actor_id);
+	snprintf(t->resource, sizeof(t->resource), "%s", r->resource);
+	t->outcome = r->outcome;
+	return 0;
+}
+
+static bool truth_match(const struct truth *t, const struct audit_filter *f)
+{
+	return (f->scope == AUDIT_SCOPE_ALL || strcmp(t->tenant, f->tenant_id) == 0) &&
+	       (!f->action_prefix || strncmp(t->action, f->action_prefix, strlen(f->action_prefix)) == 0) &&
+	       (!f->actor_id || strcmp(t->actor, f->actor_id) == 0) &&
+	       (!f->outcome || t->outcome == f->outcome) &&
+	       (!f->resource || strcmp(t->resource, f->resource) == 0) &&
+	       (!f->from_ns || t->time >= f->from_ns) && (!f->to_ns || t->time < f->to_ns);
+}
+
+struct seqs {
+	int n;
+	uint64_t s[BIG];
+};
+
+static int seqs_cb(const struct audit_record *r, void *arg)
+{
+	struct seqs *q = arg;
+	assert_true(q->n < BIG);
+	q->s[q->n++] = r->seq;
+	return 0;
+}
+
+static int bulk_start;
+
+static void *bulk_main(void *arg)
+{
+	struct audit_log *log = arg;
+	for (;;) {
+		int i = __atomic_fetch_add(&bulk_start, 1, __ATOMIC_RELAXED);
+		if (i >= BIG)
+			return NULL;
+		struct audit_record r;
+		struct recbuf b;
+		mkrec(&r, &b, i);
+		if (audit_append(log, &r) != 0)
+			return (void *)1;
+	}
+}
+
+static void check_filters_against_truth(struct audit_log *log, int n)
+{
+	static struct seqs got;
+	static const char *const prefixes[] = {NULL, "auth.", "auth", "user.delete", "zzz"};
+	static const char *const actors[] = {NULL, "usr_3", "usr_9"};
+	static const char *const resources[] = {NULL, "users/usr_4"};
+	int64_t times[][2] = {{0, 0}, {truth[n / 3].time, truth[2 * n / 3].time}, {truth[n - 10].time, 0}};
+	int combos = 0;
+	for (int sc = 0; sc < 4; sc++)
+		for (size_t p = 0; p < 5; p++)
+			for (size_t a = 0; a < 3; a++)
+				for (size_t rs = 0; rs < 2; rs++)
+					for (int o = 0; o < 4; o += 3)
+						for (int t = 0; t < 3; t++) {
+							struct audit_filter f = {
+								.scope = sc == 3 ? AUDIT_SCOPE_ALL
+										 : AUDIT_SCOPE_TENANT,
+								.tenant_id = sc == 3 ? NULL : tenants[sc],
+								.action_prefix = prefixes[p],
+								.actor_id = actors[a],
+								.resource = resources[rs],
+								.outcome = (enum audit_outcome)o,
+								.from_ns = times[t][0],
+								.to_ns = times[t][1]};
+							/* page through with a cursor, 97 at a time */
+							got.n = 0;
+							uint64_t after = 0;
+							for (;;) {
+								int before = got.n;
+								assert_int_equal(audit_query(log, &f, after, 97,
+											     seqs_cb, &got),
+										 0);
+								if (got.n == before)
+									break;
+								after = got.s[got.n - 1];
+							}
+							int k = 0;
+							for (int i = 0; i < n; i++)
+								if (truth_match(&truth[i], &f)) {
+									assert_true(k < got.n);
+									assert_int_equal(got.s[k], truth[i].seq);
+									k++;
+								}
+							assert_int_equal(k, got.n);
+							combos++;
+						}
+	assert_int_equal(combos, 4 * 5 * 3 * 2 * 2 * 3);
+}
+
+static int64_t indexed_upto(const char *path)
+{
+	sqlite3 *db = raw_open(path);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT coalesce(max(upto), 0) FROM idx_marks", -1,
+					    &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t upto = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return upto;
+}
+
+static void test_query_indexed_matches_scan(void **state)
+{
+	struct ctx *c = *state;
+	index_idle = NEVER; /* only index_every indexes: the tail stays */
+	reopen(c, 0, NEVER, NULL);
+	bulk_start = 0;
+	pthread_t th[8];
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, bulk_main, c->log), 0);
+	for (int i = 0; i < 8; i++) {
+		void *ret;
+		pthread_join(th[i], &ret);
+		assert_null(ret);
+	}
+	/* The truth: every record, read straight from the table. */
+	int n = 0;
+	struct audit_filter all = {.scope = AUDIT_SCOPE_ALL};
+	for (uint64_t after = 0;;) {
+		int before = n;
+		assert_int_equal(audit_query(c->log, &all, after, AUDIT_QUERY_MAX, truth_cb, &n), 0);
+		if (n == before)
+			break;
+		after = truth[n - 1].seq;
+	}
+	assert_int_equal(n, BIG);
+	/* Part of the log is indexed (every 1024 records), a tail is not ... */
+	int64_t upto = indexed_upto(c->db);
+	assert_true(upto >= 8192 && upto < BIG); /* > 2 buckets indexed, a tail left */
+	check_filters_against_truth(c->log, n);
+	/* ... and once closed (or after a quiet moment) all of it is. */
+	index_idle = 0;
+	reopen(c, 0, NEVER, NULL);
+	assert_int_equal(indexed_upto(c->db), BIG);
+	check_filters_against_truth(c->log, n);
 }
 
 /* ---- exports ---- */
@@ -1607,6 +1780,7 @@ int main(void)
 		T(test_triggers_refuse_update_delete),
 		T(test_query_filters),
 		T(test_query_callback_stops),
+		T(test_query_indexed_matches_scan),
 		T(test_export_and_verify),
 		T(test_checkpoints),
 		T(test_checkpoint_interval),
