@@ -63,7 +63,7 @@ int api_assign_permsets(struct http_exchange *ex, const char *subject, json_t *n
 void api_log_security(const struct http_exchange *ex, const char *event, const char *reason);
 
 /* Starts the thread that writes denials to log (see trail.c). */
-int api_trail_start(struct audit_log *log, struct api_trail **out);
+int api_trail_start(struct audit_log *log, struct store *store, struct api_trail **out);
 /* Writes out queued denials and stops the thread; NULL ok. */
 void api_trail_stop(struct api_trail *t);
 /* Queues the denial of this request for the audit log (any thread; does not wait). */

@@ -149,11 +149,28 @@ static int add_checkpoint(const struct audit_checkpoint *cp, void *arg)
 void api_audit_checkpoints(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	int64_t after = 0, limit = API_LIST_MAX;
+	const char *v;
+	int rc = ex->query && evhttp_parse_query_str(ex->query, &q) != 0 ? ODX_EINVAL : 0;
+	if (rc == 0 && (v = evhttp_find_header(&q, "cursor")) && *v &&
+	    parse_int64(v, 0, INT64_MAX, &after) < 0)
+		rc = ODX_EINVAL;
+	if (rc == 0 && (v = evhttp_find_header(&q, "limit")) &&
+	    parse_int64(v, 1, API_LIST_MAX, &limit) < 0)
+		rc = ODX_EINVAL;
+	evhttp_clear_headers(&q);
+	if (rc < 0) {
+		reply_error(ex, 400, "bad_request", "limit must be 1 to 500; cursor as given");
+		return;
+	}
 	json_t *items = json_array();
 	uint8_t pub[AUDIT_PUB_LEN];
 	char kid[AUDIT_KEY_ID_LEN], pubx[2 * AUDIT_PUB_LEN + 1];
-	int rc = items ? audit_checkpoints_list(api->audit, 0, API_LIST_MAX, add_checkpoint, items)
-		       : ODX_ENOMEM;
+	rc = items ? audit_checkpoints_list(api->audit, (uint64_t)after, (int)limit + 1,
+					    add_checkpoint, items)
+		   : ODX_ENOMEM;
 	if (rc == 0)
 		rc = audit_public_key(api->audit, pub, kid);
 	if (rc < 0) {
@@ -161,10 +178,21 @@ void api_audit_checkpoints(struct http_exchange *ex)
 		reply_odx_error(ex, rc, NULL);
 		return;
 	}
+	json_t *next = json_null();
+	if (json_array_size(items) > (size_t)limit) {
+		json_array_remove(items, (size_t)limit);
+		json_t *last = json_array_get(items, (size_t)limit - 1);
+		char cur[24];
+		snprintf(cur, sizeof(cur), "%lld",
+			 (long long)json_integer_value(json_object_get(last, "tree_size")));
+		json_decref(next);
+		next = json_string(cur);
+	}
 	hex_encode(pub, AUDIT_PUB_LEN, pubx);
 	/* The checkpoints cover the whole log; the key lets anyone check them offline. */
-	reply_json(ex, 200, json_pack("{s:o, s:{s:s, s:s, s:s}}", "items", items, "key", "key_id",
-				      kid, "alg", "Ed25519", "public_key", pubx));
+	reply_json(ex, 200,
+		   json_pack("{s:o, s:o, s:{s:s, s:s, s:s}}", "items", items, "next_cursor", next,
+			     "key", "key_id", kid, "alg", "Ed25519", "public_key", pubx));
 }
 
 static json_t *proof_json(const struct audit_proof *pr, const char *kind)

@@ -75,8 +75,12 @@ void api_auth_login(struct http_exchange *ex)
 		goto out;
 	}
 	/* Unknown accounts pay for a dummy verification: same answer, same time. */
-	rc = password_verify(rc == 0 ? hash : NULL, password, strlen(password));
+	bool known = rc == 0;
+	rc = password_verify(known ? hash : NULL, password, strlen(password));
 	explicit_bzero(hash, sizeof(hash));
+	/* A failed sign-in to an existing account belongs to its tenant's audit trail too. */
+	if (rc < 0 && known)
+		snprintf(ex->audit_tenant_id, sizeof(ex->audit_tenant_id), "%s", u.tenant_id);
 	if (rc < 0) {
 		login_failed(ex, email);
 		goto out;

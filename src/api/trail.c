@@ -22,6 +22,7 @@
 #include "audit/audit.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "tenancy/tenancy.h"
 
 #define QUEUE_CAP 4096
 
@@ -33,6 +34,7 @@ struct pending {
 
 struct api_trail {
 	struct audit_log *log;
+	struct store *store;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t nonempty, nonfull;
@@ -40,6 +42,18 @@ struct api_trail {
 	size_t head, count;
 	bool stop;
 };
+
+/*
+ * SPEC §9 names the actor's email: a token carries only the user's id, so
+ * the email is read from the store (audited requests are writes anyway).
+ */
+static void fill_email(struct api_trail *t, enum audit_actor_type type, const char *id,
+		       const char *tenant, char *email, size_t size)
+{
+	struct user u;
+	if (type == AUDIT_ACTOR_USER && id[0] && !email[0] && user_get(t->store, tenant, id, &u) == 0)
+		snprintf(email, size, "%s", u.email);
+}
 
 static void to_record(const struct pending *p, struct audit_record *r)
 {
@@ -71,6 +85,7 @@ static void *drain(void *arg)
 		pthread_cond_signal(&t->nonfull);
 		pthread_mutex_unlock(&t->lock);
 		struct audit_record r;
+		fill_email(t, p.actor_type, p.actor_id, p.tenant_id, p.actor_email, sizeof(p.actor_email));
 		to_record(&p, &r);
 		/* Retried until it is written: a denial is never dropped, only delayed. */
 		int rc;
@@ -89,7 +104,7 @@ static void *drain(void *arg)
 	return NULL;
 }
 
-int api_trail_start(struct audit_log *log, struct api_trail **out)
+int api_trail_start(struct audit_log *log, struct store *store, struct api_trail **out)
 {
 	struct api_trail *t = calloc(1, sizeof(*t));
 	if (!t)
@@ -100,6 +115,7 @@ int api_trail_start(struct audit_log *log, struct api_trail **out)
 		return ODX_ENOMEM;
 	}
 	t->log = log;
+	t->store = store;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->nonempty, NULL);
 	pthread_cond_init(&t->nonfull, NULL);
@@ -193,6 +209,10 @@ void api_trail_result(struct http_exchange *ex)
 	struct audit_record r;
 	memset(&r, 0, sizeof(r));
 	actor_of(ex, &r.actor_type, &r.actor_id, &r.actor_email, &r.tenant_id);
+	char email[256];
+	snprintf(email, sizeof(email), "%s", r.actor_email);
+	fill_email(api->trail, r.actor_type, r.actor_id, r.tenant_id, email, sizeof(email));
+	r.actor_email = email;
 	r.action = action_of(ex);
 	r.resource = resource_of(ex);
 	r.outcome = ok ? AUDIT_SUCCESS : denied ? AUDIT_DENIED : AUDIT_FAILURE;

@@ -63,6 +63,7 @@
 #define EXPIRES_IN_MAX 86400
 #define LIST_LIMIT_MAX 500 /* the largest page the API serves */
 #define LIST_PAGES_MAX 100000
+#define STATE_FILE_MAX (4 * 1024 * 1024)
 
 /* ---- Errors ----------------------------------------------------------- */
 
@@ -70,7 +71,7 @@ int cli_exit_status(int rc)
 {
 	if (rc == 0)
 		return 0;
-	if (rc < 0 && rc >= CLI_E_SERVER)
+	if (rc < 0 && rc >= CLI_E_INTEGRITY)
 		return -rc;
 	return 1;
 }
@@ -119,6 +120,11 @@ static void sanitize(const char *s, char *out, size_t size)
 		}
 	}
 	out[o] = '\0';
+}
+
+void cli_sanitize(const char *s, char *out, size_t size)
+{
+	sanitize(s, out, size);
 }
 
 /* ---- Memory ----------------------------------------------------------- */
@@ -920,33 +926,26 @@ out:
 	return rc;
 }
 
-/* Replaces the credentials file atomically; it is never readable by others. */
-static int creds_save(int dirfd, const struct creds *c)
+/*
+ * Replaces dirfd/name atomically with text: a fresh 0600 temporary file
+ * (O_EXCL), synced, renamed over the old one. what names the file in errors.
+ */
+static int private_file_replace(int dirfd, const char *name, const char *text, const char *what)
 {
-	char tmp[64], when[32];
+	char tmp[96];
 	uint8_t rnd[8];
-	json_t *obj = NULL;
-	char *text = NULL;
 	int fd = -1, rc = CLI_E_FAIL;
 	bool created = false;
 
-	format_time(c->access_expires_at, when);
-	obj = json_pack("{s:s, s:s?, s:s, s:s, s:s}", "server", c->server, "ca", c->ca,
-			"access_token", c->access_token, "refresh_token", c->refresh_token,
-			"access_expires_at", when);
-	if (obj == NULL || (text = json_dumps(obj, JSON_INDENT(2))) == NULL) {
-		rc = oom();
-		goto out;
-	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		cli_errorf("cannot get random bytes: %s", strerror(errno));
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), CRED_FILE ".tmp-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
-		 rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", name, rnd[0], rnd[1],
+		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		cli_errorf("cannot create the credentials file: %s", strerror(errno));
+		cli_errorf("cannot create the %s: %s", what, strerror(errno));
 		goto out;
 	}
 	created = true;
@@ -960,10 +959,10 @@ static int creds_save(int dirfd, const struct creds *c)
 	if (r == 0 && close(fd) < 0)
 		r = -errno;
 	fd = -1;
-	if (r == 0 && renameat(dirfd, tmp, dirfd, CRED_FILE) < 0)
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
 	if (r < 0) {
-		cli_errorf("cannot write the credentials file: %s", strerror(-r));
+		cli_errorf("cannot write the %s: %s", what, strerror(-r));
 		goto out;
 	}
 	created = false;
@@ -974,6 +973,25 @@ out:
 		close(fd);
 	if (created)
 		unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
+/* Replaces the credentials file atomically; it is never readable by others. */
+static int creds_save(int dirfd, const struct creds *c)
+{
+	char when[32];
+	json_t *obj = NULL;
+	char *text = NULL;
+	int rc;
+
+	format_time(c->access_expires_at, when);
+	obj = json_pack("{s:s, s:s?, s:s, s:s, s:s}", "server", c->server, "ca", c->ca,
+			"access_token", c->access_token, "refresh_token", c->refresh_token,
+			"access_expires_at", when);
+	if (obj == NULL || (text = json_dumps(obj, JSON_INDENT(2))) == NULL)
+		rc = oom();
+	else
+		rc = private_file_replace(dirfd, CRED_FILE, text, "credentials file");
 	cli_strfree(text);
 	json_decref(obj);
 	return rc;
@@ -1255,6 +1273,11 @@ int cli_session_call(struct cli_session *s, const char *method, const char *path
 
 int cli_session_list(struct cli_session *s, const char *path, json_t **items)
 {
+	return cli_session_list_max(s, path, 0, items);
+}
+
+int cli_session_list_max(struct cli_session *s, const char *path, size_t max, json_t **items)
+{
 	json_t *all = NULL, *page = NULL;
 	char *cursor = NULL, *query = NULL, *esc = NULL;
 	const char *env = getenv("ODYSSEUS_LIST_LIMIT");
@@ -1289,8 +1312,11 @@ int cli_session_list(struct cli_session *s, const char *path, json_t **items)
 			rc = oom();
 			break;
 		}
-		snprintf(query, n, "%s?limit=%ld%s%s", path, limit, esc != NULL ? "&cursor=" : "",
-			 esc != NULL ? esc : "");
+		long want = limit;
+		if (max > 0 && max - json_array_size(all) < (size_t)want)
+			want = (long)(max - json_array_size(all));
+		snprintf(query, n, "%s%slimit=%ld%s%s", path, strchr(path, '?') != NULL ? "&" : "?",
+			 want, esc != NULL ? "&cursor=" : "", esc != NULL ? esc : "");
 		json_decref(page);
 		page = NULL;
 		if ((rc = cli_session_call(s, "GET", query, NULL, &page)) < 0)
@@ -1306,6 +1332,11 @@ int cli_session_list(struct cli_session *s, const char *path, json_t **items)
 		}
 		if (json_array_extend(all, list) < 0) {
 			rc = oom();
+			break;
+		}
+		if (max > 0 && json_array_size(all) >= max) {
+			while (json_array_size(all) > max)
+				json_array_remove(all, json_array_size(all) - 1);
 			break;
 		}
 		if (next == NULL || json_is_null(next))
@@ -1331,6 +1362,83 @@ int cli_session_list(struct cli_session *s, const char *path, json_t **items)
 	}
 	*items = all;
 	return 0;
+}
+
+const char *cli_session_server(const struct cli_session *s)
+{
+	return s->c->server;
+}
+
+/* ---- State files ------------------------------------------------------- */
+
+int cli_state_load(const char *name, json_t **out)
+{
+	struct buf b = {.max = STATE_FILE_MAX};
+	json_t *obj = NULL;
+	struct stat st;
+	int dirfd = -1, fd = -1, rc = config_dir_open(false, &dirfd, NULL);
+
+	if (rc == CLI_E_AUTH) {
+		rc = 0; /* no configuration directory yet: nothing remembered */
+		goto empty;
+	}
+	if (rc < 0)
+		return rc;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		goto empty;
+	rc = CLI_E_FAIL;
+	if (fd < 0) {
+		cli_errorf("cannot open %s: %s", name, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 0022) != 0) {
+		/* Others could have planted what we are about to trust. */
+		cli_errorf("%s is not a regular file of the current user that only it can write", name);
+		goto out;
+	}
+	int r = read_all(fd, &b);
+	if (r < 0) {
+		cli_errorf("cannot read %s: %s", name, r == -EFBIG ? "too large" : strerror(-r));
+		goto out;
+	}
+	json_error_t jerr;
+	obj = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(obj)) {
+		cli_errorf("%s is damaged (not a JSON object); move it away to start afresh", name);
+		json_decref(obj);
+		goto out;
+	}
+	*out = obj;
+	rc = 0;
+	goto out;
+empty:
+	if ((*out = json_object()) == NULL)
+		rc = oom();
+out:
+	buf_done(&b);
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	return rc;
+}
+
+int cli_state_save(const char *name, const json_t *v)
+{
+	int dirfd = -1, rc = config_dir_open(true, &dirfd, NULL);
+	char *text = NULL;
+
+	if (rc < 0)
+		return rc;
+	if ((text = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL)
+		rc = oom();
+	else
+		rc = private_file_replace(dirfd, name, text, name);
+	free(text);
+	close(dirfd);
+	return rc;
 }
 
 /* POSTs /v1/auth/logout naming the current refresh token. */

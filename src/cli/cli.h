@@ -35,6 +35,7 @@ enum cli_err {
 	CLI_E_RATELIMIT = -8, /* 429 */
 	CLI_E_CONNECT = -9,   /* cannot connect, TLS failure, timeout */
 	CLI_E_SERVER = -10,   /* 5xx */
+	CLI_E_INTEGRITY = -11, /* audit verification found tampering (the report says where) */
 };
 
 /* Longest password accepted from a terminal or stdin, in bytes. */
@@ -54,6 +55,12 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int cli_init(void);
 void cli_done(void);
+
+/*
+ * Copies s into out (size bytes) for a terminal: control characters become
+ * '?', long text is cut on a character boundary.
+ */
+void cli_sanitize(const char *s, char *out, size_t size);
 
 /* Wipes and frees a NUL-terminated string; accepts NULL. */
 void cli_strfree(char *s);
@@ -144,6 +151,15 @@ int cli_session_call(struct cli_session *s, const char *method, const char *path
 int cli_session_list(struct cli_session *s, const char *path, json_t **items);
 
 /*
+ * cli_session_list, stopping after max items (0: no limit). path may carry
+ * a query ("/v1/audit?action=auth."); limit and cursor are appended.
+ */
+int cli_session_list_max(struct cli_session *s, const char *path, size_t max, json_t **items);
+
+/* The base URL of the session's server (no trailing slash); owned by s. */
+const char *cli_session_server(const struct cli_session *s);
+
+/*
  * Revokes the session on the server (POST /v1/auth/logout) and deletes the
  * credentials file, which goes even when the server cannot be reached.
  */
@@ -154,6 +170,15 @@ int cli_session_logout(struct cli_session *s);
  * CLI_E_FAIL when no home directory is known.
  */
 int cli_credentials_path(char **path);
+
+/*
+ * Small JSON state files next to the credentials (the audit keys and
+ * checkpoints remembered per server). cli_state_load gives an empty object
+ * when name does not exist, and refuses a file others could have written.
+ * cli_state_save replaces it atomically, mode 0600, in the 0700 directory.
+ */
+int cli_state_load(const char *name, json_t **out);
+int cli_state_save(const char *name, const json_t *v);
 
 /* ---- Input ------------------------------------------------------------ */
 

@@ -23,7 +23,16 @@
 
 #include <jansson.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "audit/audit.h"
+#include "audit/merkle.h"
 #include "cli/cli.h"
+#include "core/encoding.h"
+#include "core/err.h"
+#include "core/timeutil.h"
 
 #ifndef ODYSSEUS_VERSION
 #define ODYSSEUS_VERSION "0.1.0"
@@ -213,6 +222,18 @@ static int parse_args(int argc, char **argv, int *i, const struct command *cmd, 
 		int ci = gi < 0 && cmd != NULL ? opt_index(cmd->opts, name, n, &arg, &repeat) : -1;
 		if (gi < 0 && ci < 0)
 			return usage_error("unknown option %s", s);
+		if (gi == 1 && cmd != NULL &&
+		    (ci = opt_index(cmd->opts, "server", 6, &arg, &repeat)) >= 0) {
+			/* `audit verify --server [URL]`: a flag whose URL is optional. */
+			if (eq != NULL)
+				value = eq + 1;
+			else if (*i + 1 < argc && argv[*i + 1][0] != '-')
+				value = argv[++*i];
+			if (value != NULL)
+				set_global(a, gi, value);
+			a->has[ci] = true;
+			continue;
+		}
 		if (arg) {
 			if (eq != NULL) {
 				value = eq + 1;
@@ -995,6 +1016,673 @@ static int cmd_users_set_sets(const struct ctx *ctx, const struct args *a)
 	return rc;
 }
 
+/* ---- audit ------------------------------------------------------------ */
+
+/*
+ * What `audit verify --server` remembers, per server, like ssh's
+ * known_hosts: the audit public key (trust on first use unless --pin-key)
+ * and the newest checkpoint it verified. Next time the server must still
+ * sign with that key and prove that its newest tree extends that
+ * checkpoint (a consistency proof), so a log cut short or rewritten behind
+ * it is caught.
+ *
+ *   { "servers": { "<base URL>": { "key_id": "...", "public_key": "<hex>",
+ *                                  "tree_size": N, "root_hash": "<hex>",
+ *                                  "checked_at": "<RFC 3339>" } } }
+ */
+#define AUDIT_KNOWN_FILE "audit-known.json"
+#define PIN_FILE_MAX	 16384
+
+/* Reads exactly n bytes of hex (2n characters) at key of obj. */
+static bool json_hex(const json_t *obj, const char *key, uint8_t *out, size_t n)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s != NULL && strlen(s) == 2 * n && hex_decode(s, n, out) == 0;
+}
+
+/* A 32-byte public key as 64 hex characters, surrounding blanks ignored. */
+static bool parse_hex_key(const char *s, size_t len, uint8_t out[static AUDIT_PUB_LEN])
+{
+	while (len > 0 && strchr(" \t\r\n", s[0]) != NULL)
+		s++, len--;
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]) != NULL)
+		len--;
+	return len == 2 * AUDIT_PUB_LEN && hex_decode(s, AUDIT_PUB_LEN, out) == 0;
+}
+
+/* --pin-key-file: 64 hex characters, or a PEM Ed25519 public key (openssl pkey -pubout). */
+static int read_pin_file(const char *path, uint8_t out[static AUDIT_PUB_LEN])
+{
+	char text[PIN_FILE_MAX + 1];
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *pk = NULL;
+	BIO *bio = NULL;
+	int rc = CLI_E_USAGE;
+
+	if (f == NULL) {
+		cli_errorf("cannot open %s: %s", path, strerror(errno));
+		return CLI_E_FAIL;
+	}
+	size_t n = fread(text, 1, sizeof(text), f);
+	bool bad = ferror(f) != 0;
+	fclose(f);
+	if (bad || n > PIN_FILE_MAX) {
+		cli_errorf("cannot read %s: %s", path, bad ? "read error" : "too large");
+		return CLI_E_FAIL;
+	}
+	text[n] = '\0';
+	if (strstr(text, "-----BEGIN PUBLIC KEY-----") != NULL) {
+		size_t len = AUDIT_PUB_LEN;
+		if ((bio = BIO_new_mem_buf(text, (int)n)) != NULL &&
+		    (pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) != NULL &&
+		    EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519 &&
+		    EVP_PKEY_get_raw_public_key(pk, out, &len) == 1 && len == AUDIT_PUB_LEN)
+			rc = 0;
+	} else if (parse_hex_key(text, n, out)) {
+		rc = 0;
+	}
+	if (rc < 0)
+		cli_errorf("%s holds neither an Ed25519 public key in PEM nor 64 hex characters",
+			   path);
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	return rc;
+}
+
+/* --seen SIZE:ROOTHEX */
+static int parse_seen(const char *s, uint64_t *size, uint8_t root[static AUDIT_HASH_LEN])
+{
+	const char *colon = strchr(s, ':');
+	char num[24];
+	char *end;
+
+	if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(num) ||
+	    strspn(s, "0123456789") != (size_t)(colon - s))
+		return usage_error("--seen must be SIZE:ROOTHEX (a checkpoint's tree size and root)");
+	memcpy(num, s, (size_t)(colon - s));
+	num[colon - s] = '\0';
+	errno = 0;
+	unsigned long long v = strtoull(num, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || strlen(colon + 1) != 2 * AUDIT_HASH_LEN ||
+	    hex_decode(colon + 1, AUDIT_HASH_LEN, root) < 0)
+		return usage_error("--seen must be SIZE:ROOTHEX (a checkpoint's tree size and root)");
+	*size = (uint64_t)v;
+	return 0;
+}
+
+/* Prints a verified log: "audit log verified: N records, K checkpoints, root <hex>". */
+static int verify_ok(const struct ctx *ctx, uint64_t records, uint64_t checkpoints,
+		     uint64_t signed_size, const uint8_t root[static AUDIT_HASH_LEN])
+{
+	char hex[2 * AUDIT_HASH_LEN + 1];
+
+	hex_encode(root, AUDIT_HASH_LEN, hex);
+	if (ctx->json) {
+		json_t *v = json_pack("{s:b, s:I, s:I, s:I, s:s}", "verified", 1, "records",
+				      (json_int_t)records, "checkpoints", (json_int_t)checkpoints,
+				      "signed_records", (json_int_t)signed_size, "root", hex);
+		if (v == NULL) {
+			cli_errorf("out of memory");
+			return CLI_E_FAIL;
+		}
+		int rc = cli_print_json(v);
+		json_decref(v);
+		return rc;
+	}
+	printf("audit log verified: %llu records, %llu checkpoints, root %s\n",
+	       (unsigned long long)records, (unsigned long long)checkpoints, hex);
+	if (signed_size < records)
+		fprintf(stderr, "note: records %llu..%llu are not covered by a signed checkpoint yet\n",
+			(unsigned long long)signed_size + 1, (unsigned long long)records);
+	return 0;
+}
+
+/*
+ * Reports the first problem: "odysseus: audit log integrity failure:
+ * PROBLEM at seq N: DETAIL" (or "(checkpoint of N records)" when the
+ * problem is a checkpoint's); returns CLI_E_INTEGRITY.
+ */
+static int verify_failed(const struct ctx *ctx, const struct audit_verify_report *r)
+{
+	char detail[sizeof(r->detail)];
+	const char *name = audit_problem_name(r->problem);
+
+	cli_sanitize(r->detail, detail, sizeof(detail));
+	if (ctx->json) {
+		json_t *v = json_pack("{s:b, s:s, s:I, s:I, s:s, s:I, s:I}", "verified", 0,
+				      "problem", name, "bad_seq", (json_int_t)r->bad_seq,
+				      "checkpoint_size", (json_int_t)r->checkpoint_size, "detail",
+				      detail, "records", (json_int_t)r->records, "checkpoints",
+				      (json_int_t)r->checkpoints);
+		if (v != NULL)
+			(void)cli_print_json(v);
+		json_decref(v);
+	}
+	if (r->bad_seq != 0)
+		cli_errorf("audit log integrity failure: %s at seq %llu: %s", name,
+			   (unsigned long long)r->bad_seq, detail);
+	else if (r->checkpoint_size != 0)
+		cli_errorf("audit log integrity failure: %s (checkpoint of %llu records): %s", name,
+			   (unsigned long long)r->checkpoint_size, detail);
+	else
+		cli_errorf("audit log integrity failure: %s: %s", name, detail);
+	return CLI_E_INTEGRITY;
+}
+
+/* Fills a report of one problem found on the server (not in a file). */
+static int server_problem(const struct ctx *ctx, struct audit_verify_report *r,
+			  enum audit_problem p, uint64_t bad_seq, uint64_t cp_size, const char *fmt,
+			  ...) __attribute__((format(printf, 6, 7)));
+static int server_problem(const struct ctx *ctx, struct audit_verify_report *r,
+			  enum audit_problem p, uint64_t bad_seq, uint64_t cp_size, const char *fmt,
+			  ...)
+{
+	va_list ap;
+
+	r->problem = p;
+	r->bad_seq = bad_seq;
+	r->checkpoint_size = cp_size;
+	va_start(ap, fmt);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	va_end(ap);
+	return verify_failed(ctx, r);
+}
+
+/* A checkpoint as GET /v1/audit/checkpoints shows it. */
+static bool checkpoint_from_json(const json_t *o, struct audit_checkpoint *cp)
+{
+	const json_t *ts = json_object_get(o, "tree_size");
+	const char *t = json_string_value(json_object_get(o, "time"));
+	const char *kid = json_string_value(json_object_get(o, "key_id"));
+
+	memset(cp, 0, sizeof(*cp));
+	if (!json_is_integer(ts) || json_integer_value(ts) < 1 || t == NULL || kid == NULL ||
+	    strlen(kid) != AUDIT_KEY_ID_LEN - 1 || time_parse_rfc3339(t, &cp->time_ns) < 0)
+		return false;
+	cp->tree_size = (uint64_t)json_integer_value(ts);
+	memcpy(cp->key_id, kid, AUDIT_KEY_ID_LEN);
+	return json_hex(o, "root_hash", cp->root_hash, AUDIT_HASH_LEN) &&
+	       json_hex(o, "signature", cp->signature, AUDIT_SIG_LEN);
+}
+
+struct verify_args {
+	bool pinned, seen, allow_unsigned;
+	uint8_t pub[AUDIT_PUB_LEN];
+	uint64_t seen_size;
+	uint8_t seen_root[AUDIT_HASH_LEN];
+};
+
+/*
+ * Checks that the server's newest checkpoint (n, root_n) extends the one
+ * seen before (m, root_m): GET /v1/audit/proof?from=m&tree_size=n and
+ * merkle_consistency_verify. Returns 0, CLI_E_INTEGRITY (reported) or
+ * another CLI_E code.
+ */
+static int check_consistency(const struct ctx *ctx, struct cli_session *s,
+			     struct audit_verify_report *r, uint64_t m,
+			     const uint8_t root_m[static AUDIT_HASH_LEN], uint64_t n,
+			     const uint8_t root_n[static AUDIT_HASH_LEN])
+{
+	uint8_t path[MERKLE_MAX_PATH][AUDIT_HASH_LEN];
+	struct cli_response resp;
+	struct merkle_hasher *h = NULL;
+	char q[96];
+	int rc;
+
+	snprintf(q, sizeof(q), "/v1/audit/proof?from=%llu&tree_size=%llu", (unsigned long long)m,
+		 (unsigned long long)n);
+	if ((rc = cli_session_request(s, "GET", q, NULL, &resp)) < 0)
+		return rc;
+	if (resp.status == 400) {
+		/* The server says it does not hold m (or n) records. */
+		cli_response_done(&resp);
+		return server_problem(ctx, r, AUDIT_PROBLEM_TRUNCATED, n + 1, 0,
+				      "the server cannot prove that its log of %llu records extends "
+				      "the checkpoint of %llu records seen before",
+				      (unsigned long long)n, (unsigned long long)m);
+	}
+	if ((rc = cli_response_check(&resp)) < 0) {
+		cli_response_done(&resp);
+		return rc;
+	}
+	const json_t *b = resp.body, *p = json_object_get(b, "path"), *item;
+	const json_t *ts = json_object_get(b, "tree_size"), *sq = json_object_get(b, "seq");
+	const char *type = json_string_value(json_object_get(b, "type"));
+	uint8_t root[AUDIT_HASH_LEN];
+	size_t i, np = json_array_size(p);
+	bool ok = type != NULL && strcmp(type, "consistency") == 0 && json_is_integer(ts) &&
+		  json_integer_value(ts) == (json_int_t)n && json_is_integer(sq) &&
+		  json_integer_value(sq) == (json_int_t)m && json_is_array(p) &&
+		  np <= MERKLE_MAX_PATH;
+	json_array_foreach(p, i, item)
+	{
+		const char *hx = json_string_value(item);
+		if (!ok || i >= MERKLE_MAX_PATH)
+			break;
+		ok = hx != NULL && strlen(hx) == 2 * AUDIT_HASH_LEN &&
+		     hex_decode(hx, AUDIT_HASH_LEN, path[i]) == 0;
+	}
+	if (!ok) {
+		cli_response_done(&resp);
+		return server_problem(ctx, r, AUDIT_PROBLEM_MALFORMED, 0, n,
+				      "the server's consistency proof from %llu to %llu records is "
+				      "malformed",
+				      (unsigned long long)m, (unsigned long long)n);
+	}
+	/* The root the server computes now must be the one it signed. */
+	if (json_object_get(b, "root_hash") != NULL &&
+	    (!json_hex(b, "root_hash", root, AUDIT_HASH_LEN) ||
+	     memcmp(root, root_n, AUDIT_HASH_LEN) != 0)) {
+		cli_response_done(&resp);
+		return server_problem(ctx, r, AUDIT_PROBLEM_CHECKPOINT_ROOT, 0, n,
+				      "the server's tree of %llu records no longer has the root "
+				      "its checkpoint signed",
+				      (unsigned long long)n);
+	}
+	cli_response_done(&resp);
+	if (merkle_hasher_new(&h) < 0) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	rc = merkle_consistency_verify(h, m, n, root_m, root_n,
+				       (const uint8_t(*)[AUDIT_HASH_LEN])path, np);
+	merkle_hasher_free(h);
+	if (rc == ODX_ECORRUPT || rc == ODX_EINVAL)
+		return server_problem(ctx, r, AUDIT_PROBLEM_SEEN_MISMATCH, 0, m,
+				      "the log was rewritten or cut short behind the checkpoint of "
+				      "%llu records seen before: the consistency proof to the newest "
+				      "checkpoint (%llu records) fails",
+				      (unsigned long long)m, (unsigned long long)n);
+	if (rc < 0) {
+		cli_errorf("cannot check the consistency proof: %s", odx_strerror(rc));
+		return CLI_E_FAIL;
+	}
+	return 0;
+}
+
+/* Remembers key and newest checkpoint (size 0: none) of server in the known file. */
+static int remember_server(json_t *known, const char *server,
+			   const uint8_t pub[static AUDIT_PUB_LEN], const char *key_id,
+			   uint64_t size, const uint8_t root[static AUDIT_HASH_LEN])
+{
+	char pubx[2 * AUDIT_PUB_LEN + 1], rootx[2 * AUDIT_HASH_LEN + 1], now[TIME_RFC3339_LEN];
+	json_t *servers = json_object_get(known, "servers");
+
+	hex_encode(pub, AUDIT_PUB_LEN, pubx);
+	hex_encode(root, AUDIT_HASH_LEN, rootx);
+	time_format_rfc3339(time_now_ns(), now);
+	json_t *e = json_pack("{s:s, s:s, s:s}", "key_id", key_id, "public_key", pubx,
+			      "checked_at", now);
+	if (e != NULL && size > 0 &&
+	    (json_object_set_new(e, "tree_size", json_integer((json_int_t)size)) < 0 ||
+	     json_object_set_new(e, "root_hash", json_string(rootx)) < 0)) {
+		json_decref(e);
+		e = NULL;
+	}
+	if (e != NULL && !json_is_object(servers)) {
+		servers = json_object();
+		if (json_object_set_new(known, "servers", servers) < 0)
+			servers = NULL;
+	}
+	if (e == NULL || servers == NULL || json_object_set_new(servers, server, e) < 0) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	return cli_state_save(AUDIT_KNOWN_FILE, known);
+}
+
+static int verify_server(const struct ctx *ctx, const struct verify_args *va)
+{
+	struct audit_verify_report r = {0};
+	struct cli_session *s = NULL;
+	json_t *body = NULL, *known = NULL;
+	uint8_t srv_pub[AUDIT_PUB_LEN], pub[AUDIT_PUB_LEN], seen_root[AUDIT_HASH_LEN];
+	uint8_t root[AUDIT_HASH_LEN] = {0};
+	char kid[AUDIT_KEY_ID_LEN], kid_pinned[AUDIT_KEY_ID_LEN];
+	uint64_t seen_size = 0, size = 0, k = 0;
+	bool tofu = false;
+	int rc;
+
+	if ((rc = open_session(ctx, &s)) < 0)
+		return rc;
+	const char *server = cli_session_server(s);
+	if ((rc = cli_state_load(AUDIT_KNOWN_FILE, &known)) < 0)
+		goto out;
+	const json_t *entry = json_object_get(json_object_get(known, "servers"), server);
+	if (entry != NULL && !json_is_object(entry)) {
+		cli_errorf("%s is damaged; move it away to start afresh", AUDIT_KNOWN_FILE);
+		rc = CLI_E_FAIL;
+		goto out;
+	}
+	if ((rc = cli_session_call(s, "GET", "/v1/audit/checkpoints", NULL, &body)) < 0)
+		goto out;
+	/* Follow next_cursor: a long-lived log has more checkpoints than one page. */
+	for (;;) {
+		const char *cur = json_string_value(json_object_get(body, "next_cursor"));
+		if (!cur)
+			break;
+		if (!*cur || strspn(cur, "0123456789") != strlen(cur) || strlen(cur) > 20) {
+			rc = server_problem(ctx, &r, AUDIT_PROBLEM_MALFORMED, 0, 0,
+					    "the server's checkpoint cursor is malformed");
+			goto out;
+		}
+		char path[64];
+		snprintf(path, sizeof(path), "/v1/audit/checkpoints?cursor=%s", cur);
+		json_t *more = NULL;
+		if ((rc = cli_session_call(s, "GET", path, NULL, &more)) < 0)
+			goto out;
+		json_array_extend(json_object_get(body, "items"), json_object_get(more, "items"));
+		const char *next = json_string_value(json_object_get(more, "next_cursor"));
+		bool stuck = next && strcmp(next, path + strlen("/v1/audit/checkpoints?cursor=")) == 0;
+		json_object_set(body, "next_cursor", json_object_get(more, "next_cursor"));
+		json_decref(more);
+		if (stuck) { /* a server that never moves on would keep us here forever */
+			rc = server_problem(ctx, &r, AUDIT_PROBLEM_MALFORMED, 0, 0,
+					    "the server's checkpoint list does not advance");
+			goto out;
+		}
+	}
+	const json_t *key = json_object_get(body, "key"), *items = json_object_get(body, "items");
+	const char *srv_kid = json_string_value(json_object_get(key, "key_id"));
+	if (!json_is_array(items) || !json_hex(key, "public_key", srv_pub, AUDIT_PUB_LEN) ||
+	    srv_kid == NULL || audit_key_id(srv_pub, kid) < 0 || strcmp(kid, srv_kid) != 0) {
+		rc = server_problem(ctx, &r, AUDIT_PROBLEM_MALFORMED, 0, 0,
+				    "the server's checkpoint list or key is malformed");
+		goto out;
+	}
+
+	/* The key to hold the server to: pinned, else remembered, else this one (first use). */
+	if (va->pinned) {
+		memcpy(pub, va->pub, AUDIT_PUB_LEN);
+	} else if (entry != NULL) {
+		if (!json_hex(entry, "public_key", pub, AUDIT_PUB_LEN)) {
+			cli_errorf("%s is damaged; move it away to start afresh", AUDIT_KNOWN_FILE);
+			rc = CLI_E_FAIL;
+			goto out;
+		}
+	} else {
+		memcpy(pub, srv_pub, AUDIT_PUB_LEN);
+		tofu = true;
+	}
+	if (audit_key_id(pub, kid_pinned) < 0) {
+		cli_errorf("cannot compute a key id");
+		rc = CLI_E_FAIL;
+		goto out;
+	}
+	if (CRYPTO_memcmp(pub, srv_pub, AUDIT_PUB_LEN) != 0) {
+		rc = server_problem(ctx, &r, AUDIT_PROBLEM_CHECKPOINT_SIGNATURE, 0, 0,
+				    "the server's audit key %s is not the %s key %s", kid,
+				    va->pinned ? "pinned" : "remembered", kid_pinned);
+		goto out;
+	}
+
+	/* The checkpoint seen before: --seen, else the remembered one. */
+	if (va->seen) {
+		seen_size = va->seen_size;
+		memcpy(seen_root, va->seen_root, AUDIT_HASH_LEN);
+	} else if (entry != NULL && json_object_get(entry, "tree_size") != NULL) {
+		const json_t *ts = json_object_get(entry, "tree_size");
+		if (!json_is_integer(ts) || json_integer_value(ts) < 1 ||
+		    !json_hex(entry, "root_hash", seen_root, AUDIT_HASH_LEN)) {
+			cli_errorf("%s is damaged; move it away to start afresh", AUDIT_KNOWN_FILE);
+			rc = CLI_E_FAIL;
+			goto out;
+		}
+		seen_size = (uint64_t)json_integer_value(ts);
+	}
+
+	/* Every checkpoint: ascending, signed by the key, and agreeing with the seen one. */
+	size_t i;
+	const json_t *item;
+	json_array_foreach(items, i, item)
+	{
+		struct audit_checkpoint cp;
+		if (!checkpoint_from_json(item, &cp) || cp.tree_size <= size) {
+			rc = server_problem(ctx, &r, AUDIT_PROBLEM_MALFORMED, 0, 0,
+					    "checkpoint %zu of the server's list is malformed or "
+					    "out of order",
+					    i + 1);
+			goto out;
+		}
+		if (audit_checkpoint_verify(&cp, pub) < 0) {
+			rc = server_problem(ctx, &r, AUDIT_PROBLEM_CHECKPOINT_SIGNATURE, 0,
+					    cp.tree_size,
+					    "the signature of the checkpoint of %llu records does not "
+					    "verify with key %s",
+					    (unsigned long long)cp.tree_size, kid_pinned);
+			goto out;
+		}
+		if (cp.tree_size == seen_size &&
+		    memcmp(cp.root_hash, seen_root, AUDIT_HASH_LEN) != 0) {
+			rc = server_problem(ctx, &r, AUDIT_PROBLEM_SEEN_MISMATCH, 0, seen_size,
+					    "the checkpoint of %llu records has another root than "
+					    "the one seen before",
+					    (unsigned long long)seen_size);
+			goto out;
+		}
+		size = cp.tree_size;
+		memcpy(root, cp.root_hash, AUDIT_HASH_LEN);
+		r.checkpoints = ++k;
+	}
+	r.records = size;
+
+	if (seen_size > 0 && size < seen_size) {
+		rc = server_problem(ctx, &r, AUDIT_PROBLEM_TRUNCATED, size + 1, 0,
+				    "the server's newest checkpoint covers %llu records, but one of "
+				    "%llu records was seen before: the log was cut short",
+				    (unsigned long long)size, (unsigned long long)seen_size);
+		goto out;
+	}
+	if (seen_size > 0 && size > seen_size &&
+	    (rc = check_consistency(ctx, s, &r, seen_size, seen_root, size, root)) < 0)
+		goto out;
+
+	if (tofu)
+		cli_errorf("remembering the audit key %s of %s (first use); check it against the "
+			   "key your operator published",
+			   kid, server);
+	if ((rc = remember_server(known, server, pub, kid, size, root)) < 0)
+		goto out;
+	if (size == 0) {
+		/* Nothing signed yet: the empty tree's root, SHA-256(). */
+		struct merkle_hasher *h = NULL;
+		struct merkle_frontier fr;
+		merkle_frontier_init(&fr);
+		if (merkle_hasher_new(&h) < 0 || merkle_frontier_root(h, &fr, root) < 0) {
+			merkle_hasher_free(h);
+			cli_errorf("out of memory");
+			rc = CLI_E_FAIL;
+			goto out;
+		}
+		merkle_hasher_free(h);
+	}
+	rc = verify_ok(ctx, size, k, size, root);
+out:
+	json_decref(body);
+	json_decref(known);
+	cli_session_free(s);
+	return rc;
+}
+
+static const char *const audit_verify_opts[] = {"data-dir=",	 "export=",	 "checkpoints=",
+						"server",	 "pin-key=",	 "pin-key-file=",
+						"seen=",	 "allow-unsigned", NULL};
+
+static int cmd_audit_verify(const struct ctx *ctx, const struct args *a)
+{
+	const char *dir = get_opt(a, "data-dir"), *exp = get_opt(a, "export");
+	const char *cps = get_opt(a, "checkpoints"), *pin = get_opt(a, "pin-key");
+	const char *pin_file = get_opt(a, "pin-key-file"), *seen = get_opt(a, "seen");
+	bool live = has_opt(a, "server");
+	struct verify_args va = {.allow_unsigned = has_opt(a, "allow-unsigned")};
+	struct audit_verify_report r;
+	int rc;
+
+	if ((dir != NULL) + (exp != NULL) + live != 1)
+		return usage_error("give exactly one of --data-dir DIR, --export FILE or --server");
+	if (cps != NULL && exp == NULL)
+		return usage_error("--checkpoints goes with --export");
+	if (pin != NULL && pin_file != NULL)
+		return usage_error("--pin-key and --pin-key-file exclude each other");
+	if (pin != NULL && !parse_hex_key(pin, strlen(pin), va.pub))
+		return usage_error("--pin-key must be the audit public key as 64 hex characters");
+	if (pin_file != NULL && (rc = read_pin_file(pin_file, va.pub)) < 0)
+		return rc;
+	va.pinned = pin != NULL || pin_file != NULL;
+	if (seen != NULL && (rc = parse_seen(seen, &va.seen_size, va.seen_root)) < 0)
+		return rc;
+	va.seen = seen != NULL;
+	if (live)
+		return verify_server(ctx, &va);
+
+	struct audit_verify_opts o = {.pinned_pub = va.pinned ? va.pub : NULL,
+				      .seen_size = va.seen_size,
+				      .seen_root = va.seen ? va.seen_root : NULL,
+				      .allow_unsigned = va.allow_unsigned};
+	char *path = NULL;
+	const char *what = exp;
+	if (dir != NULL) {
+		size_t n = strlen(dir) + sizeof("/audit.db");
+		if ((path = malloc(n)) == NULL) {
+			cli_errorf("out of memory");
+			return CLI_E_FAIL;
+		}
+		snprintf(path, n, "%s/audit.db", dir);
+		what = path;
+	}
+	/* SQLite would report a missing file as a damaged one. */
+	if (access(what, R_OK) < 0 || (cps != NULL && access(cps, R_OK) < 0)) {
+		int e = errno;
+		cli_errorf("cannot read %s: %s", access(what, R_OK) < 0 ? what : cps, strerror(e));
+		free(path);
+		return CLI_E_FAIL;
+	}
+	memset(&r, 0, sizeof(r));
+	rc = dir != NULL ? audit_verify_file(path, &o, &r) : audit_verify_export(exp, cps, &o, &r);
+	if (rc == 0)
+		rc = verify_ok(ctx, r.records, r.checkpoints, r.signed_size, r.root);
+	else if (rc == ODX_ECORRUPT)
+		rc = verify_failed(ctx, &r);
+	else {
+		cli_errorf("cannot verify %s: %s", what, odx_strerror(rc));
+		rc = CLI_E_FAIL;
+	}
+	free(path);
+	return rc;
+}
+
+static const struct cli_column audit_cols[] = {
+    {"SEQ", "seq", CLI_COL_TEXT},	  {"TIME", "time", CLI_COL_TIME},
+    {"ACTOR", "actor", CLI_COL_TEXT},	  {"ACTION", "action", CLI_COL_TEXT},
+    {"RESOURCE", "resource", CLI_COL_TEXT}, {"OUTCOME", "outcome", CLI_COL_TEXT},
+};
+
+/* A string field, or null when absent or empty (shown as "-"). */
+static json_t *nonempty(const json_t *obj, const char *key)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+	return v != NULL && v[0] != '\0' ? json_string(v) : json_null();
+}
+
+/* The table's rows: ACTOR is the actor's id, else its email, else its type. */
+static json_t *audit_rows(const json_t *items)
+{
+	json_t *rows = json_array();
+	size_t i;
+	const json_t *rec;
+
+	json_array_foreach(items, i, rec)
+	{
+		const json_t *actor = json_object_get(rec, "actor");
+		json_t *who = nonempty(actor, "id");
+		if (json_is_null(who))
+			who = nonempty(actor, "email");
+		if (json_is_null(who))
+			who = nonempty(actor, "type");
+		json_t *row = json_pack("{s:O?, s:o, s:o, s:o, s:o, s:o}", "seq",
+					json_object_get(rec, "seq"), "time", nonempty(rec, "time"),
+					"actor", who, "action", nonempty(rec, "action"),
+					"resource", nonempty(rec, "resource"), "outcome",
+					nonempty(rec, "outcome"));
+		if (rows == NULL || row == NULL || json_array_append_new(rows, row) < 0) {
+			json_decref(row);
+			json_decref(rows);
+			return NULL;
+		}
+	}
+	return rows;
+}
+
+static const char *const audit_list_opts[] = {"action=", "actor=", "outcome=", "resource=",
+					      "from=",	 "to=",	   "limit=",   NULL};
+
+static int cmd_audit_list(const struct ctx *ctx, const struct args *a)
+{
+	static const char *const params[] = {"action", "actor", "outcome", "resource", "from", "to"};
+	struct cli_session *s = NULL;
+	json_t *items = NULL, *rows = NULL;
+	json_int_t limit = 0;
+	char *query = NULL;
+	size_t len = 0;
+	int rc;
+
+	for (size_t i = 0; i < NCOLS(params); i++) {
+		const char *v = get_opt(a, params[i]);
+		int64_t t;
+		enum audit_outcome o;
+		if (v == NULL)
+			continue;
+		if (v[0] == '\0')
+			return usage_error("--%s must not be empty", params[i]);
+		if ((i == 4 || i == 5) && time_parse_rfc3339(v, &t) < 0)
+			return usage_error("--%s must be an RFC 3339 UTC time "
+					   "(2026-11-28T15:52:22Z)",
+					   params[i]);
+		if (i == 2 && audit_outcome_parse(v, &o) < 0)
+			return usage_error("--outcome must be success, failure or denied");
+	}
+	if (get_opt(a, "limit") != NULL &&
+	    ((rc = parse_int("limit", get_opt(a, "limit"), &limit)) < 0 || limit < 1))
+		return rc < 0 ? rc : usage_error("--limit must be at least 1");
+
+	/* "/v1/audit?action=...&actor=..." with every value escaped. */
+	FILE *f = open_memstream(&query, &len);
+	if (f == NULL) {
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	fputs("/v1/audit", f);
+	char sep = '?';
+	for (size_t i = 0; i < NCOLS(params); i++) {
+		const char *v = get_opt(a, params[i]);
+		char *esc = v != NULL ? cli_url_escape(v) : NULL;
+		if (esc != NULL) {
+			fprintf(f, "%c%s=%s", sep, params[i], esc);
+			sep = '&';
+		}
+		free(esc);
+	}
+	if (fclose(f) != 0 || query == NULL) {
+		free(query);
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	rc = open_session(ctx, &s);
+	if (rc == 0)
+		rc = cli_session_list_max(s, query, (size_t)limit, &items);
+	if (rc == 0 && !ctx->json && (rows = audit_rows(items)) == NULL) {
+		cli_errorf("out of memory");
+		rc = CLI_E_FAIL;
+	}
+	if (rc == 0)
+		rc = show_list(ctx, ctx->json ? items : rows, audit_cols, NCOLS(audit_cols));
+	json_decref(rows);
+	json_decref(items);
+	cli_session_free(s);
+	free(query);
+	return rc;
+}
+
 static const struct command commands[] = {
     {"login", NULL, cmd_login, login_opts, 0, 0, "login [--server URL] [--ca FILE] [--email EMAIL]",
      "Log in; the password is read from stdin, or prompted for on a terminal."},
@@ -1043,6 +1731,22 @@ static const struct command commands[] = {
      "Replace all the rules of a permission set with the ones given."},
     {"permission-sets", "delete", cmd_sets_delete, NULL, 1, 1, "permission-sets delete NAME",
      "Delete a permission set; whoever held it loses it."},
+    {"audit", "list", cmd_audit_list, audit_list_opts, 0, 0,
+     "audit list [--action PREFIX] [--actor ID] [--outcome O] [--resource R]\n"
+     "         [--from TIME] [--to TIME] [--limit N]",
+     "List audit records (every page, or the first N), oldest first. TIME is RFC 3339 UTC;\n"
+     "--action matches a prefix (auth. matches auth.login); O is success, failure or denied."},
+    {"audit", "verify", cmd_audit_verify, audit_verify_opts, 0, 0,
+     "audit verify (--data-dir DIR | --export FILE [--checkpoints FILE] | --server [URL])\n"
+     "         [--pin-key HEX | --pin-key-file FILE] [--seen SIZE:ROOTHEX] [--allow-unsigned]",
+     "Verify the audit log: a data directory's audit.db (read-only, also while odysseusd\n"
+     "runs), a JSON-lines export with its checkpoints, or the live server of the stored\n"
+     "login. The hash chain, the Merkle tree and every checkpoint signature are checked;\n"
+     "the first problem is named with its sequence number and the exit status is 11.\n"
+     "--pin-key: the audit public key every checkpoint must be signed with (--server\n"
+     "remembers the key on first use, and the newest checkpoint, and proves next time\n"
+     "that the log still extends it). --seen: a checkpoint seen before must still hold.\n"
+     "--allow-unsigned: records after the last checkpoint are not an error (a live log)."},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -1070,7 +1774,7 @@ static void print_usage(FILE *f, const struct command *cmd)
 		"Exit status: 0 ok, 1 error, 2 usage, 3 not logged in/401, 4 forbidden, "
 		"5 not found,\n"
 		"6 conflict, 7 invalid request, 8 rate limited, 9 cannot connect/TLS, "
-		"10 server error.\n");
+		"10 server error,\n11 audit log integrity failure.\n");
 }
 
 static void print_group(FILE *f, const char *group)

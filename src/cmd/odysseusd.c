@@ -252,7 +252,7 @@ static int cmd_serve(int argc, char **argv)
 	snprintf(audit_key, sizeof(audit_key), "%s/%s", cfg.data_dir, AUDIT_KEY_FILE);
 	struct audit_options aopts = {.key_path = audit_key};
 	if ((rc = audit_open(audit_path, &aopts, &api.audit)) < 0 ||
-	    (rc = api_trail_start(api.audit, &api.trail)) < 0) {
+	    (rc = api_trail_start(api.audit, api.store, &api.trail)) < 0) {
 		fail("opening the audit log", rc);
 		goto out;
 	}

@@ -13,6 +13,9 @@ independently of src/authz/authz.c and src/api/routes.c.
   `permissions` GET /v1/me reports for each role.
 - test_cross_tenant_ids_answer_like_missing_ones: every route with a path
   parameter, given another tenant's id, answers exactly like a missing id.
+- test_audit_records_stay_in_their_tenant: the audit routes take no id, but
+  their data is per tenant: tenant A's readers never get tenant B's records,
+  whatever they filter on (tests/e2e/test_audit_api.py goes further).
 
 Ownership ("Developer may update only deployments it created") has no route
 yet: deployments come with a later issue. test_ownership_is_only_deployments_update
@@ -51,6 +54,7 @@ ANYONE = frozenset(CALLERS)
 AUTHENTICATED = ANYONE - {ANONYMOUS}
 TENANT_MEMBERS = roles(*ROLES)
 TENANT_ADMIN = roles("admin")  # "tenant settings (users, roles, permission sets, API keys)"
+AUDIT_READERS = roles("admin", "operator", "developer")  # "audit log: read" (D: own actions only)
 PLATFORM_ONLY = frozenset({PLATFORM})
 
 EXPECTED = {
@@ -83,6 +87,9 @@ EXPECTED = {
     ("GET", "/v1/permission-sets/{name}"): TENANT_ADMIN,
     ("PUT", "/v1/permission-sets/{name}"): TENANT_ADMIN,
     ("DELETE", "/v1/permission-sets/{name}"): TENANT_ADMIN,
+    ("GET", "/v1/audit"): AUDIT_READERS,
+    ("GET", "/v1/audit/checkpoints"): AUDIT_READERS,
+    ("GET", "/v1/audit/proof"): AUDIT_READERS,
 }
 
 # SPEC §3, one entry per permission the daemon names (GET /v1/me `permissions`),
@@ -302,6 +309,10 @@ class World:
             return "/v1/permission-sets/" + self.target_set["name"], {"rules": []}, 200
         if key == ("DELETE", "/v1/permission-sets/{name}"):
             return "/v1/permission-sets/" + self.make_set()["name"], None, 204
+        if key in (("GET", "/v1/audit"), ("GET", "/v1/audit/checkpoints")):
+            return template, None, 200
+        if key == ("GET", "/v1/audit/proof"):
+            return template + "?seq=1", None, 200
         raise AssertionError("no request for %s %s: add one to World.cell" % key)
 
 
@@ -531,3 +542,31 @@ def test_set_names_are_per_tenant(world):
     b_user = world.make_user("readonly", s=world.b_admin)
     r = world.admin.patch(world.url + "/v1/users/" + b_user["id"], json={"permission_sets": [name]})
     check_error(r, 404, "not_found")
+
+
+def test_audit_records_stay_in_their_tenant(world):
+    """GET /v1/audit has no id to swap, so the cross-tenant case is its
+    data: B's records (made by B's Admin, naming B's objects) are invisible
+    to every reader of A, with any filter, and the other way round."""
+    b_user = world.make_user("readonly", s=world.b_admin)
+    b_admin_id = world.b_admin.get(world.url + "/v1/me").json()["id"]
+    empty = {"items": [], "next_cursor": None}
+    a_readers = {name: world.session(world.tokens[name])
+                 for name in ("admin", "operator", "developer", "key:admin", "key:developer")}
+    for name, s in a_readers.items():
+        for params in ({}, {"actor": b_admin_id}, {"resource": "/v1/users/" + b_user["id"]},
+                       {"action": "user.create", "actor": b_admin_id},
+                       {"tenant_id": world.tenant_b["id"]}, {"tenant": world.tenant_b["id"]}):
+            r = s.get(world.url + "/v1/audit", params=dict(params, limit=500))
+            assert r.status_code == 200, (name, params, r.text)
+            body = r.json()
+            tenants = {rec["tenant_id"] for rec in body["items"]}
+            assert tenants <= {world.tenant_a["id"]}, (name, params, tenants)
+            if params.get("actor") or params.get("resource"):
+                assert body == empty, (name, params, body)
+    # The other way round: B's Admin sees none of A's matrix traffic.
+    r = world.b_admin.get(world.url + "/v1/audit", params={"actor": world.ids["admin"]})
+    assert r.status_code == 200 and r.json() == empty, r.text
+    r = world.b_admin.get(world.url + "/v1/audit", params={"limit": 500})
+    assert r.status_code == 200, r.text
+    assert {rec["tenant_id"] for rec in r.json()["items"]} == {world.tenant_b["id"]}
