@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "authz/permset.h"
+#include "core/encoding.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/timeutil.h"
@@ -17,15 +18,7 @@ static atomic_uint_fast64_t generation = 1;
 
 int permset_name_validate(const char *name)
 {
-	size_t n = strlen(name);
-	if (n < 1 || n > PERMSET_NAME_MAX || name[0] == '-')
-		return ODX_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-			return ODX_EINVAL;
-	}
-	return 0;
+	return name_validate(name, PERMSET_NAME_MAX);
 }
 
 static bool segment_char_ok(char c)

@@ -127,3 +127,16 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 	*out = v;
 	return 0;
 }
+
+int name_validate(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > max || s[0] == '-')
+		return ODX_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return ODX_EINVAL;
+	}
+	return 0;
+}

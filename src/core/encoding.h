@@ -28,4 +28,10 @@ int b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *
  */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/*
+ * Checks a name of 1..max characters from [a-z0-9-], not starting with '-'
+ * (tenant names, permission-set names). Returns 0 or ODX_EINVAL.
+ */
+int name_validate(const char *s, size_t max);
+
 #endif

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/encoding.h"
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "tenancy/internal.h"
@@ -35,15 +36,7 @@ int quotas_validate(const struct quotas *q)
 
 int tenant_name_validate(const char *name)
 {
-	size_t n = strlen(name);
-	if (n < 1 || n > TENANT_NAME_MAX || name[0] == '-')
-		return ODX_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-			return ODX_EINVAL;
-	}
-	return 0;
+	return name_validate(name, TENANT_NAME_MAX);
 }
 
 json_t *quotas_to_json(const struct quotas *q)
