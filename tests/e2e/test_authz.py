@@ -30,7 +30,7 @@ import subprocess
 
 import pytest
 
-from conftest import ODYSSEUSD, ROOT, unique
+from conftest import ODYSSEUSD, ROOT, unique, check_error
 
 TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
 USER_PASSWORD = "user-password-123"
@@ -124,20 +124,6 @@ OWN_ONLY = {"deployments:update"}            # "own" = created_by is the caller 
 
 
 # --- helpers ----------------------------------------------------------------------
-
-def check_error(r, status, code):
-    """Assert r is the documented error answer; return the error object."""
-    assert r.status_code == status, (r.status_code, r.text[:500])
-    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == ERROR_KEYS, err
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)
-    return err
-
 
 def without_request_id(r):
     body = r.json()

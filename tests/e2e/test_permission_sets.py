@@ -18,27 +18,13 @@ import pytest
 import requests
 import yaml
 
-from conftest import ROOT, unique
+from conftest import ROOT, unique, check_error
 
 TENANT_ADMIN_PASSWORD = "tenant-admin-password-1"  # conftest Server.create_tenant default
 USER_PASSWORD = "user-password-123"
 ERROR_KEYS = {"code", "message", "request_id"}
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 SET_KEYS = {"name", "rules", "subjects", "created_at", "updated_at"}
-
-
-def check_error(r, status, code):
-    """Assert r is the documented error answer; return the error object."""
-    assert r.status_code == status, (r.status_code, r.text[:500])
-    assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == ERROR_KEYS, err
-    assert err["code"] == code, err
-    assert isinstance(err["message"], str) and err["message"], err
-    assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)
-    return err
 
 
 def rule(effect, method, path):
