@@ -78,12 +78,10 @@ out:
 void api_apikeys_delete(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
-	const char *tenant = api_principal(ex)->tenant_id, *missing;
+	const char *tenant = api_principal(ex)->tenant_id;
 	int rc = apikey_delete(api->store, tenant, ex->params[0]);
-	json_t *none = json_array();
 	if (rc == 0)
-		rc = permset_assign(api->store, tenant, ex->params[0], none, &missing);
-	json_decref(none);
+		rc = permset_forget(api->store, tenant, ex->params[0]);
 	if (rc < 0)
 		reply_odx_error(ex, rc, rc == ODX_ENOTFOUND ? "API key not found" : NULL);
 	else

@@ -148,11 +148,8 @@ void api_users_delete(struct http_exchange *ex)
 		return;
 	}
 	int rc = user_delete(api->store, p->tenant_id, ex->params[0]);
-	json_t *none = json_array();
-	const char *missing;
 	if (rc == 0)
-		rc = permset_assign(api->store, p->tenant_id, ex->params[0], none, &missing);
-	json_decref(none);
+		rc = permset_forget(api->store, p->tenant_id, ex->params[0]);
 	if (rc == 0)
 		rc = revocation_record(api->revocation, ex->params[0], ROLE_NONE, time_now_ns());
 	if (rc < 0) {

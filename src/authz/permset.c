@@ -97,12 +97,14 @@ static int rule_check(json_t *item, size_t i, struct permset_rule *r, const char
 		return ODX_EINVAL;
 	}
 	if (!(r->method = method_canonical(method))) {
-		snprintf(err, errlen, "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *", i);
+		snprintf(err, errlen, "rule %zu: method must be GET, POST, PUT, PATCH, DELETE or *",
+			 i);
 		return ODX_EINVAL;
 	}
 	if (permset_pattern_validate(*path) < 0) {
-		snprintf(err, errlen,
-			 "rule %zu: path must be /segments, with * for one segment and ** only last", i);
+		snprintf(
+		    err, errlen,
+		    "rule %zu: path must be /segments, with * for one segment and ** only last", i);
 		return ODX_EINVAL;
 	}
 	r->effect = effect[0] == 'a' ? PERMSET_ALLOW : PERMSET_DENY;
@@ -113,7 +115,8 @@ int permset_rules_parse(json_t *rules, const char *set, struct permset_rules *ou
 			size_t errlen)
 {
 	if (!json_is_array(rules) || json_array_size(rules) > PERMSET_MAX_RULES) {
-		snprintf(err, errlen, "rules must be an array of at most %d rules", PERMSET_MAX_RULES);
+		snprintf(err, errlen, "rules must be an array of at most %d rules",
+			 PERMSET_MAX_RULES);
 		return ODX_EINVAL;
 	}
 	size_t n = json_array_size(rules), pool_len = strlen(set) + 1;
@@ -344,6 +347,17 @@ int permset_assign(struct store *s, const char *tenant_id, const char *subject, 
 	if (rc == 0)
 		permset_invalidate();
 	return rc;
+}
+
+int permset_forget(struct store *s, const char *tenant_id, const char *subject)
+{
+	int rc =
+	    store_write(s, tenant_id, "DELETE FROM permission_set_members WHERE subject_id = ?",
+			STORE_ARGS(S_TEXT(subject)));
+	if (rc < 0)
+		return rc;
+	permset_invalidate();
+	return 0;
 }
 
 /* ---- the per-thread cache of compiled rules ----------------------------- */

@@ -87,6 +87,8 @@ int permset_delete(struct store *s, const char *tenant_id, const char *name);
  */
 int permset_assign(struct store *s, const char *tenant_id, const char *subject, json_t *names,
 		   const char **missing);
+/* Removes every assignment of subject (a deleted user or API key). */
+int permset_forget(struct store *s, const char *tenant_id, const char *subject);
 /*
  * The compiled rules of subject, from this thread's cache or the store.
  * The result stays valid until the next call on the same thread.
