@@ -29,9 +29,8 @@ void api_log_security(const struct http_exchange *ex, const char *event, const c
 		  json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "reason", reason, "method",
 			    http_method_name(ex->method), "route",
 			    ex->route ? ex->route->pattern : "", "path", ex->path ? ex->path : "",
-			    "actor", p ? p->id : "", "tenant",
-			    p ? p->tenant_id : "", "request_id", ex->request_id, "source",
-			    ex->source_ip));
+			    "actor", p ? p->id : "", "tenant", p ? p->tenant_id : "", "request_id",
+			    ex->request_id, "source", ex->source_ip));
 }
 
 /* Verifies the Bearer credential: an API key (odk_...) or an access token. */
@@ -192,6 +191,20 @@ int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...)
 	return rc;
 }
 
+int api_limit_param(struct http_exchange *ex, struct evkeyvalq *q, int *limit)
+{
+	const char *l = evhttp_find_header(q, "limit");
+	int64_t v;
+	*limit = API_LIST_DEFAULT;
+	if (l && parse_int64(l, 1, API_LIST_MAX, &v) < 0) {
+		reply_error(ex, 400, "bad_request", "limit must be an integer from 1 to 500");
+		return ODX_EINVAL;
+	}
+	if (l)
+		*limit = (int)v;
+	return 0;
+}
+
 int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after,
 		    size_t after_len)
 {
@@ -204,16 +217,8 @@ int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit,
 		reply_error(ex, 400, "bad_request", "malformed query string");
 		return ODX_EINVAL;
 	}
-	int rc = 0;
-	const char *l = evhttp_find_header(&q, "limit");
+	int rc = api_limit_param(ex, &q, limit);
 	const char *c = evhttp_find_header(&q, "cursor");
-	int64_t v;
-	if (l && parse_int64(l, 1, API_LIST_MAX, &v) < 0) {
-		reply_error(ex, 400, "bad_request", "limit must be an integer from 1 to 500");
-		rc = ODX_EINVAL;
-	} else if (l) {
-		*limit = (int)v;
-	}
 	if (rc == 0 && c && *c) {
 		size_t n = 0;
 		uint8_t raw[PERMSET_NAME_MAX + 2];

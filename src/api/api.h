@@ -53,6 +53,9 @@ int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...);
  */
 int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after,
 		    size_t after_len);
+struct evkeyvalq;
+/* Reads ?limit= from parsed query q (default 50, 1..500); replies 400 on a bad one. */
+int api_limit_param(struct http_exchange *ex, struct evkeyvalq *q, int *limit);
 /* Replies 200 {"items": first `limit` of items, "next_cursor"}; consumes items. */
 void api_reply_list(struct http_exchange *ex, json_t *items, int limit);
 /* api_reply_list for items whose cursor key is `key` (e.g. "name") instead of "id". */

@@ -7,9 +7,9 @@
  */
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <sys/queue.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "api/api.h"
 #include "audit/audit.h"
@@ -23,14 +23,14 @@ static json_t *record_json(const struct audit_record *r)
 	time_format_rfc3339(r->time_ns, ts);
 	hex_encode(r->prev_hash, AUDIT_HASH_LEN, prev);
 	hex_encode(r->hash, AUDIT_HASH_LEN, hash);
-	return json_pack("{s:I, s:s, s:{s:s, s:s, s:s}, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
-			 "seq", (json_int_t)r->seq, "time", ts, "actor", "type",
-			 audit_actor_type_name(r->actor_type), "id", r->actor_id, "email",
-			 r->actor_email, "tenant_id",
-			 r->tenant_id[0] ? json_string(r->tenant_id) : json_null(), "action",
-			 r->action, "resource", r->resource, "outcome",
-			 audit_outcome_name(r->outcome), "reason", r->reason, "request_id",
-			 r->request_id, "source_ip", r->source_ip, "prev_hash", prev, "hash", hash);
+	return json_pack(
+	    "{s:I, s:s, s:{s:s, s:s, s:s}, s:o, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq",
+	    (json_int_t)r->seq, "time", ts, "actor", "type", audit_actor_type_name(r->actor_type),
+	    "id", r->actor_id, "email", r->actor_email, "tenant_id",
+	    r->tenant_id[0] ? json_string(r->tenant_id) : json_null(), "action", r->action,
+	    "resource", r->resource, "outcome", audit_outcome_name(r->outcome), "reason", r->reason,
+	    "request_id", r->request_id, "source_ip", r->source_ip, "prev_hash", prev, "hash",
+	    hash);
 }
 
 struct page {
@@ -51,13 +51,8 @@ static int read_filter(struct http_exchange *ex, struct evkeyvalq *q, struct aud
 {
 	const char *v;
 	int64_t n;
-	*limit = API_LIST_DEFAULT;
-	if ((v = evhttp_find_header(q, "limit")) && parse_int64(v, 1, API_LIST_MAX, &n) < 0) {
-		reply_error(ex, 400, "bad_request", "limit must be an integer from 1 to 500");
+	if (api_limit_param(ex, q, limit) < 0)
 		return ODX_EINVAL;
-	} else if (v) {
-		*limit = (int)n;
-	}
 	if ((v = evhttp_find_header(q, "cursor")) && *v) {
 		if (parse_int64(v, 0, INT64_MAX, &n) < 0) {
 			reply_error(ex, 400, "bad_request", "invalid cursor");
@@ -106,7 +101,8 @@ void api_audit_list(struct http_exchange *ex)
 		f.actor_id = p->id;
 	}
 	struct page pg = {.items = json_array()};
-	int rc = pg.items ? audit_query(api->audit, &f, after, limit + 1, add_record, &pg) : ODX_ENOMEM;
+	int rc =
+	    pg.items ? audit_query(api->audit, &f, after, limit + 1, add_record, &pg) : ODX_ENOMEM;
 	if (rc == ODX_EINVAL) {
 		json_decref(pg.items);
 		reply_error(ex, 400, "bad_request", "invalid filter");
