@@ -258,9 +258,10 @@ static int cmd_serve(int argc, char **argv)
 	}
 	tenant_sweep_orphans(api.store, cfg.data_dir);
 	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];
-	snprintf(cert, sizeof(cert), "%s", cfg.tls_cert[0] ? cfg.tls_cert : "");
-	snprintf(key, sizeof(key), "%s", cfg.tls_key[0] ? cfg.tls_key : "");
-	if (!cfg.tls_cert[0]) {
+	if (cfg.tls_cert[0]) {
+		snprintf(cert, sizeof(cert), "%s", cfg.tls_cert);
+		snprintf(key, sizeof(key), "%s", cfg.tls_key);
+	} else { /* the internal CA's server certificate, made at first start */
 		snprintf(cert, sizeof(cert), "%s/pki/server.crt", cfg.data_dir);
 		snprintf(key, sizeof(key), "%s/pki/server.key", cfg.data_dir);
 	}
