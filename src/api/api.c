@@ -149,6 +149,8 @@ void api_dispatch(struct http_exchange *ex)
 		if (!authorize(api, ex, &p))
 			goto out;
 	}
+	if (r->action && (r->flags & HTTP_ROUTE_BLOCKING) && !api_trail_gate(ex))
+		goto out;
 	r->handler(ex);
 out:
 	record(ex);

@@ -65,7 +65,7 @@ int api_assign_permsets(struct http_exchange *ex, const char *subject, json_t *n
 /* Logs a denial or a security event to the daemon's log (the audit log gets it too). */
 void api_log_security(const struct http_exchange *ex, const char *event, const char *reason);
 
-/* Starts the thread that writes denials to log (see trail.c). */
+/* Starts the thread that writes queued records (denials, retries) to log (see trail.c). */
 int api_trail_start(struct audit_log *log, struct store *store, struct api_trail **out);
 /* Writes out queued denials and stops the thread; NULL ok. */
 void api_trail_stop(struct api_trail *t);
@@ -73,9 +73,15 @@ void api_trail_stop(struct api_trail *t);
 void api_trail_denied(struct http_exchange *ex);
 /*
  * Records the outcome of a request on a route with an action, durably; on
- * failure turns a success reply into 503. Waits: worker threads only.
+ * failure turns a success reply into 503 and queues the record until the
+ * log writes again. Waits: worker threads only.
  */
 void api_trail_result(struct http_exchange *ex);
+/*
+ * Before an audited handler runs: false (503 set) while the audit log is
+ * failing, so nothing changes that could not be recorded.
+ */
+bool api_trail_gate(struct http_exchange *ex);
 
 /* Handlers. */
 void api_healthz(struct http_exchange *ex);
@@ -104,6 +110,7 @@ void api_apikeys_delete(struct http_exchange *ex);
 void api_audit_list(struct http_exchange *ex);
 void api_audit_checkpoints(struct http_exchange *ex);
 void api_audit_proof(struct http_exchange *ex);
+void api_audit_export(struct http_exchange *ex);
 void api_permsets_list(struct http_exchange *ex);
 void api_permsets_get(struct http_exchange *ex);
 void api_permsets_create(struct http_exchange *ex);

@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
@@ -124,6 +125,107 @@ void api_audit_list(struct http_exchange *ex)
 	}
 	reply_json(ex, 200, json_pack("{s:o, s:o}", "items", pg.items, "next_cursor", next));
 out:
+	evhttp_clear_headers(&q);
+}
+
+/* ---- export ---- */
+
+/* An export in flight: its filter's strings live here with the cursor. */
+struct export_state {
+	struct api *api;
+	struct audit_export_cursor cur;
+	char *strings; /* the query's values, NUL-separated */
+};
+
+/* Windows small enough that one step stays well under a millisecond of SQLite. */
+#define EXPORT_WINDOW 1024
+
+static int export_next(void *arg, http_emit_fn emit, void *sink)
+{
+	struct export_state *st = arg;
+	return audit_export_next(st->api->audit, &st->cur, EXPORT_WINDOW, emit, sink);
+}
+
+static void export_release(void *arg)
+{
+	struct export_state *st = arg;
+	free(st->strings);
+	free(st);
+}
+
+/* Copies the filter's strings into one block the stream owns. */
+static int keep_strings(struct export_state *st, struct audit_filter *f)
+{
+	const char **fields[] = {&f->tenant_id, &f->action_prefix, &f->actor_id, &f->resource};
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		total += *fields[i] ? strlen(*fields[i]) + 1 : 0;
+	char *w = st->strings = malloc(total ? total : 1);
+	if (!w)
+		return ODX_ENOMEM;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (!*fields[i])
+			continue;
+		size_t n = strlen(*fields[i]) + 1;
+		memcpy(w, *fields[i], n);
+		*fields[i] = w;
+		w += n;
+	}
+	return 0;
+}
+
+/*
+ * GET /v1/audit/export?format=json|csv and the filters of GET /v1/audit:
+ * the caller's tenant's records (the platform's own for the platform
+ * administrator) as they stood when the request arrived, streamed.
+ */
+void api_audit_export(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	const struct principal *p = api_principal(ex);
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	if (ex->query && evhttp_parse_query_str(ex->query, &q) != 0) {
+		reply_error(ex, 400, "bad_request", "malformed query string");
+		return;
+	}
+	struct audit_filter f = {.scope = AUDIT_SCOPE_TENANT, .tenant_id = p->tenant_id};
+	uint64_t after = 0;
+	int limit;
+	const char *format = evhttp_find_header(&q, "format");
+	enum audit_format fmt = !format || strcmp(format, "json") == 0 ? AUDIT_FORMAT_JSONL
+				: strcmp(format, "csv") == 0	       ? AUDIT_FORMAT_CSV
+								       : 0;
+	struct export_state *st = NULL;
+	if (!fmt) {
+		reply_error(ex, 400, "bad_request", "format must be json or csv");
+		goto out;
+	}
+	if (evhttp_find_header(&q, "cursor") || evhttp_find_header(&q, "limit")) {
+		reply_error(ex, 400, "bad_request", "an export takes no cursor or limit");
+		goto out;
+	}
+	if (read_filter(ex, &q, &f, &after, &limit) < 0)
+		goto out;
+	int rc = (st = calloc(1, sizeof(*st))) ? keep_strings(st, &f) : ODX_ENOMEM;
+	if (rc == 0)
+		rc = audit_export_begin(api->audit, &f, fmt, &st->cur);
+	if (rc == ODX_EINVAL) {
+		reply_error(ex, 400, "bad_request", "invalid filter");
+		goto out;
+	}
+	if (rc < 0) {
+		reply_odx_error(ex, rc, NULL);
+		goto out;
+	}
+	st->api = api;
+	reply_stream(
+	    ex, 200, fmt == AUDIT_FORMAT_CSV ? "text/csv; charset=utf-8" : "application/x-ndjson",
+	    (struct http_stream){.next = export_next, .release = export_release, .state = st});
+	st = NULL;
+out:
+	if (st)
+		export_release(st);
 	evhttp_clear_headers(&q);
 }
 

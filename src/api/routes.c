@@ -44,6 +44,7 @@ const struct http_route api_routes[] = {
 	ROUTE(HTTP_GET, "/v1/permission-sets/{name}", api_permsets_get, PERM_TENANT_SETTINGS, 0, 0),
 	AUDITED(HTTP_PUT, "/v1/permission-sets/{name}", api_permsets_put, PERM_TENANT_SETTINGS, 0, B, "permission_set.update"),
 	AUDITED(HTTP_GET, "/v1/audit", api_audit_list, PERM_AUDIT_READ, 0, B, "audit.read"),
+	AUDITED(HTTP_GET, "/v1/audit/export", api_audit_export, PERM_AUDIT_EXPORT, 0, B, "audit.export"),
 	AUDITED(HTTP_GET, "/v1/audit/checkpoints", api_audit_checkpoints, PERM_AUDIT_READ, 0, B,
 		"audit.checkpoints.read"),
 	AUDITED(HTTP_GET, "/v1/audit/proof", api_audit_proof, PERM_AUDIT_READ, 0, B,

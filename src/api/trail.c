@@ -5,8 +5,12 @@
  *   the reply leaves: success for 2xx/3xx, denied for 403, failure for other
  *   errors, with the error code as the reason. If the record cannot be made
  *   durable, a success becomes 503: the client never hears "done" about an
- *   unaudited change. Such routes run on worker threads, where waiting for
- *   the group commit is allowed.
+ *   unaudited change, and the record is queued until the log writes again.
+ *   While the log is failing, api_trail_gate refuses audited requests before
+ *   their handler runs (503), so no further change is made unaudited; the
+ *   refusal's own record is the probe that notices the log works again.
+ *   Such routes run on worker threads, where waiting for the group commit
+ *   is allowed.
  * - Every denial (401 and 403, on any route) is recorded too. Denials can
  *   happen on an event-loop thread, which must not wait for an fsync, and
  *   no success is reported for them, so they go through a bounded queue
@@ -28,6 +32,7 @@
 
 struct pending {
 	enum audit_actor_type actor_type;
+	enum audit_outcome outcome;
 	char actor_id[64], actor_email[256], tenant_id[48], action[64], resource[192];
 	char reason[96], request_id[HTTP_REQUEST_ID_MAX], source_ip[64];
 };
@@ -64,7 +69,7 @@ static void to_record(const struct pending *p, struct audit_record *r)
 	r->tenant_id = p->tenant_id;
 	r->action = p->action;
 	r->resource = p->resource;
-	r->outcome = AUDIT_DENIED;
+	r->outcome = p->outcome;
 	r->reason = p->reason;
 	r->request_id = p->request_id;
 	r->source_ip = p->source_ip;
@@ -87,10 +92,10 @@ static void *drain(void *arg)
 		struct audit_record r;
 		fill_email(t, p.actor_type, p.actor_id, p.tenant_id, p.actor_email, sizeof(p.actor_email));
 		to_record(&p, &r);
-		/* Retried until it is written: a denial is never dropped, only delayed. */
+		/* Retried until it is written: never dropped, only delayed. */
 		int rc;
 		while ((rc = audit_append(t->log, &r)) == ODX_EUNAVAIL) {
-			log_event(LOG_ERROR, "audit log unavailable; retrying a denial record", NULL);
+			log_event(LOG_ERROR, "audit log unavailable; retrying a queued record", NULL);
 			struct timespec ts = {0, 200 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}
@@ -176,22 +181,21 @@ static const char *reason_of(const struct http_exchange *ex)
 	return ex->audit_reason[0] ? ex->audit_reason : ex->error_code ? ex->error_code : "error";
 }
 
-void api_trail_denied(struct http_exchange *ex)
+/* Queues rec for the drain thread; waits while the queue is full (nothing is dropped). */
+static void enqueue(struct api_trail *t, const struct audit_record *r)
 {
-	struct api *api = ex->app;
-	struct api_trail *t = api->trail;
 	struct pending p;
 	memset(&p, 0, sizeof(p));
-	const char *id, *email, *tenant;
-	actor_of(ex, &p.actor_type, &id, &email, &tenant);
-	snprintf(p.actor_id, sizeof(p.actor_id), "%s", id);
-	snprintf(p.actor_email, sizeof(p.actor_email), "%s", email);
-	snprintf(p.tenant_id, sizeof(p.tenant_id), "%s", tenant);
-	snprintf(p.action, sizeof(p.action), "%s", action_of(ex));
-	snprintf(p.resource, sizeof(p.resource), "%s", resource_of(ex));
-	snprintf(p.reason, sizeof(p.reason), "%s", reason_of(ex));
-	snprintf(p.request_id, sizeof(p.request_id), "%s", ex->request_id);
-	snprintf(p.source_ip, sizeof(p.source_ip), "%s", ex->source_ip);
+	p.actor_type = r->actor_type;
+	p.outcome = r->outcome;
+	snprintf(p.actor_id, sizeof(p.actor_id), "%s", r->actor_id);
+	snprintf(p.actor_email, sizeof(p.actor_email), "%s", r->actor_email);
+	snprintf(p.tenant_id, sizeof(p.tenant_id), "%s", r->tenant_id);
+	snprintf(p.action, sizeof(p.action), "%s", r->action);
+	snprintf(p.resource, sizeof(p.resource), "%s", r->resource);
+	snprintf(p.reason, sizeof(p.reason), "%s", r->reason);
+	snprintf(p.request_id, sizeof(p.request_id), "%s", r->request_id);
+	snprintf(p.source_ip, sizeof(p.source_ip), "%s", r->source_ip);
 	pthread_mutex_lock(&t->lock);
 	while (t->count == QUEUE_CAP)
 		pthread_cond_wait(&t->nonfull, &t->lock);
@@ -201,31 +205,65 @@ void api_trail_denied(struct http_exchange *ex)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* The record of ex as it stands, strings pointing into ex. */
+static void record_of(const struct http_exchange *ex, enum audit_outcome outcome,
+		      struct audit_record *r)
+{
+	memset(r, 0, sizeof(*r));
+	actor_of(ex, &r->actor_type, &r->actor_id, &r->actor_email, &r->tenant_id);
+	r->action = action_of(ex);
+	r->resource = resource_of(ex);
+	r->outcome = outcome;
+	r->reason = outcome == AUDIT_SUCCESS ? "" : reason_of(ex);
+	r->request_id = ex->request_id;
+	r->source_ip = ex->source_ip;
+}
+
+void api_trail_denied(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	struct audit_record r;
+	record_of(ex, AUDIT_DENIED, &r);
+	enqueue(api->trail, &r);
+}
+
 void api_trail_result(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
 	bool ok = ex->status > 0 && ex->status < 400;
 	bool denied = ex->status == 401 || ex->status == 403;
 	struct audit_record r;
-	memset(&r, 0, sizeof(r));
-	actor_of(ex, &r.actor_type, &r.actor_id, &r.actor_email, &r.tenant_id);
+	record_of(ex, ok ? AUDIT_SUCCESS : denied ? AUDIT_DENIED : AUDIT_FAILURE, &r);
 	char email[256];
 	snprintf(email, sizeof(email), "%s", r.actor_email);
 	fill_email(api->trail, r.actor_type, r.actor_id, r.tenant_id, email, sizeof(email));
 	r.actor_email = email;
-	r.action = action_of(ex);
-	r.resource = resource_of(ex);
-	r.outcome = ok ? AUDIT_SUCCESS : denied ? AUDIT_DENIED : AUDIT_FAILURE;
-	r.reason = ok ? "" : reason_of(ex);
-	r.request_id = ex->request_id;
-	r.source_ip = ex->source_ip;
 	int rc = audit_append(api->trail->log, &r);
 	if (rc == 0)
 		return;
 	log_event(LOG_ERROR, "audit append failed",
 		  json_pack("{s:s, s:s, s:s}", "error", odx_strerror(rc), "action", r.action,
 			    "request_id", ex->request_id));
-	/* Never report success for something the audit log does not hold. */
-	if (ok)
-		reply_error(ex, 503, "unavailable", "audit log unavailable; retry later");
+	if (!ok)
+		return; /* nothing changed; the log line above is its trace */
+	/*
+	 * The change stands but its record is not durable: never report
+	 * success, and keep the record for the drain thread, which writes it
+	 * once the log works again (api_trail_gate stops further changes
+	 * meanwhile).
+	 */
+	enqueue(api->trail, &r);
+	reply_error(ex, 503, "unavailable", "audit log unavailable; retry later");
+	ex->retry_after = 1;
+}
+
+bool api_trail_gate(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	if (!audit_failing(api->audit))
+		return true;
+	snprintf(ex->audit_reason, sizeof(ex->audit_reason), "audit_unavailable");
+	reply_error(ex, 503, "unavailable", "audit log unavailable; retry later");
+	ex->retry_after = 1;
+	return false;
 }

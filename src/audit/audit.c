@@ -88,6 +88,7 @@ struct audit_log {
 	bool writer_started;
 	pthread_t writer;
 	uint64_t committed; /* records durable, published under lock */
+	bool failing;       /* the last batch with records failed; under lock */
 
 	/* writer-only */
 	sqlite3 *wdb;
@@ -591,8 +592,16 @@ static void *writer_main(void *arg)
 		if (batch || tick || stopping) {
 			write_batch(log, batch, tick || stopping);
 			log->last_write = time_mono_ns();
+			int health = 0; /* 1: records were written, -1: a write failed */
+			for (struct pending *p = batch; p; p = p->next)
+				if (p->rc == ODX_EUNAVAIL)
+					health = -1;
+				else if (p->rec && p->rc == 0 && health == 0)
+					health = 1;
 			pthread_mutex_lock(&log->lock);
 			log->committed = log->size;
+			if (health)
+				log->failing = health < 0;
 			pthread_mutex_unlock(&log->lock);
 			/* Lay the wake tree over the list, then wake its root. */
 			struct pending *kid = batch ? batch->next : NULL;
@@ -679,6 +688,14 @@ int audit_size(struct audit_log *log, uint64_t *out)
 	*out = log->committed;
 	pthread_mutex_unlock(&log->lock);
 	return 0;
+}
+
+bool audit_failing(struct audit_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	bool f = log->failing;
+	pthread_mutex_unlock(&log->lock);
+	return f;
 }
 
 int audit_public_key(struct audit_log *log, uint8_t pub[static AUDIT_PUB_LEN],

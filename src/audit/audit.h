@@ -151,6 +151,12 @@ void audit_close(struct audit_log *log);
  * again. Blocks: never call it on an event-loop thread.
  */
 int audit_append(struct audit_log *log, struct audit_record *rec);
+/*
+ * True while the log cannot write: the last batch of records failed and
+ * none has been written since. A caller that must not change anything
+ * unaudited checks it first (the next append is the probe that clears it).
+ */
+bool audit_failing(struct audit_log *log);
 
 /* ---- checkpoints ---- */
 
@@ -254,12 +260,33 @@ enum audit_format {
 typedef int (*audit_write_fn)(const void *buf, size_t n, void *arg);
 /*
  * Streams every record matching f (no limit) in seq order through write,
- * in constant memory, from one consistent snapshot. Each line carries the
- * record's prev_hash and hash; a JSON-lines export of AUDIT_SCOPE_ALL with
- * no other filter is verifiable by audit_verify_export.
+ * in constant memory: the records that existed when it began. Each line
+ * carries the record's prev_hash and hash; a JSON-lines export of
+ * AUDIT_SCOPE_ALL with no other filter is verifiable by audit_verify_export.
  */
 int audit_export(struct audit_log *log, const struct audit_filter *f, enum audit_format fmt,
 		 audit_write_fn write, void *arg);
+
+/*
+ * The same export in parts, for a caller that must not block long (an
+ * event loop sending to a slow client): begin fixes the snapshot (the
+ * records committed so far), each next writes the matches among the next
+ * `window` seqs. The filter's strings must outlive the cursor.
+ */
+#define AUDIT_EXPORT_WINDOW 4096
+struct audit_export_cursor {
+	struct audit_filter f;
+	enum audit_format fmt;
+	uint64_t end_seq;  /* the last seq of the snapshot */
+	uint64_t done_seq; /* every seq up to this one is written */
+	bool header_sent;
+};
+/* 0, or ODX_EINVAL for a bad filter or format. */
+int audit_export_begin(struct audit_log *log, const struct audit_filter *f,
+		       enum audit_format fmt, struct audit_export_cursor *cur);
+/* Returns 1 when more parts remain, 0 when the export is complete, or an error. */
+int audit_export_next(struct audit_log *log, struct audit_export_cursor *cur,
+		      uint64_t window, audit_write_fn write, void *arg);
 /*
  * Streams the checkpoints with tree_size <= max_tree_size (0: all) as JSON
  * lines, each with its signer's public key: the companion file of an

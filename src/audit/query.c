@@ -11,7 +11,7 @@
  * of records is scanned with the same conditions. A time range is first
  * turned into a seq range by binary search (time never decreases along
  * seq). Each call reads one snapshot (one read transaction); an export
- * holds it for its whole length.
+ * reads one per window of seqs, bounded by the size at its start.
  *
  * Export line formats (docs/audit.md):
  *   JSON: {"seq":N,"time":"<RFC 3339>","time_ns":N,"actor":{"type":..,"id":..,
@@ -500,12 +500,12 @@ static int run_rows(sqlite3_stmt *st, bool limited, int64_t *left, row_fn fn, vo
 
 /*
  * Runs a filter inside the caller's read transaction: records with
- * seq > after matching f, ascending, at most limit (0: all), each handed
+ * after < seq < hi (hi 0: no bound) matching f, ascending, at most limit (0: all), each handed
  * to fn. First the idx_* table that fits the filter, bucket by bucket up
  * to the indexed mark, then the unindexed tail of records after it.
  */
-static int run_filter(sqlite3 *db, const struct audit_filter *f, uint64_t after, int limit,
-		      row_fn fn, void *arg)
+static int run_filter(sqlite3 *db, const struct audit_filter *f, uint64_t after, uint64_t hi,
+		      int limit, row_fn fn, void *arg)
 {
 	struct run r = {.db = db, .f = f};
 	if (f->action_prefix && f->action_prefix[0]) {
@@ -526,9 +526,11 @@ static int run_filter(sqlite3 *db, const struct audit_filter *f, uint64_t after,
 		rc = seq_at_time(db, f->to_ns, &r.hi);
 		if (rc < 0)
 			return rc;
-		if (r.hi && r.hi <= after + 1)
-			return 0;
 	}
+	if (hi && (!r.hi || hi < r.hi))
+		r.hi = hi;
+	if (r.hi && r.hi <= after + 1)
+		return 0;
 	bool found;
 	int64_t v = 0;
 	rc = query_int(db, "SELECT coalesce(max(upto), 0) FROM idx_marks", 0, &found, &v);
@@ -626,7 +628,7 @@ int audit_query(struct audit_log *log, const struct audit_filter *f, uint64_t af
 	struct query_arg q = {.cb = cb, .arg = arg};
 	rc = begin_read(c->db);
 	if (rc == 0)
-		rc = run_filter(c->db, f, after_seq, limit, query_row, &q);
+		rc = run_filter(c->db, f, after_seq, 0, limit, query_row, &q);
 	audit_rconn_put(log, c);
 	return rc;
 }
@@ -647,34 +649,73 @@ static int export_row(sqlite3_stmt *st, void *arg)
 	return rc;
 }
 
-int audit_export(struct audit_log *log, const struct audit_filter *f, enum audit_format fmt,
-		 audit_write_fn write, void *arg)
+int audit_export_begin(struct audit_log *log, const struct audit_filter *f,
+		       enum audit_format fmt, struct audit_export_cursor *cur)
 {
-	if (!write || (fmt != AUDIT_FORMAT_JSONL && fmt != AUDIT_FORMAT_CSV))
+	if (fmt != AUDIT_FORMAT_JSONL && fmt != AUDIT_FORMAT_CSV)
 		return ODX_EINVAL;
 	int rc = filter_check(f);
+	if (rc == 0)
+		rc = audit_size(log, &cur->end_seq);
 	if (rc < 0)
 		return rc;
+	cur->f = *f;
+	cur->fmt = fmt;
+	cur->done_seq = 0;
+	cur->header_sent = false;
+	return 0;
+}
+
+/*
+ * One part is one read transaction over a window of seqs: its cost is
+ * bounded by the window whatever the filter matches, and records are never
+ * changed once written, so the parts join into the snapshot of begin.
+ */
+int audit_export_next(struct audit_log *log, struct audit_export_cursor *cur,
+		      uint64_t window, audit_write_fn write, void *arg)
+{
+	if (!write || window == 0)
+		return ODX_EINVAL;
+	if (cur->done_seq >= cur->end_seq && cur->header_sent)
+		return 0;
 	struct audit_outbuf o = {.buf = malloc(OUTBUF_CAP), .cap = OUTBUF_CAP, .write = write,
 				 .arg = arg};
 	if (!o.buf)
 		return ODX_ENOMEM;
+	uint64_t hi = cur->end_seq - cur->done_seq > window ? cur->done_seq + window
+							     : cur->end_seq;
 	struct audit_rconn *c;
-	rc = audit_rconn_get(log, &c);
-	if (rc < 0) {
-		free(o.buf);
-		return rc;
-	}
-	struct export_arg e = {.o = &o, .fmt = fmt};
-	rc = begin_read(c->db);
-	if (rc == 0 && fmt == AUDIT_FORMAT_CSV)
+	int rc = 0;
+	if (!cur->header_sent && cur->fmt == AUDIT_FORMAT_CSV)
 		rc = out_str(&o, csv_header);
-	if (rc == 0)
-		rc = run_filter(c->db, f, 0, 0, export_row, &e);
+	if (rc == 0 && hi > cur->done_seq) {
+		rc = audit_rconn_get(log, &c);
+		if (rc == 0) {
+			struct export_arg e = {.o = &o, .fmt = cur->fmt};
+			rc = begin_read(c->db);
+			if (rc == 0)
+				rc = run_filter(c->db, &cur->f, cur->done_seq, hi + 1, 0, export_row,
+						&e);
+			audit_rconn_put(log, c);
+		}
+	}
 	if (rc == 0)
 		rc = audit_out_flush(&o);
-	audit_rconn_put(log, c);
 	free(o.buf);
+	if (rc < 0)
+		return rc;
+	cur->header_sent = true;
+	cur->done_seq = hi;
+	return cur->done_seq < cur->end_seq ? 1 : 0;
+}
+
+int audit_export(struct audit_log *log, const struct audit_filter *f, enum audit_format fmt,
+		 audit_write_fn write, void *arg)
+{
+	struct audit_export_cursor cur;
+	int rc = write ? audit_export_begin(log, f, fmt, &cur) : ODX_EINVAL;
+	while (rc == 0 && (rc = audit_export_next(log, &cur, AUDIT_EXPORT_WINDOW, write, arg)) == 1)
+		;
 	return rc;
 }
 

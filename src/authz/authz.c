@@ -40,9 +40,9 @@ static const struct {
     [PERM_SCANNER_SCAN] = {"scanner:scan", A | O | D, false},
     [PERM_SCANNER_VIEW] = {"scanner:view", A | O | D | R, false},
     [PERM_SCANNER_POLICIES] = {"scanner:policies", A | O, false},
-    [PERM_AUDIT_READ] = {"audit:read", A | O | D,
-			 false}, /* D: own actions, filtered in the query */
-    [PERM_AUDIT_EXPORT] = {"audit:export", A, false},
+    /* D: own actions, filtered in the query. P: the platform's own records (tenant ""). */
+    [PERM_AUDIT_READ] = {"audit:read", A | O | D | P, false},
+    [PERM_AUDIT_EXPORT] = {"audit:export", A | P, false},
     [PERM_SECRETS_WRITE] = {"secrets:write", A | O, false},
     [PERM_SECRETS_LIST] = {"secrets:list", A | O | D, false},
     [PERM_TENANT_SETTINGS] = {"tenant:settings", A, false},

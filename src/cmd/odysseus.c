@@ -1506,7 +1506,8 @@ out:
 
 static const char *const audit_verify_opts[] = {"data-dir=",	 "export=",	 "checkpoints=",
 						"server",	 "pin-key=",	 "pin-key-file=",
-						"seen=",	 "allow-unsigned", NULL};
+						"seen=",	 "allow-unsigned", "partial",
+						NULL};
 
 static int cmd_audit_verify(const struct ctx *ctx, const struct args *a)
 {
@@ -1522,6 +1523,8 @@ static int cmd_audit_verify(const struct ctx *ctx, const struct args *a)
 		return usage_error("give exactly one of --data-dir DIR, --export FILE or --server");
 	if (cps != NULL && exp == NULL)
 		return usage_error("--checkpoints goes with --export");
+	if (has_opt(a, "partial") && (exp == NULL || cps != NULL))
+		return usage_error("--partial goes with --export and without --checkpoints");
 	if (pin != NULL && pin_file != NULL)
 		return usage_error("--pin-key and --pin-key-file exclude each other");
 	if (pin != NULL && !parse_hex_key(pin, strlen(pin), va.pub))
@@ -1538,7 +1541,8 @@ static int cmd_audit_verify(const struct ctx *ctx, const struct args *a)
 	struct audit_verify_opts o = {.pinned_pub = va.pinned ? va.pub : NULL,
 				      .seen_size = va.seen_size,
 				      .seen_root = va.seen ? va.seen_root : NULL,
-				      .allow_unsigned = va.allow_unsigned};
+				      .allow_unsigned = va.allow_unsigned || has_opt(a, "partial"),
+				      .partial = has_opt(a, "partial")};
 	char *path = NULL;
 	const char *what = exp;
 	if (dir != NULL) {
@@ -1737,8 +1741,9 @@ static const struct command commands[] = {
      "List audit records (every page, or the first N), oldest first. TIME is RFC 3339 UTC;\n"
      "--action matches a prefix (auth. matches auth.login); O is success, failure or denied."},
     {"audit", "verify", cmd_audit_verify, audit_verify_opts, 0, 0,
-     "audit verify (--data-dir DIR | --export FILE [--checkpoints FILE] | --server [URL])\n"
-     "         [--pin-key HEX | --pin-key-file FILE] [--seen SIZE:ROOTHEX] [--allow-unsigned]",
+     "audit verify (--data-dir DIR | --export FILE [--checkpoints FILE | --partial] |\n"
+     "         --server [URL]) [--pin-key HEX | --pin-key-file FILE] [--seen SIZE:ROOTHEX]\n"
+     "         [--allow-unsigned]",
      "Verify the audit log: a data directory's audit.db (read-only, also while odysseusd\n"
      "runs), a JSON-lines export with its checkpoints, or the live server of the stored\n"
      "login. The hash chain, the Merkle tree and every checkpoint signature are checked;\n"

@@ -40,7 +40,8 @@ static void usage(FILE *f)
 {
 	fputs(
 	    "usage: odysseusd init [--admin-email EMAIL] [--password-stdin] [--data-dir DIR]\n"
-	    "       odysseusd serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+	    "       odysseusd serve [--config FILE] [--data-dir DIR] [--audit-dir DIR]\n"
+	    "                       [--listen HOST:PORT]\n"
 	    "                       [--plain-http] [--tls-cert FILE --tls-key FILE] [--threads N]\n"
 	    "                       [--workers N] [--argon2-memory-kib N] [--argon2-iterations N]\n"
 	    "                       [--log-level debug|info|warn|error]\n"
@@ -248,7 +249,9 @@ static int cmd_serve(int argc, char **argv)
 	}
 	/* The audit log is its own file, apart from the state store (SPEC §9). */
 	char audit_path[CONFIG_STR_MAX + 16], audit_key[CONFIG_STR_MAX + 32];
-	snprintf(audit_path, sizeof(audit_path), "%s/audit.db", cfg.data_dir);
+	/* Its own directory if asked (another disk: a full data disk cannot stop auditing). */
+	snprintf(audit_path, sizeof(audit_path), "%s/audit.db",
+		 cfg.audit_dir[0] ? cfg.audit_dir : cfg.data_dir);
 	snprintf(audit_key, sizeof(audit_key), "%s/%s", cfg.data_dir, AUDIT_KEY_FILE);
 	struct audit_options aopts = {.key_path = audit_key};
 	if ((rc = audit_open(audit_path, &aopts, &api.audit)) < 0 ||

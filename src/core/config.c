@@ -34,6 +34,7 @@ struct opt {
 
 static const struct opt opts[] = {
     STR("data-dir", data_dir),
+    STR("audit-dir", audit_dir),
     STR("listen", listen),
     STR("tls-cert", tls_cert),
     STR("tls-key", tls_key),

@@ -16,6 +16,7 @@
 
 struct config {
 	char data_dir[CONFIG_STR_MAX];
+	char audit_dir[CONFIG_STR_MAX]; /* audit.db's directory; "" = data_dir */
 	char listen[256]; /* host:port; [v6]:port */
 	char tls_cert[CONFIG_STR_MAX];
 	char tls_key[CONFIG_STR_MAX];

@@ -6,8 +6,16 @@
 #include "core/jsonx.h"
 #include "http/reply.h"
 
+void reply_stream_release(struct http_exchange *ex)
+{
+	if (ex->stream.release)
+		ex->stream.release(ex->stream.state);
+	memset(&ex->stream, 0, sizeof(ex->stream));
+}
+
 static void set_body(struct http_exchange *ex, int status, const char *type, char *body, size_t len)
 {
+	reply_stream_release(ex);
 	free(ex->resp_body);
 	ex->status = status;
 	ex->resp_type = type;
@@ -32,6 +40,12 @@ void reply_json(struct http_exchange *ex, int status, json_t *body)
 void reply_no_content(struct http_exchange *ex)
 {
 	set_body(ex, 204, NULL, NULL, 0);
+}
+
+void reply_stream(struct http_exchange *ex, int status, const char *type, struct http_stream stream)
+{
+	set_body(ex, status, type, NULL, 0);
+	ex->stream = stream;
 }
 
 void reply_text(struct http_exchange *ex, int status, const char *type, const char *text,

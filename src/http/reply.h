@@ -17,10 +17,18 @@ void reply_no_content(struct http_exchange *ex);
 /* Answers with a non-JSON body (copied). */
 void reply_text(struct http_exchange *ex, int status, const char *type, const char *text,
 		size_t len);
+/*
+ * Answers status with a body made by stream (see struct http_stream); the
+ * exchange owns the stream from here, also when a later reply replaces it.
+ */
+void reply_stream(struct http_exchange *ex, int status, const char *type,
+		  struct http_stream stream);
 /* Answers an error; code names one of the SPEC §10 codes, message is shown to the client. */
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *message);
 /* Answers the error for an ODX_E* code with message (or a generic one when NULL). */
 void reply_odx_error(struct http_exchange *ex, int rc, const char *message);
+/* Drops a stream that was set but will not be sent (the server's cleanup). */
+void reply_stream_release(struct http_exchange *ex);
 /* True when a reply has been set. */
 bool reply_done(const struct http_exchange *ex);
 

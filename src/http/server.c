@@ -176,6 +176,7 @@ static void exchange_free(struct http_exchange *ex)
 {
 	if (!ex)
 		return;
+	reply_stream_release(ex);
 	free(ex->resp_body);
 	free(ex->storage);
 	free(ex);
@@ -222,6 +223,109 @@ static void add_header(struct evkeyvalq *h, const char *k, const char *v)
 	evhttp_add_header(h, k, v);
 }
 
+/* ---- streamed replies (struct http_stream) ------------------------------ */
+
+#define STREAM_PART_MIN 65536 /* gather at least this much before sending a part */
+#define STREAM_TRIES	16    /* next() calls per turn of the loop while nothing comes */
+
+struct stream_ctx {
+	struct http_stream s;
+	struct evhttp_request *req;
+	struct evhttp_connection *conn;
+	struct event *ev; /* runs the next step from the top of the loop */
+	struct http_loop *loop;
+};
+
+static int emit_evbuffer(const void *buf, size_t n, void *sink)
+{
+	return evbuffer_add(sink, buf, n) == 0 ? 0 : ODX_ENOMEM;
+}
+
+static void stream_free(struct stream_ctx *sc)
+{
+	sc->s.release(sc->s.state);
+	event_free(sc->ev);
+	atomic_fetch_sub(&sc->loop->inflight, 1);
+	free(sc);
+}
+
+/*
+ * The connection is going away before the stream ended. When libevent has
+ * already detached the request (the client left mid-reply) the request is
+ * ours to free, which evhttp_send_reply_end does for a detached one; when
+ * the server itself is closing, libevent frees it with the connection.
+ */
+static void stream_closed(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	struct stream_ctx *sc = arg;
+	if (!evhttp_request_get_connection(sc->req))
+		evhttp_send_reply_end(sc->req);
+	stream_free(sc);
+}
+
+static void stream_sent(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	struct stream_ctx *sc = arg;
+	event_active(sc->ev, EV_TIMEOUT, 0);
+}
+
+/* Sends the next part once the previous one has left; ends or aborts the reply. */
+static void stream_step(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct stream_ctx *sc = arg;
+	struct evbuffer *part = evbuffer_new();
+	int rc = part ? 1 : ODX_ENOMEM;
+	for (int i = 0; rc == 1 && i < STREAM_TRIES && evbuffer_get_length(part) < STREAM_PART_MIN;
+	     i++)
+		rc = sc->s.next(sc->s.state, emit_evbuffer, part);
+	if (rc < 0) {
+		log_event(LOG_ERROR, "stream_aborted",
+			  json_pack("{s:s}", "error", odx_strerror(rc)));
+		evhttp_connection_set_closecb(sc->conn, NULL, NULL);
+		/* Frees the request with it: the client sees the chunked body cut short. */
+		evhttp_connection_free(sc->conn);
+		stream_free(sc);
+	} else if (evbuffer_get_length(part) > 0) {
+		evhttp_send_reply_chunk_with_cb(sc->req, part, rc == 1 ? stream_sent : NULL, sc);
+	} else if (rc == 1) {
+		event_active(sc->ev, EV_TIMEOUT, 0); /* nothing yet: let other clients run first */
+	}
+	if (rc == 0) {
+		evhttp_connection_set_closecb(sc->conn, NULL, NULL);
+		evhttp_send_reply_end(sc->req);
+		stream_free(sc);
+	}
+	if (part)
+		evbuffer_free(part);
+}
+
+/* Starts the chunked reply; takes the stream out of ex. */
+static int stream_start(struct http_exchange *ex)
+{
+	struct stream_ctx *sc = calloc(1, sizeof(*sc));
+	struct evhttp_connection *conn = evhttp_request_get_connection(ex->req);
+	if (!sc || !conn || !(sc->ev = evtimer_new(ex->loop->base, stream_step, sc))) {
+		free(sc);
+		return ODX_ENOMEM;
+	}
+	sc->s = ex->stream;
+	memset(&ex->stream, 0, sizeof(ex->stream));
+	sc->req = ex->req;
+	sc->conn = conn;
+	sc->loop = ex->loop;
+	atomic_fetch_add(&sc->loop->inflight, 1);
+	evhttp_connection_set_closecb(conn, stream_closed, sc);
+	evhttp_send_reply_start(ex->req, ex->status, NULL);
+	event_active(sc->ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
 static void send_reply(struct http_exchange *ex)
 {
 	struct evhttp_request *req = ex->req;
@@ -242,10 +346,15 @@ static void send_reply(struct http_exchange *ex)
 		snprintf(ra, sizeof(ra), "%d", ex->retry_after);
 		add_header(h, "Retry-After", ra);
 	}
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	if (ex->resp_len)
-		evbuffer_add(out, ex->resp_body, ex->resp_len);
-	evhttp_send_reply(req, ex->status, NULL, NULL);
+	bool streamed = ex->stream.next && stream_start(ex) == 0;
+	if (ex->stream.next) /* could not start: nothing was sent yet */
+		reply_error(ex, 503, "unavailable", "out of memory");
+	if (!streamed) {
+		struct evbuffer *out = evhttp_request_get_output_buffer(req);
+		if (ex->resp_len)
+			evbuffer_add(out, ex->resp_body, ex->resp_len);
+		evhttp_send_reply(req, ex->status, NULL, NULL);
+	}
 	int64_t dur = time_mono_ns() - ex->start_ns;
 	metrics_observe(ex->route_index, ex->status, dur);
 	if (log_enabled(LOG_INFO))

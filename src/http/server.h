@@ -35,6 +35,22 @@ enum {
 
 struct http_exchange;
 
+/*
+ * A reply body made in parts (exports of any size in constant memory).
+ * After the status and headers are sent, the server calls next on the
+ * loop thread each time the previous part has left the process; next
+ * hands bytes to emit and returns 1 (more to come), 0 (done) or an error,
+ * on which the connection is closed so the client sees a cut body, never
+ * a complete one. next must return soon (it runs on the event loop).
+ * release is called exactly once, also when the client goes away first.
+ */
+typedef int (*http_emit_fn)(const void *buf, size_t n, void *sink);
+struct http_stream {
+	int (*next)(void *state, http_emit_fn emit, void *sink);
+	void (*release)(void *state);
+	void *state;
+};
+
 struct http_route {
 	enum http_method method;
 	const char *pattern; /* "/v1/users/{id}": {name} matches one non-empty segment */
@@ -77,8 +93,9 @@ struct http_exchange {
 	const char *resp_type;
 	int retry_after;
 	bool www_authenticate;
-	char allow[48]; /* Allow header for 405 */
-	const char *error_code; /* the code of an error reply (static), NULL otherwise */
+	struct http_stream stream; /* next != NULL: the body is streamed */
+	char allow[48];		   /* Allow header for 405 */
+	const char *error_code;	   /* the code of an error reply (static), NULL otherwise */
 	/* For the audit record, set by handlers when the path does not say it all. */
 	char audit_resource[192]; /* e.g. "users/usr_..." of a created user */
 	char audit_actor_id[64];  /* public routes: whose login it was */

@@ -54,7 +54,10 @@ ANYONE = frozenset(CALLERS)
 AUTHENTICATED = ANYONE - {ANONYMOUS}
 TENANT_MEMBERS = roles(*ROLES)
 TENANT_ADMIN = roles("admin")  # "tenant settings (users, roles, permission sets, API keys)"
-AUDIT_READERS = roles("admin", "operator", "developer")  # "audit log: read" (D: own actions only)
+# "audit log: read" (D: own actions only); the platform admin reads the platform's own
+# records (tenant null) — our addition, docs/authorization.md.
+AUDIT_READERS = roles("admin", "operator", "developer") | {PLATFORM}
+AUDIT_EXPORTERS = roles("admin") | {PLATFORM}
 PLATFORM_ONLY = frozenset({PLATFORM})
 
 EXPECTED = {
@@ -88,6 +91,7 @@ EXPECTED = {
     ("PUT", "/v1/permission-sets/{name}"): TENANT_ADMIN,
     ("DELETE", "/v1/permission-sets/{name}"): TENANT_ADMIN,
     ("GET", "/v1/audit"): AUDIT_READERS,
+    ("GET", "/v1/audit/export"): AUDIT_EXPORTERS,
     ("GET", "/v1/audit/checkpoints"): AUDIT_READERS,
     ("GET", "/v1/audit/proof"): AUDIT_READERS,
 }
@@ -113,8 +117,8 @@ SPEC_MATRIX = {
     "scanner:scan": {A, O, D},
     "scanner:view": {A, O, D, R},            # R: view only
     "scanner:policies": {A, O},
-    "audit:read": {A, O, D},                 # D: own actions only (a query filter)
-    "audit:export": {A},
+    "audit:read": {A, O, D, PLATFORM},       # D: own actions only; PLATFORM: ours, see above
+    "audit:export": {A, PLATFORM},
     "secrets:write": {A, O},                 # write, rotate, revoke, grant
     "secrets:list": {A, O, D},               # names and metadata
     "tenant:settings": {A},                  # users, roles, permission sets, API keys
@@ -295,7 +299,8 @@ class World:
             return "/v1/permission-sets/" + self.target_set["name"], {"rules": []}, 200
         if key == ("DELETE", "/v1/permission-sets/{name}"):
             return "/v1/permission-sets/" + self.make_set()["name"], None, 204
-        if key in (("GET", "/v1/audit"), ("GET", "/v1/audit/checkpoints")):
+        if key in (("GET", "/v1/audit"), ("GET", "/v1/audit/checkpoints"),
+                   ("GET", "/v1/audit/export")):
             return template, None, 200
         if key == ("GET", "/v1/audit/proof"):
             return template + "?seq=1", None, 200

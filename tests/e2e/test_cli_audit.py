@@ -28,7 +28,8 @@ import time
 
 import pytest
 
-from conftest import (ODYSSEUS, TENANT_ADMIN_PASSWORD, make_user, new_tenant, unique)
+from conftest import (ODYSSEUS, TENANT_ADMIN_PASSWORD, USER_PASSWORD, make_user, new_tenant,
+                      unique)
 
 EXIT_USAGE, EXIT_FORBIDDEN, EXIT_INTEGRITY = 2, 4, 11
 OK_LINE = re.compile(r"^audit log verified: (\d+) records, (\d+) checkpoints, root ([0-9a-f]{64})$",
@@ -432,8 +433,10 @@ def test_verify_server_remembers_key_and_checkpoint(fresh_server, restart, tmp_p
 
 
 def test_verify_server_needs_audit_read(server, tmp_path):
+    _, _, token = new_tenant(server)
+    ro = make_user(server, token, "readonly")
     cli = Cli(tmp_path)
-    cli.login(server, server.admin_email, server.admin_password)
+    cli.login(server, ro["email"], USER_PASSWORD)
     assert cli.run("audit", "verify", "--server").returncode == EXIT_FORBIDDEN
     assert not cli.known_file.exists()
 
@@ -487,10 +490,11 @@ def test_audit_list(fresh_server, tmp_path):
     p = cli.ok("audit", "list", "--action", "user.create", "--limit", "3")
     assert len(p.stdout.splitlines()) == 4
 
-    # Bad filters are usage errors; the platform admin has no audit:read.
+    # Bad filters are usage errors; a read-only member has no audit:read.
     assert cli.run("audit", "list", "--outcome", "maybe").returncode == EXIT_USAGE
     assert cli.run("audit", "list", "--from", "yesterday").returncode == EXIT_USAGE
     assert cli.run("audit", "list", "--limit", "0").returncode == EXIT_USAGE
-    admin = Cli(tmp_path, "admin")
-    admin.login(srv, srv.admin_email, srv.admin_password)
-    assert admin.run("audit", "list").returncode == EXIT_FORBIDDEN
+    ro = make_user(srv, token, "readonly")
+    reader = Cli(tmp_path, "readonly")
+    reader.login(srv, ro["email"], USER_PASSWORD)
+    assert reader.run("audit", "list").returncode == EXIT_FORBIDDEN

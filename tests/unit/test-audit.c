@@ -796,6 +796,36 @@ static char *edit_lines(const char *s, int skip, int swap_a, int swap_b)
 	return out;
 }
 
+/* Exporting in small parts gives the whole export, bounded by the size at begin. */
+static void test_export_in_parts(void **state)
+{
+	struct ctx *c = *state;
+	append_n(c->log, 0, 50);
+	struct audit_filter fa = {.scope = AUDIT_SCOPE_TENANT, .tenant_id = "ten_a"};
+	for (enum audit_format fmt = AUDIT_FORMAT_JSONL; fmt <= AUDIT_FORMAT_CSV; fmt++) {
+		struct sink whole = {0}, parts = {0};
+		assert_int_equal(audit_export(c->log, &fa, fmt, sink_write, &whole), 0);
+		struct audit_export_cursor cur;
+		assert_int_equal(audit_export_begin(c->log, &fa, fmt, &cur), 0);
+		append_n(c->log, 50, 7); /* after begin: not part of this export */
+		int rc, calls = 0;
+		while ((rc = audit_export_next(c->log, &cur, 3, sink_write, &parts)) == 1)
+			calls++;
+		assert_int_equal(rc, 0);
+		assert_int_equal((uint64_t)calls + 1, (cur.end_seq + 2) / 3); /* windows of 3 */
+		assert_int_equal(audit_export_next(c->log, &cur, 3, sink_write, &parts), 0);
+		assert_non_null(whole.buf);
+		assert_non_null(parts.buf);
+		assert_string_equal(whole.buf, parts.buf);
+		free(whole.buf);
+		free(parts.buf);
+	}
+	struct audit_export_cursor cur;
+	struct audit_filter bad = {.scope = AUDIT_SCOPE_ALL, .tenant_id = "ten_a"};
+	assert_int_equal(audit_export_begin(c->log, &bad, AUDIT_FORMAT_JSONL, &cur), ODX_EINVAL);
+	assert_int_equal(audit_export_begin(c->log, &fa, 9, &cur), ODX_EINVAL);
+}
+
 static void test_export_and_verify(void **state)
 {
 	struct ctx *c = *state;
@@ -1651,6 +1681,7 @@ static void test_write_failure_and_recovery(void **state)
 	register_faulty_vfs();
 	reopen(c, 10, NEVER, "odx-faulty");
 	append_n(c->log, 0, 5);
+	assert_false(audit_failing(c->log));
 	atomic_store(&fail_writes, 1);
 	/* every waiting append fails, nothing is half-written */
 	pthread_t th[6];
@@ -1674,10 +1705,12 @@ static void test_write_failure_and_recovery(void **state)
 	uint64_t n;
 	assert_int_equal(audit_size(c->log, &n), 0);
 	assert_int_equal(n, 5);
+	assert_true(audit_failing(c->log));
 	/* the disk works again: the next append succeeds, with no gap */
 	atomic_store(&fail_writes, 0);
 	assert_int_equal(audit_append(c->log, &r), 0);
 	assert_int_equal(r.seq, 6);
+	assert_false(audit_failing(c->log));
 	append_n(c->log, 10, 10); /* crosses the checkpoint at 10 */
 	assert_int_equal(audit_checkpoint_now(c->log, &cp), 0);
 	assert_int_equal(cp.tree_size, 16);
@@ -1782,6 +1815,7 @@ int main(void)
 		T(test_query_callback_stops),
 		T(test_query_indexed_matches_scan),
 		T(test_export_and_verify),
+		T(test_export_in_parts),
 		T(test_checkpoints),
 		T(test_checkpoint_interval),
 		T(test_tamper_flip_byte),

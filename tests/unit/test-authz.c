@@ -114,7 +114,9 @@ static void test_platform_admin(void **state)
 	for (size_t i = 0; i < NSPEC; i++) {
 		enum perm_id perm = spec[i].perm;
 		enum authz_reason expect;
-		if (perm == PERM_PUBLIC || perm == PERM_AUTHENTICATED || perm == PERM_PLATFORM)
+		/* Audit reads and exports: the platform's own records (docs/authorization.md). */
+		if (perm == PERM_PUBLIC || perm == PERM_AUTHENTICATED || perm == PERM_PLATFORM ||
+		    perm == PERM_AUDIT_READ || perm == PERM_AUDIT_EXPORT)
 			expect = AUTHZ_OK;
 		else
 			expect = AUTHZ_DENY_PLATFORM_BOUNDARY; /* every tenant permission */

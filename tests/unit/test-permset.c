@@ -748,9 +748,11 @@ static void test_decide_platform_admin(void **state)
 	for (size_t i = 0; i < NROUTES; i++) {
 		enum perm_id perm = routes[i].perm;
 		enum authz_reason want = authz_check(&pa, perm, true);
-		/* the platform's own routes are open, every tenant route refused */
+		/* the platform's own routes (and its own audit records) are open, every
+		 * tenant route refused */
 		assert_int_equal(want, perm == PERM_PUBLIC || perm == PERM_AUTHENTICATED ||
-					       perm == PERM_PLATFORM
+					       perm == PERM_PLATFORM || perm == PERM_AUDIT_READ ||
+					       perm == PERM_AUDIT_EXPORT
 					   ? AUTHZ_OK
 					   : AUTHZ_DENY_PLATFORM_BOUNDARY);
 		expect_decide(&pa, perm, true, NULL, routes[i].method, routes[i].path, want, NULL,
