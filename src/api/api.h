@@ -24,6 +24,8 @@
 
 struct api_trail;
 struct audit_log;
+struct node_registry;
+struct x509_ca;
 
 struct api {
 	struct store *store;
@@ -32,6 +34,12 @@ struct api {
 	struct keyring *keyring;
 	struct throttle *throttle;
 	struct revocation *revocation;
+	/* Nodes (docs/nodes.md): the inventory, the CA that certifies agents. */
+	struct node_registry *nodes;
+	struct x509_ca *ca;
+	char ca_fingerprint[65];
+	int64_t agent_cert_lifetime_s;
+	int heartbeat_interval_s;
 };
 
 extern const struct http_route api_routes[];
@@ -83,6 +91,14 @@ void api_trail_result(struct http_exchange *ex);
  */
 bool api_trail_gate(struct http_exchange *ex);
 
+struct audit_record;
+/* Queues a record made outside a request (the system's own events); waits while the queue is
+ * full. */
+void api_trail_record(struct api *api, const struct audit_record *r);
+/* Queues a record of a refused TLS handshake on the agent API; never waits (a full queue drops it
+ * and says so in the log). */
+void api_trail_tls_rejected(void *app, const char *source_ip, const char *reason);
+
 /* Handlers. */
 void api_healthz(struct http_exchange *ex);
 void api_readyz(struct http_exchange *ex);
@@ -111,6 +127,10 @@ void api_audit_list(struct http_exchange *ex);
 void api_audit_checkpoints(struct http_exchange *ex);
 void api_audit_proof(struct http_exchange *ex);
 void api_audit_export(struct http_exchange *ex);
+void api_nodes_token_create(struct http_exchange *ex);
+void api_nodes_list(struct http_exchange *ex);
+void api_nodes_get(struct http_exchange *ex);
+void api_nodes_delete(struct http_exchange *ex);
 void api_permsets_list(struct http_exchange *ex);
 void api_permsets_get(struct http_exchange *ex);
 void api_permsets_create(struct http_exchange *ex);

@@ -156,7 +156,9 @@ static void actor_of(const struct http_exchange *ex, enum audit_actor_type *type
 	const struct principal *p = ex->auth;
 	*email = ex->audit_actor_email;
 	if (p) {
-		*type = p->kind == PRINCIPAL_API_KEY ? AUDIT_ACTOR_API_KEY : AUDIT_ACTOR_USER;
+		*type = p->kind == PRINCIPAL_API_KEY ? AUDIT_ACTOR_API_KEY
+			: p->kind == PRINCIPAL_AGENT ? AUDIT_ACTOR_AGENT
+						     : AUDIT_ACTOR_USER;
 		*id = p->id;
 		*tenant = p->tenant_id;
 	} else {
@@ -181,28 +183,66 @@ static const char *reason_of(const struct http_exchange *ex)
 	return ex->audit_reason[0] ? ex->audit_reason : ex->error_code ? ex->error_code : "error";
 }
 
-/* Queues rec for the drain thread; waits while the queue is full (nothing is dropped). */
-static void enqueue(struct api_trail *t, const struct audit_record *r)
+static const char *or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Queues rec for the drain thread; waits while the queue is full unless try_only. */
+static bool enqueue_ex(struct api_trail *t, const struct audit_record *r, bool try_only)
 {
 	struct pending p;
 	memset(&p, 0, sizeof(p));
 	p.actor_type = r->actor_type;
 	p.outcome = r->outcome;
-	snprintf(p.actor_id, sizeof(p.actor_id), "%s", r->actor_id);
-	snprintf(p.actor_email, sizeof(p.actor_email), "%s", r->actor_email);
-	snprintf(p.tenant_id, sizeof(p.tenant_id), "%s", r->tenant_id);
-	snprintf(p.action, sizeof(p.action), "%s", r->action);
-	snprintf(p.resource, sizeof(p.resource), "%s", r->resource);
-	snprintf(p.reason, sizeof(p.reason), "%s", r->reason);
-	snprintf(p.request_id, sizeof(p.request_id), "%s", r->request_id);
-	snprintf(p.source_ip, sizeof(p.source_ip), "%s", r->source_ip);
+	snprintf(p.actor_id, sizeof(p.actor_id), "%s", or_empty(r->actor_id));
+	snprintf(p.actor_email, sizeof(p.actor_email), "%s", or_empty(r->actor_email));
+	snprintf(p.tenant_id, sizeof(p.tenant_id), "%s", or_empty(r->tenant_id));
+	snprintf(p.action, sizeof(p.action), "%s", or_empty(r->action));
+	snprintf(p.resource, sizeof(p.resource), "%s", or_empty(r->resource));
+	snprintf(p.reason, sizeof(p.reason), "%s", or_empty(r->reason));
+	snprintf(p.request_id, sizeof(p.request_id), "%s", or_empty(r->request_id));
+	snprintf(p.source_ip, sizeof(p.source_ip), "%s", or_empty(r->source_ip));
 	pthread_mutex_lock(&t->lock);
-	while (t->count == QUEUE_CAP)
+	while (t->count == QUEUE_CAP && !try_only)
 		pthread_cond_wait(&t->nonfull, &t->lock);
-	t->ring[(t->head + t->count) % QUEUE_CAP] = p;
-	t->count++;
-	pthread_cond_signal(&t->nonempty);
+	bool queued = t->count < QUEUE_CAP;
+	if (queued) {
+		t->ring[(t->head + t->count) % QUEUE_CAP] = p;
+		t->count++;
+		pthread_cond_signal(&t->nonempty);
+	}
 	pthread_mutex_unlock(&t->lock);
+	return queued;
+}
+
+/* Nothing is dropped: waits while the queue is full. */
+static void enqueue(struct api_trail *t, const struct audit_record *r)
+{
+	enqueue_ex(t, r, false);
+}
+
+void api_trail_record(struct api *api, const struct audit_record *r)
+{
+	enqueue(api->trail, r);
+}
+
+/*
+ * A refused handshake has no request and happens on a loop thread, which
+ * must not wait: a flood of them beyond the queue is counted in the log
+ * instead of stalling every connection of the loop.
+ */
+void api_trail_tls_rejected(void *app, const char *source_ip, const char *reason)
+{
+	struct api *api = app;
+	struct audit_record r = {.actor_type = AUDIT_ACTOR_ANONYMOUS,
+				 .action = "agent.handshake_rejected",
+				 .outcome = AUDIT_DENIED,
+				 .reason = reason,
+				 .source_ip = source_ip};
+	if (!enqueue_ex(api->trail, &r, true))
+		log_event(LOG_WARN, "audit queue full; a refused handshake is not recorded",
+			  json_pack("{s:s, s:s}", "source", source_ip, "reason", reason));
 }
 
 /* The record of ex as it stands, strings pointing into ex. */

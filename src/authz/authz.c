@@ -47,6 +47,7 @@ static const struct {
     [PERM_SECRETS_LIST] = {"secrets:list", A | O | D, false},
     [PERM_TENANT_SETTINGS] = {"tenant:settings", A, false},
     [PERM_APPROVALS_DECIDE] = {"approvals:decide", A | O, false},
+    [PERM_AGENT] = {"agent", 0, false}, /* decided by agentapi.c from the certificate */
 };
 /* clang-format on */
 
@@ -102,8 +103,9 @@ enum authz_reason authz_decide(const struct principal *p, enum perm_id perm, boo
 		*set = decided_by;
 		return AUTHZ_DENY_PERMISSION_SET;
 	}
-	/* A tenant Admin's allow reaches only the tenant's own API, never the platform's. */
-	if (e == PERMSET_ALLOW && perm != PERM_PLATFORM)
+	/* A tenant Admin's allow reaches only the tenant's own API, never the platform's
+	 * nor the agents'. */
+	if (e == PERMSET_ALLOW && perm != PERM_PLATFORM && perm != PERM_AGENT)
 		return AUTHZ_OK;
 	return authz_check(p, perm, own);
 }

@@ -23,7 +23,8 @@ enum role {
 	ROLE_PLATFORM_ADMIN, /* outside tenants: tenants, quotas, nodes */
 };
 
-enum principal_kind { PRINCIPAL_USER, PRINCIPAL_API_KEY };
+/* An agent is a node (its certificate's node id), on the agent API only; it holds no role. */
+enum principal_kind { PRINCIPAL_USER, PRINCIPAL_API_KEY, PRINCIPAL_AGENT };
 
 /* The verified caller. tenant_id is "" for the platform administrator. */
 struct principal {
@@ -60,6 +61,7 @@ enum perm_id {
 	PERM_SECRETS_LIST,
 	PERM_TENANT_SETTINGS, /* users, roles, permission sets, API keys */
 	PERM_APPROVALS_DECIDE,
+	PERM_AGENT, /* the agent API: a live node's certificate; no role holds it */
 	PERM_COUNT
 };
 

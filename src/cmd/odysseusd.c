@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agentapi/agentapi.h"
 #include "api/api.h"
 #include "audit/audit.h"
 #include "auth/jwt.h"
@@ -31,6 +32,7 @@
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "http/server.h"
+#include "sched/node.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 
@@ -46,6 +48,7 @@ static void usage(FILE *f)
 	    "                       [--workers N] [--argon2-memory-kib N] [--argon2-iterations N]\n"
 	    "                       [--log-level debug|info|warn|error]\n"
 	    "       odysseusd keys rotate [--data-dir DIR]\n"
+	    "       odysseusd ca rotate [--data-dir DIR]\n"
 	    "       odysseusd routes\n",
 	    f);
 }
@@ -197,18 +200,59 @@ static bool listen_is_loopback(const char *listen)
 }
 
 /* Waits for SIGTERM/SIGINT; meanwhile picks up key rotations every 2 s (and on SIGHUP). */
-static void wait_for_stop(struct keyring *kr, const sigset_t *set)
+/* A node went quiet or came back: the signal the incident engine will use. */
+static void node_changed(const struct node_info *n, bool unreachable, void *arg)
+{
+	struct api *api = arg;
+	char resource[96];
+	snprintf(resource, sizeof(resource), "/v1/nodes/%s", n->id);
+	struct audit_record r = {.actor_type = AUDIT_ACTOR_SYSTEM,
+				 .action = unreachable ? "node.unreachable" : "node.ready",
+				 .resource = resource,
+				 .outcome = AUDIT_SUCCESS,
+				 .reason = unreachable ? "no heartbeat within the grace period" : ""};
+	api_trail_record(api, &r);
+	log_event(unreachable ? LOG_WARN : LOG_INFO, r.action,
+		  json_pack("{s:s, s:s}", "node", n->id, "name", n->name));
+}
+
+/* The main thread's duties between signals: key reloads, the node sweep. */
+static void wait_for_stop(struct api *api, const sigset_t *set)
 {
 	for (;;) {
-		struct timespec ts = {2, 0};
+		struct timespec ts = {1, 0};
 		int sig = sigtimedwait(set, NULL, &ts);
 		if (sig == SIGTERM || sig == SIGINT)
 			return;
-		int rc = keyring_reload_if_changed(kr);
+		int rc = keyring_reload_if_changed(api->keyring);
 		if (rc < 0)
 			log_event(LOG_ERROR, "keyring reload failed",
 				  json_pack("{s:s}", "error", odx_strerror(rc)));
+		rc = node_registry_sweep(api->nodes, api->store, time_now_ns(), node_changed, api);
+		if (rc < 0)
+			log_event(LOG_ERROR, "writing heartbeats failed",
+				  json_pack("{s:s}", "error", odx_strerror(rc)));
 	}
+}
+
+/* The CA that certifies agents, and the node inventory. */
+static int open_nodes(const struct config *cfg, struct api *api, void **client_ca)
+{
+	char pki[CONFIG_STR_MAX + 8];
+	snprintf(pki, sizeof(pki), "%s/pki", cfg->data_dir);
+	int64_t grace = cfg->node_grace ? cfg->node_grace : 3 * cfg->heartbeat_interval;
+	X509_STORE *store = NULL;
+	int rc = x509_ca_load(pki, &api->ca);
+	if (rc == 0)
+		rc = x509_ca_fingerprint(api->ca, api->ca_fingerprint);
+	if (rc == 0)
+		rc = x509_ca_client_store(api->ca, &store);
+	if (rc == 0)
+		rc = node_registry_open(api->store, grace * NSEC_PER_SEC, &api->nodes);
+	api->agent_cert_lifetime_s = cfg->agent_cert_lifetime;
+	api->heartbeat_interval_s = (int)cfg->heartbeat_interval;
+	*client_ca = store;
+	return rc;
 }
 
 static int cmd_serve(int argc, char **argv)
@@ -233,7 +277,8 @@ static int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	struct api api = {0};
-	struct http_server *srv = NULL;
+	struct http_server *srv = NULL, *agent_srv = NULL;
+	void *client_ca = NULL;
 	int status = 1;
 	if (prepare_data_dir(&cfg, &api.store) != 0)
 		goto out;
@@ -260,7 +305,14 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	tenant_sweep_orphans(api.store, cfg.data_dir);
+	if ((rc = open_nodes(&cfg, &api, &client_ca)) < 0) {
+		fail("loading the CA and the node inventory", rc);
+		goto out;
+	}
 	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];
+	char pki_cert[CONFIG_STR_MAX + 32], pki_key[CONFIG_STR_MAX + 32];
+	snprintf(pki_cert, sizeof(pki_cert), "%s/pki/server.crt", cfg.data_dir);
+	snprintf(pki_key, sizeof(pki_key), "%s/pki/server.key", cfg.data_dir);
 	if (cfg.tls_cert[0]) {
 		snprintf(cert, sizeof(cert), "%s", cfg.tls_cert);
 		snprintf(key, sizeof(key), "%s", cfg.tls_key);
@@ -279,10 +331,37 @@ static int cmd_serve(int argc, char **argv)
 	    .dispatch = api_dispatch,
 	    .app = &api,
 	};
+	/* Agents pin the internal CA: their port always uses its certificate. One loop. */
+	struct http_server_config ac = {
+	    .name = "agent:unmatched",
+	    .listen = cfg.agent_listen,
+	    .threads = 1,
+	    .workers = 2,
+	    .tls_cert = pki_cert,
+	    .tls_key = pki_key,
+	    .client_ca = client_ca,
+	    .enroll_alpn = AGENTAPI_ENROLL_ALPN,
+	    .tls_rejected = api_trail_tls_rejected,
+	    .routes = agentapi_routes,
+	    .nroutes = agentapi_nroutes,
+	    .dispatch = agentapi_dispatch,
+	    .app = &api,
+	};
 	char err[512];
 	rc = http_server_start(&hc, &srv, err, sizeof(err));
+	if (rc == 0)
+		rc = http_server_start(&ac, &agent_srv, err, sizeof(err));
+	/* SO_REUSEPORT would let the two share a port and split its connections. */
+	if (rc == 0 && http_server_port(srv) == http_server_port(agent_srv)) {
+		snprintf(err, sizeof(err), "--listen and --agent-listen must use different ports");
+		rc = ODX_EINVAL;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "odysseusd: %s\n", err);
+		if (srv)
+			http_server_stop(srv, 0);
+		if (agent_srv)
+			http_server_stop(agent_srv, 0);
 		goto out;
 	}
 	char url[300];
@@ -294,16 +373,24 @@ static int cmd_serve(int argc, char **argv)
 	snprintf(url, sizeof(url), "%s://%s:%d", cfg.plain_http ? "http" : "https", host,
 		 http_server_port(srv));
 	log_event(LOG_INFO, "listening",
-		  json_pack("{s:s, s:s, s:s}", "url", url, "data_dir", cfg.data_dir, "tls",
-			    cfg.plain_http ? "off" : "on"));
-	wait_for_stop(api.keyring, &set);
+		  json_pack("{s:s, s:s, s:s, s:i, s:s}", "url", url, "data_dir", cfg.data_dir, "tls",
+			    cfg.plain_http ? "off" : "on", "agent_port", http_server_port(agent_srv),
+			    "ca_fingerprint", api.ca_fingerprint));
+	wait_for_stop(&api, &set);
 	log_event(LOG_INFO, "shutting down", json_pack("{s:i}", "drain_seconds", DRAIN_SECONDS));
+	http_server_stop(agent_srv, DRAIN_SECONDS);
 	http_server_stop(srv, DRAIN_SECONDS);
+	if (node_registry_sweep(api.nodes, api.store, time_now_ns(), NULL, NULL) < 0)
+		log_event(LOG_ERROR, "writing heartbeats failed", NULL);
 	status = 0;
 	log_event(LOG_INFO, "stopped", NULL);
 out:
+	http_server_free(agent_srv);
 	http_server_free(srv);
 	api_trail_stop(api.trail); /* after the server: no request is left to record */
+	node_registry_free(api.nodes);
+	x509_ca_free(api.ca);
+	X509_STORE_free(client_ca);
 	audit_close(api.audit);
 	throttle_free(api.throttle);
 	revocation_free(api.revocation);
@@ -331,6 +418,33 @@ static int cmd_keys(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_ca(int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "rotate") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	struct config cfg;
+	if (load_config(&cfg, argc - 1, argv + 1) < 0)
+		return 2;
+	char pki[CONFIG_STR_MAX + 8], fp[65];
+	snprintf(pki, sizeof(pki), "%s/pki", cfg.data_dir);
+	struct x509_ca *ca = NULL;
+	int rc = x509_ca_rotate(pki);
+	if (rc == 0)
+		rc = x509_ca_load(pki, &ca);
+	if (rc == 0)
+		rc = x509_ca_fingerprint(ca, fp);
+	x509_ca_free(ca);
+	if (rc < 0)
+		return fail("rotating the CA", rc);
+	printf("new CA %s is current (restart odysseusd to use it); agents keep working through\n"
+	       "the cross-signed certificate and move to it when they renew. Wait one agent\n"
+	       "certificate lifetime before rotating again.\n",
+	       fp);
+	return 0;
+}
+
 static int cmd_routes(void)
 {
 	for (size_t i = 0; i < api_nroutes; i++)
@@ -352,6 +466,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(cmd, "keys") == 0)
 		return cmd_keys(argc - 2, argv + 2);
+	if (strcmp(cmd, "ca") == 0)
+		return cmd_ca(argc - 2, argv + 2);
 	if (strcmp(cmd, "routes") == 0)
 		return cmd_routes();
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -36,6 +36,7 @@ static const struct opt opts[] = {
     STR("data-dir", data_dir),
     STR("audit-dir", audit_dir),
     STR("listen", listen),
+    STR("agent-listen", agent_listen),
     STR("tls-cert", tls_cert),
     STR("tls-key", tls_key),
     STR("log-level", log_level),
@@ -44,6 +45,9 @@ static const struct opt opts[] = {
     LONG("workers", workers, 1, 256),
     LONG("argon2-memory-kib", argon2_memory_kib, 8192, 4194304),
     LONG("argon2-iterations", argon2_iterations, 1, 64),
+    LONG("agent-cert-lifetime", agent_cert_lifetime, 5, 30 * 86400),
+    LONG("heartbeat-interval", heartbeat_interval, 1, 300),
+    LONG("node-grace", node_grace, 0, 86400),
     BOOL("plain-http", plain_http),
 };
 
@@ -52,6 +56,9 @@ void config_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->data_dir, sizeof(cfg->data_dir), "/var/lib/odysseus");
 	snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:8443");
+	snprintf(cfg->agent_listen, sizeof(cfg->agent_listen), "127.0.0.1:8444");
+	cfg->agent_cert_lifetime = 86400; /* SPEC §2: short-lived, 24 h */
+	cfg->heartbeat_interval = 5;
 	snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
 	cfg->threads = 0;
 	cfg->workers = 4;

@@ -18,6 +18,7 @@ struct config {
 	char data_dir[CONFIG_STR_MAX];
 	char audit_dir[CONFIG_STR_MAX]; /* audit.db's directory; "" = data_dir */
 	char listen[256]; /* host:port; [v6]:port */
+	char agent_listen[256]; /* the agent API (mTLS) */
 	char tls_cert[CONFIG_STR_MAX];
 	char tls_key[CONFIG_STR_MAX];
 	char log_level[16];
@@ -26,6 +27,9 @@ struct config {
 	long workers; /* worker threads for blocking work */
 	long argon2_memory_kib;
 	long argon2_iterations;
+	long agent_cert_lifetime;  /* seconds */
+	long heartbeat_interval;   /* seconds */
+	long node_grace;	   /* seconds without heartbeat before unreachable; 0 = 3x interval */
 	bool plain_http;
 };
 

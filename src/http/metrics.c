@@ -21,36 +21,50 @@ struct route_metrics {
 	atomic_uint_fast64_t sum_ns;
 };
 
-static struct route_metrics *table; /* [0] = unmatched, [i+1] = route i */
-static size_t nentries;
+#define MAX_TABLES 4 /* one per server: the public API, the agent API */
 
-int metrics_init(const struct http_route *routes, size_t n)
+/* [0] = unmatched, [i+1] = route i. Set up before the servers start, read after. */
+static struct {
+	struct route_metrics *rows;
+	size_t n;
+} tables[MAX_TABLES];
+
+int metrics_init(const struct http_route *routes, size_t n, const char *unmatched)
 {
-	table = calloc(n + 1, sizeof(*table));
-	if (!table)
+	int t = 0;
+	while (t < MAX_TABLES && tables[t].rows)
+		t++;
+	if (t == MAX_TABLES)
+		return ODX_EINVAL;
+	struct route_metrics *rows = calloc(n + 1, sizeof(*rows));
+	if (!rows)
 		return ODX_ENOMEM;
-	nentries = n + 1;
-	table[0].method = "";
-	table[0].pattern = "unmatched";
+	rows[0].method = "";
+	rows[0].pattern = unmatched;
 	for (size_t i = 0; i < n; i++) {
-		table[i + 1].method = http_method_name(routes[i].method);
-		table[i + 1].pattern = routes[i].pattern;
+		rows[i + 1].method = http_method_name(routes[i].method);
+		rows[i + 1].pattern = routes[i].pattern;
 	}
-	return 0;
+	tables[t].rows = rows;
+	tables[t].n = n + 1;
+	return t;
 }
 
-void metrics_free(void)
+void metrics_free(int t)
 {
-	free(table);
-	table = NULL;
-	nentries = 0;
-}
-
-void metrics_observe(int route_index, int status, int64_t duration_ns)
-{
-	if (!table || route_index + 1 < 0 || (size_t)(route_index + 1) >= nentries)
+	if (t < 0 || t >= MAX_TABLES)
 		return;
-	struct route_metrics *m = &table[route_index + 1];
+	free(tables[t].rows);
+	tables[t].rows = NULL;
+	tables[t].n = 0;
+}
+
+void metrics_observe(int t, int route_index, int status, int64_t duration_ns)
+{
+	if (t < 0 || t >= MAX_TABLES || !tables[t].rows || route_index + 1 < 0 ||
+	    (size_t)(route_index + 1) >= tables[t].n)
+		return;
+	struct route_metrics *m = &tables[t].rows[route_index + 1];
 	size_t s = NSTATUS - 1;
 	for (size_t i = 0; i + 1 < NSTATUS; i++)
 		if (statuses[i] == status)
@@ -79,10 +93,12 @@ char *metrics_render(size_t *len)
 	fputs("# HELP odysseus_http_requests_total HTTP requests by route and status.\n"
 	      "# TYPE odysseus_http_requests_total counter\n",
 	      f);
-	for (size_t r = 0; r < nentries; r++) {
+	for (int t = 0; t < MAX_TABLES; t++)
+	for (size_t r = 0; r < tables[t].n; r++) {
+		const struct route_metrics *row = &tables[t].rows[r];
 		for (size_t s = 0; s < NSTATUS; s++) {
 			uint64_t v =
-			    atomic_load_explicit(&table[r].by_status[s], memory_order_relaxed);
+			    atomic_load_explicit(&row->by_status[s], memory_order_relaxed);
 			if (!v)
 				continue;
 			char code[8];
@@ -93,16 +109,18 @@ char *metrics_render(size_t *len)
 			fprintf(f,
 				"odysseus_http_requests_total{method=\"%s\",route=\"%s\",status=\"%"
 				"s\"} %llu\n",
-				table[r].method, table[r].pattern, code, (unsigned long long)v);
+				row->method, row->pattern, code, (unsigned long long)v);
 		}
 	}
 	fputs("# HELP odysseus_http_request_duration_seconds Time from request to reply.\n"
 	      "# TYPE odysseus_http_request_duration_seconds histogram\n",
 	      f);
-	for (size_t r = 0; r < nentries; r++) {
+	for (int t = 0; t < MAX_TABLES; t++)
+	for (size_t r = 0; r < tables[t].n; r++) {
+		const struct route_metrics *row = &tables[t].rows[r];
 		uint64_t cum = 0;
 		for (size_t b = 0; b <= NBUCKET; b++) {
-			cum += atomic_load_explicit(&table[r].bucket[b], memory_order_relaxed);
+			cum += atomic_load_explicit(&row->bucket[b], memory_order_relaxed);
 			char le[16];
 			if (b < NBUCKET)
 				snprintf(le, sizeof(le), "%g", buckets[b]);
@@ -111,17 +129,17 @@ char *metrics_render(size_t *len)
 			fprintf(f,
 				"odysseus_http_request_duration_seconds_bucket{method=\"%s\",route="
 				"\"%s\",le=\"%s\"} %llu\n",
-				table[r].method, table[r].pattern, le, (unsigned long long)cum);
+				row->method, row->pattern, le, (unsigned long long)cum);
 		}
 		fprintf(
 		    f,
 		    "odysseus_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.9f\n",
-		    table[r].method, table[r].pattern,
-		    (double)atomic_load_explicit(&table[r].sum_ns, memory_order_relaxed) / 1e9);
+		    row->method, row->pattern,
+		    (double)atomic_load_explicit(&row->sum_ns, memory_order_relaxed) / 1e9);
 		fprintf(f,
 			"odysseus_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} "
 			"%llu\n",
-			table[r].method, table[r].pattern, (unsigned long long)cum);
+			row->method, row->pattern, (unsigned long long)cum);
 	}
 	if (fclose(f) != 0) {
 		free(buf);

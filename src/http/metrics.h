@@ -11,12 +11,16 @@
 
 #include "http/server.h"
 
-/* Sizes the tables for a route table (index -1 counts unmatched requests). */
-int metrics_init(const struct http_route *routes, size_t n);
-void metrics_free(void);
+/*
+ * Adds a table for a server's route table (index -1 counts requests that
+ * matched no route, under the route name `unmatched`); returns its handle
+ * (>= 0) for metrics_observe. Every server of the process renders together.
+ */
+int metrics_init(const struct http_route *routes, size_t n, const char *unmatched);
+void metrics_free(int table);
 /* Counts one request. */
-void metrics_observe(int route_index, int status, int64_t duration_ns);
-/* Renders all metrics; caller frees. NULL on allocation failure. */
+void metrics_observe(int table, int route_index, int status, int64_t duration_ns);
+/* Renders all metrics of all tables; caller frees. NULL on allocation failure. */
 char *metrics_render(size_t *len);
 
 #endif

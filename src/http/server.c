@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "crypto/random.h"
+#include "crypto/x509.h"
 #include "http/metrics.h"
 #include "http/reply.h"
 #include "http/server.h"
@@ -43,7 +44,8 @@ struct http_loop {
 	struct http_exchange *done_head;
 	atomic_int inflight;
 	int64_t drain_deadline;
-	bool stopping; /* loop thread only */
+	bool stopping;	    /* loop thread only */
+	struct hold *holds; /* replies waiting on a timer; loop thread only */
 };
 
 struct http_server {
@@ -59,6 +61,7 @@ struct http_server {
 	struct http_exchange *q_head, *q_tail;
 	bool q_stop;
 	int drain_s;
+	int metrics; /* this server's table in metrics.c */
 };
 
 const char *http_method_name(enum http_method m)
@@ -78,6 +81,8 @@ static enum http_method method_of(enum evhttp_cmd_type t)
 	default: return 0;
 	}
 }
+
+static void fill_tls_peer(struct http_exchange *ex, struct evhttp_request *req);
 
 /* ---- routing ------------------------------------------------------------ */
 
@@ -324,10 +329,89 @@ static int stream_start(struct http_exchange *ex)
 	return 0;
 }
 
+/* ---- held replies (long polls) -------------------------------------------- */
+
+struct hold {
+	struct http_exchange *ex;
+	struct event *ev;
+	struct evhttp_connection *conn;
+	struct hold *prev, *next;
+};
+
+static void send_reply(struct http_exchange *ex);
+
+static void hold_unlink(struct hold *h)
+{
+	struct http_loop *loop = h->ex->loop;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		loop->holds = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	evhttp_connection_set_closecb(h->conn, NULL, NULL);
+	event_free(h->ev);
+}
+
+static void hold_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct hold *h = arg;
+	struct http_exchange *ex = h->ex;
+	hold_unlink(h);
+	free(h);
+	ex->hold_ms = 0;
+	send_reply(ex);
+}
+
+/* The connection goes away while the reply waits: drop both (see stream_closed). */
+static void hold_closed(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	struct hold *h = arg;
+	struct http_exchange *ex = h->ex;
+	hold_unlink(h);
+	free(h);
+	if (!evhttp_request_get_connection(ex->req))
+		evhttp_request_free(ex->req);
+	atomic_fetch_sub(&ex->loop->inflight, 1);
+	exchange_free(ex);
+}
+
+static int hold_start(struct http_exchange *ex)
+{
+	struct hold *h = calloc(1, sizeof(*h));
+	struct evhttp_connection *conn = evhttp_request_get_connection(ex->req);
+	if (!h || !conn || !(h->ev = evtimer_new(ex->loop->base, hold_fire, h))) {
+		free(h);
+		return ODX_ENOMEM;
+	}
+	h->ex = ex;
+	h->conn = conn;
+	h->next = ex->loop->holds;
+	if (h->next)
+		h->next->prev = h;
+	ex->loop->holds = h;
+	evhttp_connection_set_closecb(conn, hold_closed, h);
+	struct timeval tv = {ex->hold_ms / 1000, (ex->hold_ms % 1000) * 1000};
+	evtimer_add(h->ev, &tv);
+	return 0;
+}
+
+/* Stopping: held replies go out now instead of at their time. */
+static void hold_release_all(struct http_loop *loop)
+{
+	while (loop->holds)
+		hold_fire(-1, 0, loop->holds);
+}
+
 /* ---- replies ------------------------------------------------------------ */
 
 static void send_reply(struct http_exchange *ex)
 {
+	if (ex->hold_ms > 0 && !ex->stream.next && !ex->loop->stopping && hold_start(ex) == 0)
+		return;
 	struct evhttp_request *req = ex->req;
 	if (!reply_done(ex))
 		reply_error(ex, 500, "internal", "internal error");
@@ -356,7 +440,7 @@ static void send_reply(struct http_exchange *ex)
 		evhttp_send_reply(req, ex->status, NULL, NULL);
 	}
 	int64_t dur = time_mono_ns() - ex->start_ns;
-	metrics_observe(ex->route_index, ex->status, dur);
+	metrics_observe(ex->loop->srv->metrics, ex->route_index, ex->status, dur);
 	if (log_enabled(LOG_INFO))
 		log_event(LOG_INFO, "request",
 			  json_pack("{s:s, s:s, s:i, s:f, s:s, s:s}", "method",
@@ -486,6 +570,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	ex->route_index = -1;
 	ex->method = method_of(evhttp_request_get_command(req));
 	fill_peer(ex, req);
+	if (srv->cfg.client_ca)
+		fill_tls_peer(ex, req);
 
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	const char *rid = evhttp_find_header(in, "X-Request-Id");
@@ -572,8 +658,108 @@ static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 	return bev;
 }
 
-static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
+/* Does the ClientHello's ALPN list (RFC 7301 wire format) offer proto? */
+static bool alpn_offers(const unsigned char *p, size_t len, const char *proto)
 {
+	size_t plen = strlen(proto);
+	if (len < 2 || (size_t)((p[0] << 8) | p[1]) != len - 2)
+		return false;
+	for (size_t i = 2; i < len;) {
+		size_t n = p[i++];
+		if (n > len - i)
+			return false;
+		if (n == plen && memcmp(p + i, proto, n) == 0)
+			return true;
+		i += n;
+	}
+	return false;
+}
+
+/*
+ * Mutual TLS: a client certificate is required unless the client asks for
+ * the enrollment protocol — decided here, before the server asks for one.
+ */
+static int tls_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	(void)alert;
+	struct http_server *srv = arg;
+	const unsigned char *ext;
+	size_t len;
+	bool enroll = srv->cfg.enroll_alpn &&
+		      SSL_client_hello_get0_ext(
+			  ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1 &&
+		      alpn_offers(ext, len, srv->cfg.enroll_alpn);
+	SSL_set_verify(ssl, enroll ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+		       NULL);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+			   const unsigned char *in, unsigned int inlen, void *arg)
+{
+	(void)ssl;
+	struct http_server *srv = arg;
+	static const unsigned char http11[] = "\x08http/1.1";
+	unsigned char want[256];
+	size_t n = strlen(srv->cfg.enroll_alpn);
+	want[0] = (unsigned char)n;
+	memcpy(want + 1, srv->cfg.enroll_alpn, n);
+	if (SSL_select_next_proto((unsigned char **)out, outlen, want, (unsigned)n + 1, in, inlen) ==
+		OPENSSL_NPN_NEGOTIATED ||
+	    SSL_select_next_proto((unsigned char **)out, outlen, http11, sizeof(http11) - 1, in,
+				  inlen) == OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_OK;
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* Every fatal alert the server sends is a refused handshake (or a broken connection). */
+static void tls_info(const SSL *ssl, int where, int ret)
+{
+	/* After the handshake a fatal alert is a broken connection (a peer gone without
+	 * close_notify), not a refusal. */
+	if (!(where & SSL_CB_WRITE_ALERT) || (ret >> 8) != SSL3_AL_FATAL || SSL_is_init_finished(ssl))
+		return;
+	/* OpenSSL 3.0 names no TLS 1.3 alert: 116 is RFC 8446's certificate_required. */
+	const char *why = (ret & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(ret);
+	struct http_server *srv = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	if (!srv || !srv->cfg.tls_rejected)
+		return;
+	char ip[64] = "unknown";
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = SSL_get_fd(ssl);
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip,
+				  sizeof(ip));
+	}
+	srv->cfg.tls_rejected(srv->cfg.app, ip, why);
+}
+
+static int tls_require_clients(struct http_server *srv, SSL_CTX *ctx)
+{
+	if (SSL_CTX_set1_verify_cert_store(ctx, srv->cfg.client_ca) != 1)
+		return ODX_ECRYPTO;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_app_data(ctx, srv);
+	SSL_CTX_set_info_callback(ctx, tls_info);
+	if (srv->cfg.enroll_alpn) {
+		if (strlen(srv->cfg.enroll_alpn) > 255)
+			return ODX_EINVAL;
+		SSL_CTX_set_client_hello_cb(ctx, tls_client_hello, srv);
+		SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, srv);
+	}
+	/* No session resumption: every connection shows its certificate again. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	return 0;
+}
+
+static SSL_CTX *tls_context(struct http_server *srv, char *err, size_t errlen)
+{
+	const char *cert = srv->cfg.tls_cert, *key = srv->cfg.tls_key;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx) {
 		snprintf(err, errlen, "cannot create TLS context");
@@ -591,7 +777,32 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (srv->cfg.client_ca && tls_require_clients(srv, ctx) < 0) {
+		snprintf(err, errlen, "cannot set up client certificate verification");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
+}
+
+/* The verified client certificate's node id, and whether the client came to enroll. */
+static void fill_tls_peer(struct http_exchange *ex, struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	if (!ssl)
+		return;
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	/* No certificate also verifies as X509_V_OK: both are checked. */
+	if (cert && SSL_get_verify_result(ssl) == X509_V_OK &&
+	    x509_cert_node_id(cert, ex->peer_id, sizeof(ex->peer_id)) < 0)
+		ex->peer_id[0] = '\0';
+	const unsigned char *proto;
+	unsigned int len;
+	SSL_get0_alpn_selected(ssl, &proto, &len);
+	const char *want = ex->loop->srv->cfg.enroll_alpn;
+	ex->enrolling = want && len == strlen(want) && memcmp(proto, want, len) == 0;
 }
 
 /* ---- sockets and loops -------------------------------------------------- */
@@ -676,6 +887,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct http_loop *loop = arg;
 	loop->stopping = true;
+	hold_release_all(loop);
 	if (loop->bound) {
 		evhttp_del_accept_socket(loop->http, loop->bound); /* closes the listening fd */
 		loop->bound = NULL;
@@ -743,6 +955,7 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return ODX_ENOMEM;
+	srv->metrics = -1;
 	srv->cfg = *cfg;
 	pthread_mutex_init(&srv->q_lock, NULL);
 	pthread_cond_init(&srv->q_cond, NULL);
@@ -757,13 +970,15 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
 		return ODX_ENOMEM;
 	}
 	if (cfg->tls_cert) {
-		srv->ssl = tls_context(cfg->tls_cert, cfg->tls_key, err, errlen);
+		srv->ssl = tls_context(srv, err, errlen);
 		if (!srv->ssl) {
 			http_server_free(srv);
 			return ODX_EINVAL;
 		}
 	}
-	rc = metrics_init(cfg->routes, cfg->nroutes);
+	srv->metrics = metrics_init(cfg->routes, cfg->nroutes,
+				    cfg->name ? cfg->name : "unmatched");
+	rc = srv->metrics < 0 ? srv->metrics : 0;
 	char host[256], port[16];
 	if (rc == 0 && parse_listen(cfg->listen, host, port) < 0) {
 		snprintf(err, errlen, "bad listen address '%s' (want host:port)", cfg->listen);
@@ -858,6 +1073,6 @@ void http_server_free(struct http_server *srv)
 		SSL_CTX_free(srv->ssl);
 	pthread_mutex_destroy(&srv->q_lock);
 	pthread_cond_destroy(&srv->q_cond);
-	metrics_free();
+	metrics_free(srv->metrics);
 	free(srv);
 }

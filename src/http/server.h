@@ -84,6 +84,10 @@ struct http_exchange {
 	char request_id[HTTP_REQUEST_ID_MAX];
 	char source_ip[64];
 	bool loopback;
+	/* Client certificates (http_server_config.client_ca): the verified peer's node id
+	 * ("" when it sent none), and whether it connected to enroll. */
+	char peer_id[65];
+	bool enrolling;
 	void *app;  /* http_server_config.app */
 	void *auth; /* for the application: the verified principal */
 	/* The reply, set through reply.h. */
@@ -94,6 +98,7 @@ struct http_exchange {
 	int retry_after;
 	bool www_authenticate;
 	struct http_stream stream; /* next != NULL: the body is streamed */
+	int hold_ms; /* > 0: send the reply this much later (long polls), on a timer */
 	char allow[48];		   /* Allow header for 405 */
 	const char *error_code;	   /* the code of an error reply (static), NULL otherwise */
 	/* For the audit record, set by handlers when the path does not say it all. */
@@ -112,10 +117,21 @@ struct http_exchange {
 };
 
 struct http_server_config {
+	const char *name;		/* metrics: the route name of unmatched requests ("unmatched") */
 	const char *listen;		/* "host:port", "[v6]:port" */
 	int threads;			/* event loops; 0 = one per online core */
 	int workers;			/* worker threads */
 	const char *tls_cert, *tls_key; /* NULL: plain HTTP */
+	/*
+	 * Mutual TLS (the agent API): client certificates must chain to this
+	 * store (an X509_STORE *, not taken over), or the handshake fails — except
+	 * for a client whose ClientHello offers the ALPN protocol enroll_alpn,
+	 * which may come without one (ex->enrolling). tls_rejected hears of every
+	 * handshake the server refuses (on a loop thread: it must not block).
+	 */
+	void *client_ca;
+	const char *enroll_alpn;
+	void (*tls_rejected)(void *app, const char *source_ip, const char *reason);
 	const struct http_route *routes;
 	size_t nroutes;
 	/* Runs every matched request (authentication, authorization, handler). */

@@ -53,6 +53,30 @@ static const char *const platform_steps[] = {
     "  role TEXT NOT NULL," /* '' = deleted */
     "  changed_at INTEGER NOT NULL"
     ") STRICT;",
+    /* 3: nodes (docs/nodes.md): single-use enrollment tokens, stored hashed,
+     * and the node inventory; a revoked node keeps its row (revoked_at) so
+     * its id is never reused and its certificate stays refused. */
+    "CREATE TABLE enrollment_tokens ("
+    "  id TEXT PRIMARY KEY,"
+    "  secret_hash BLOB NOT NULL,"
+    "  node_name TEXT,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  used_at INTEGER,"
+    "  used_by TEXT"
+    ") STRICT;"
+    "CREATE TABLE nodes ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  enrolled_at INTEGER NOT NULL,"
+    "  cert_not_after INTEGER NOT NULL,"
+    "  cert_fingerprint TEXT NOT NULL,"
+    "  last_seen_at INTEGER,"
+    "  status TEXT," /* the last heartbeat's JSON: capacity, usage, versions */
+    "  revoked_at INTEGER"
+    ") STRICT;"
+    "CREATE UNIQUE INDEX nodes_live_name ON nodes(name) WHERE revoked_at IS NULL;",
 };
 
 static const char *const tenant_steps[] = {

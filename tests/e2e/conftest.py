@@ -89,10 +89,11 @@ class Server(Process):
     `extra` are more `serve` arguments."""
 
     def __init__(self, data_dir, tls=True, extra=(), init=True,
-                 listen_host="127.0.0.1", url_host="127.0.0.1"):
+                 listen_host="127.0.0.1", url_host="127.0.0.1", port=None, agent_port=None):
         self.data_dir = data_dir
         self.tls = tls
-        self.port = free_port()
+        self.port = port or free_port()
+        self.agent_port = agent_port or free_port()
         self.admin_email = ADMIN_EMAIL
         self.admin_password = ADMIN_PASSWORD
         if init:
@@ -101,12 +102,14 @@ class Server(Process):
         else:
             log_name = "odysseusd-restart-%d.log" % next(_log_seq)
         args = [ODYSSEUSD, "serve", "--data-dir", data_dir,
-                "--listen", "%s:%d" % (listen_host, self.port), "--argon2-memory-kib", "8192"]
+                "--listen", "%s:%d" % (listen_host, self.port), "--argon2-memory-kib", "8192",
+                "--agent-listen", "127.0.0.1:%d" % self.agent_port]
         if not tls:
             args.append("--plain-http")
         args.extend(extra)
         super().__init__(args, os.path.join(data_dir, log_name))
         self.url = "%s://%s:%d" % ("https" if tls else "http", url_host, self.port)
+        self.agent_url = "https://127.0.0.1:%d" % self.agent_port
         self.ca = os.path.join(data_dir, "pki", "ca.crt")
         try:
             self._wait_ready()

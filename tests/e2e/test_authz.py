@@ -76,6 +76,10 @@ EXPECTED = {
     ("PATCH", "/v1/tenants/{id}"): PLATFORM_ONLY,
     ("DELETE", "/v1/tenants/{id}"): PLATFORM_ONLY,
     ("PUT", "/v1/tenants/{id}/quotas"): PLATFORM_ONLY,
+    ("POST", "/v1/nodes/enrollment-tokens"): PLATFORM_ONLY,
+    ("GET", "/v1/nodes"): PLATFORM_ONLY,
+    ("GET", "/v1/nodes/{id}"): PLATFORM_ONLY,
+    ("DELETE", "/v1/nodes/{id}"): PLATFORM_ONLY,
     ("GET", "/v1/quotas"): TENANT_MEMBERS,
     ("GET", "/v1/users"): TENANT_ADMIN,
     ("POST", "/v1/users"): TENANT_ADMIN,
@@ -264,6 +268,14 @@ class World:
                    ("GET", "/v1/quotas"), ("GET", "/v1/users"), ("GET", "/v1/api-keys"),
                    ("GET", "/v1/permission-sets")):
             return template, None, 200
+        if key == ("POST", "/v1/nodes/enrollment-tokens"):
+            return template, {"ttl_seconds": 60}, 201
+        if key == ("GET", "/v1/nodes"):
+            return template, None, 200
+        if key in (("GET", "/v1/nodes/{id}"), ("DELETE", "/v1/nodes/{id}")):
+            # No node is enrolled here: past authorization the answer is 404 (test_nodes.py
+            # covers real nodes).
+            return "/v1/nodes/nod_" + "0" * 32, None, 404
         if key == ("POST", "/v1/tenants"):
             return template, {"name": unique("authz-new"), "admin": {
                 "email": unique("authz-new") + "@tenant.test",
@@ -418,9 +430,12 @@ def test_ownership_is_only_deployments_update():
     # The role columns of the source table agree with SPEC §3 too.
     letters = {"A": A, "O": O, "D": D, "R": R, "P": PLATFORM}
     for name, mask, _ in rows:
-        holders = {letters[x.strip()] for x in mask.split("|")}
         if name in ("public", "self"):
             continue
+        if name == "agent":  # the agent API's: a node certificate, no role (docs/nodes.md)
+            assert mask.strip() == "0", mask
+            continue
+        holders = {letters[x.strip()] for x in mask.split("|")}
         assert holders == SPEC_MATRIX[name], (name, holders)
     assert not [r for r in ROUTES if r[1].startswith("/v1/deployments")], (
         "deployments routes exist: add Developer owned / not-owned cells to test_route_matrix")
@@ -454,6 +469,9 @@ def _cross_tenant_cases(world):
                                                 {"rules": []}),
         ("DELETE", "/v1/permission-sets/{name}"): ("/v1/permission-sets/%s", b_set["name"],
                                                    missing_set, None),
+        # Nodes belong to no tenant: a tenant's caller is refused whatever the id.
+        ("GET", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
+        ("DELETE", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
     }
     return cases, b_user, b_key, b_set
 
@@ -486,7 +504,7 @@ def test_cross_tenant_ids_answer_like_missing_ones(world):
                     where, r_other.status_code))
             # The Admin gets 404 on the tenant routes only when it may use them:
             # it may not, so those are 403 for both ids.
-            if name != "operator" and template.startswith("/v1/tenants"):
+            if name != "operator" and template.startswith(("/v1/tenants", "/v1/nodes")):
                 if r_other.status_code != 403:
                     problems.append("%s: expected 403 on a platform route" % where)
             elif name != "operator" and r_other.status_code != 404:

@@ -365,8 +365,7 @@ def test_verify_data_dir_while_the_daemon_runs(fresh_server, tmp_path):
 
 # --- verify --server ------------------------------------------------------------------------
 
-def test_verify_server_remembers_key_and_checkpoint(fresh_server, restart, tmp_path,
-                                                    monkeypatch):
+def test_verify_server_remembers_key_and_checkpoint(fresh_server, restart, tmp_path):
     srv = fresh_server()
     _, email, token = activity(srv)
     wait_for_checkpoint(srv, token, log_size(srv.data_dir))
@@ -416,8 +415,7 @@ def test_verify_server_remembers_key_and_checkpoint(fresh_server, restart, tmp_p
     assert srv.stop() == 0, srv.logs()
     keep = size3 // 2
     tamper(data_dir, fn=lambda db: cut_tail(db, keep))
-    monkeypatch.setattr(sys.modules[type(srv).__module__], "free_port", lambda: port)
-    srv2 = restart(data_dir)
+    srv2 = restart(data_dir, port=port)
     assert srv2.url == srv.url
     p = cli.run("audit", "verify", "--server")
     failed(p, "truncated")

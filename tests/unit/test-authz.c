@@ -48,6 +48,7 @@ static const struct {
 	{PERM_AUTHENTICATED, "any verified caller", {1, 1, 1, 1}},
 	{PERM_PUBLIC, "public", {1, 1, 1, 1}},
 	{PERM_PLATFORM, "platform administration", {0, 0, 0, 0}},
+	{PERM_AGENT, "agent API (a node certificate, no role)", {0, 0, 0, 0}},
 };
 #define NSPEC (sizeof(spec) / sizeof(spec[0]))
 

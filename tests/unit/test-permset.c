@@ -552,6 +552,7 @@ static const struct {
     {PERM_SECRETS_LIST, "GET", "/v1/secrets"},
     {PERM_TENANT_SETTINGS, "PUT", "/v1/permission-sets/ops"},
     {PERM_APPROVALS_DECIDE, "POST", "/v1/approvals/a1/approve"},
+    {PERM_AGENT, "POST", "/agent/v1/status"},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -618,9 +619,11 @@ static void test_decide_order(void **state)
 				expect_decide(&p, perm, own, NULL, m, path, role, NULL, "no sets");
 				expect_decide(&p, perm, own, other, m, path, role, NULL,
 					      "no match");
-				/* an allow beats the role, but never opens the platform */
-				enum authz_reason allowed =
-				    perm == PERM_PLATFORM ? AUTHZ_DENY_ROLE : AUTHZ_OK;
+				/* an allow beats the role, but never opens the platform nor
+				 * the agent API */
+				enum authz_reason allowed = perm == PERM_PLATFORM || perm == PERM_AGENT
+								? AUTHZ_DENY_ROLE
+								: AUTHZ_OK;
 				expect_decide(&p, perm, own, allow_all, m, path, allowed, NULL,
 					      "allow");
 				/* a deny beats the role and the allow, except the recovery rules */

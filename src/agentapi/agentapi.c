@@ -1,0 +1,284 @@
+/* agentapi.c — see agentapi.h. */
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "agentapi/agentapi.h"
+#include "auth/enroll.h"
+#include "core/encoding.h"
+#include "core/err.h"
+#include "core/timeutil.h"
+#include "crypto/x509.h"
+#include "sched/node.h"
+
+#define B HTTP_ROUTE_BLOCKING
+#define CSR_BODY_MAX (X509_CSR_MAX + 4096)
+
+/* clang-format off: a table reads best as one */
+const struct http_route agentapi_routes[] = {
+	{.method = HTTP_POST, .pattern = "/agent/v1/enroll", .handler = agentapi_enroll,
+	 .perm = PERM_PUBLIC, .max_body = CSR_BODY_MAX, .flags = B, .action = "node.enroll"},
+	{.method = HTTP_POST, .pattern = "/agent/v1/renew", .handler = agentapi_renew,
+	 .perm = PERM_AGENT, .max_body = CSR_BODY_MAX, .flags = B, .action = "node.renew"},
+	{.method = HTTP_POST, .pattern = "/agent/v1/status", .handler = agentapi_status,
+	 .perm = PERM_AGENT, .max_body = 65536},
+	{.method = HTTP_GET, .pattern = "/agent/v1/assignments", .handler = agentapi_assignments,
+	 .perm = PERM_AGENT},
+};
+/* clang-format on */
+const size_t agentapi_nroutes = sizeof(agentapi_routes) / sizeof(agentapi_routes[0]);
+
+/* The caller, as the TLS layer verified it and the inventory still knows it. */
+static bool authenticate(struct api *api, struct http_exchange *ex, struct principal *p)
+{
+	p->kind = PRINCIPAL_AGENT;
+	memcpy(p->id, ex->peer_id, sizeof(p->id) < sizeof(ex->peer_id) ? sizeof(p->id) : sizeof(ex->peer_id));
+	p->id[sizeof(p->id) - 1] = '\0';
+	if (ex->route->perm == PERM_PUBLIC)
+		return true;
+	const char *why = !ex->peer_id[0] ? "no client certificate"
+			  : node_registry_live(api->nodes, ex->peer_id) < 0 ? "node revoked"
+									     : NULL;
+	if (!why)
+		return true;
+	snprintf(ex->audit_reason, sizeof(ex->audit_reason), "%s",
+		 ex->peer_id[0] ? "node_revoked" : "unauthenticated");
+	api_log_security(ex, "denied", ex->audit_reason);
+	reply_error(ex, 401, "unauthorized", why);
+	return false;
+}
+
+void agentapi_dispatch(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	struct principal p;
+	memset(&p, 0, sizeof(p));
+	ex->auth = &p;
+	bool ok = authenticate(api, ex, &p);
+	if (ok && ex->route->action && !api_trail_gate(ex))
+		ok = false;
+	if (ok)
+		ex->route->handler(ex);
+	if (ex->route->action)
+		api_trail_result(ex);
+	else if (ex->status == 401 || ex->status == 403)
+		api_trail_denied(ex);
+	ex->auth = NULL;
+}
+
+/* The agent's own principal, which enrollment fills in once the node exists. */
+static struct principal *caller(struct http_exchange *ex)
+{
+	return (struct principal *)ex->auth;
+}
+
+/* Issues a certificate for node id from the request's CSR; replies 400 on a bad one. */
+static int issue(struct http_exchange *ex, const char *csr, const char *id, char **pem,
+		 int64_t *not_after, char fp[static 65])
+{
+	struct api *api = ex->app;
+	int rc = x509_ca_issue_client(api->ca, csr, strlen(csr), id, api->agent_cert_lifetime_s,
+				      pem, not_after);
+	if (rc == ODX_EINVAL) {
+		reply_error(ex, 400, "bad_request",
+			    "csr must be one PEM certificate request of an EC P-256 or Ed25519 key");
+		return rc;
+	}
+	if (rc == 0 && (rc = x509_cert_pem_fingerprint(*pem, strlen(*pem), fp)) < 0) {
+		free(*pem);
+		*pem = NULL;
+	}
+	if (rc < 0)
+		reply_odx_error(ex, rc, NULL);
+	return rc;
+}
+
+/* {certificate, ca_bundle, not_after} plus extra fields of the caller. */
+static json_t *cert_reply(struct api *api, const char *pem, int64_t not_after)
+{
+	char *bundle = NULL, exp[TIME_RFC3339_LEN];
+	if (x509_ca_bundle_pem(api->ca, &bundle) < 0)
+		return NULL;
+	time_format_rfc3339(not_after * NSEC_PER_SEC, exp);
+	json_t *o = json_pack("{s:s, s:s, s:s}", "certificate", pem, "ca_bundle", bundle,
+			      "not_after", exp);
+	free(bundle);
+	return o;
+}
+
+/* Records the node and uses the token up, both or neither. */
+static int enroll_commit(struct api *api, const char *token_id, const struct node_info *n)
+{
+	struct store_tx *tx;
+	int rc = store_tx_begin(api->store, NULL, STORE_WRITE, &tx);
+	if (rc < 0)
+		return rc;
+	rc = enroll_token_consume(tx, token_id, n->id, time_now_ns());
+	if (rc == 0)
+		rc = node_insert(tx, n);
+	if (rc < 0) {
+		store_tx_abort(tx);
+		return rc;
+	}
+	return store_tx_commit(tx);
+}
+
+static int enroll_name(struct http_exchange *ex, const struct enroll_token *t, const char *asked,
+		       const char *id, char name[static NODE_NAME_MAX + 1])
+{
+	if (asked && !enroll_name_valid(asked)) {
+		reply_error(ex, 400, "bad_request",
+			    "name: 1 to 63 of a-z, 0-9 and '-', not starting with '-'");
+		return ODX_EINVAL;
+	}
+	if (t->node_name[0] && asked && strcmp(asked, t->node_name) != 0) {
+		reply_error(ex, 400, "bad_request", "this token is bound to another node name");
+		return ODX_EINVAL;
+	}
+	if (t->node_name[0])
+		snprintf(name, NODE_NAME_MAX + 1, "%s", t->node_name);
+	else if (asked)
+		snprintf(name, NODE_NAME_MAX + 1, "%s", asked);
+	else
+		snprintf(name, NODE_NAME_MAX + 1, "node-%.8s", id + 4);
+	return 0;
+}
+
+void agentapi_enroll(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	json_t *body = NULL;
+	const char *token, *csr, *asked = NULL;
+	char *pem = NULL;
+	if (api_body(ex, &body) < 0 ||
+	    api_unpack(ex, body, "{s:s, s:s, s?s}", "token", &token, "csr", &csr, "name", &asked) <
+		0)
+		goto out;
+	struct enroll_token t;
+	int rc = enroll_token_check(api->store, token, time_now_ns(), &t);
+	if (rc == ODX_EAUTH) {
+		snprintf(ex->audit_reason, sizeof(ex->audit_reason), "invalid_token");
+		reply_error(ex, 401, "unauthorized", "invalid or expired enrollment token");
+		goto out;
+	}
+	snprintf(ex->audit_actor_id, sizeof(ex->audit_actor_id), "%s", t.id);
+	struct node_info n = {.enrolled_at = time_now_ns()};
+	if (rc == 0)
+		rc = random_id("nod", n.id);
+	if (rc < 0) {
+		reply_odx_error(ex, rc, NULL);
+		goto out;
+	}
+	if (enroll_name(ex, &t, asked, n.id, n.name) < 0 ||
+	    issue(ex, csr, n.id, &pem, &n.cert_not_after, n.cert_fingerprint) < 0)
+		goto out;
+	n.cert_not_after *= NSEC_PER_SEC;
+	rc = enroll_commit(api, t.id, &n);
+	if (rc == ODX_EAUTH) {
+		snprintf(ex->audit_reason, sizeof(ex->audit_reason), "invalid_token");
+		reply_error(ex, 401, "unauthorized", "invalid or expired enrollment token");
+		goto out;
+	}
+	if (rc == ODX_ECONFLICT) {
+		reply_error(ex, 409, "conflict", "a node with this name is enrolled");
+		goto out;
+	}
+	if (rc == 0)
+		rc = node_registry_add(api->nodes, &n, time_now_ns());
+	if (rc < 0) {
+		reply_odx_error(ex, rc, NULL);
+		goto out;
+	}
+	snprintf(caller(ex)->id, sizeof(caller(ex)->id), "%s", n.id);
+	snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/nodes/%s", n.id);
+	json_t *res = cert_reply(api, pem, n.cert_not_after / NSEC_PER_SEC);
+	if (res && json_object_set_new(res, "node_id", json_string(n.id)) == 0 &&
+	    json_object_set_new(res, "name", json_string(n.name)) == 0 &&
+	    json_object_set_new(res, "heartbeat_interval_s",
+				json_integer(api->heartbeat_interval_s)) == 0)
+		reply_json(ex, 201, res);
+	else {
+		json_decref(res);
+		reply_odx_error(ex, ODX_ENOMEM, NULL);
+	}
+out:
+	free(pem);
+	json_decref(body);
+}
+
+void agentapi_renew(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	const struct principal *p = api_principal(ex);
+	json_t *body = NULL;
+	const char *csr;
+	char *pem = NULL, fp[65];
+	int64_t not_after;
+	snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/nodes/%s", p->id);
+	if (api_body(ex, &body) < 0 || api_unpack(ex, body, "{s:s}", "csr", &csr) < 0 ||
+	    issue(ex, csr, p->id, &pem, &not_after, fp) < 0)
+		goto out;
+	int rc = node_registry_renewed(api->nodes, api->store, p->id, not_after * NSEC_PER_SEC, fp);
+	if (rc == ODX_ENOTFOUND) {
+		reply_error(ex, 401, "unauthorized", "node revoked");
+		goto out;
+	}
+	json_t *res = rc == 0 ? cert_reply(api, pem, not_after) : NULL;
+	if (res)
+		reply_json(ex, 200, res);
+	else
+		reply_odx_error(ex, rc < 0 ? rc : ODX_ENOMEM, NULL);
+out:
+	free(pem);
+	json_decref(body);
+}
+
+void agentapi_status(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	const struct principal *p = api_principal(ex);
+	json_t *body = NULL;
+	const char *version, *root = NULL;
+	json_int_t cpus, mem, disk, umem, udisk;
+	double cpu;
+	if (api_body(ex, &body) < 0 ||
+	    api_unpack(ex, body, "{s:s, s:{s:I, s:I, s:I}, s:{s:F, s:I, s:I}, s?s}",
+		       "agent_version", &version, "capacity", "cpus", &cpus, "memory_bytes", &mem,
+		       "disk_bytes", &disk, "usage", "cpu_percent", &cpu, "memory_bytes", &umem,
+		       "disk_bytes", &udisk, "docker_root", &root) < 0)
+		goto out;
+	if (cpus < 0 || mem < 0 || disk < 0 || umem < 0 || udisk < 0 || !(cpu >= 0) ||
+	    strlen(version) > 64 || (root && strlen(root) > 4096)) {
+		reply_error(ex, 400, "bad_request", "numbers must not be negative; strings are short");
+		goto out;
+	}
+	int rc = node_registry_heartbeat(api->nodes, p->id, body, time_now_ns());
+	if (rc < 0)
+		reply_error(ex, 401, "unauthorized", "node revoked");
+	else
+		reply_json(ex, 200,
+			   json_pack("{s:i}", "heartbeat_interval_s", api->heartbeat_interval_s));
+out:
+	json_decref(body);
+}
+
+/* Nothing to assign until the deployments issue: the long poll just waits. */
+void agentapi_assignments(struct http_exchange *ex)
+{
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	int64_t wait = 30;
+	const char *v;
+	if ((ex->query && evhttp_parse_query_str(ex->query, &q) != 0) ||
+	    ((v = evhttp_find_header(&q, "wait")) && parse_int64(v, 0, AGENTAPI_WAIT_MAX_S, &wait) < 0)) {
+		reply_error(ex, 400, "bad_request", "wait must be 0 to 60 seconds");
+		goto out;
+	}
+	reply_json(ex, 200, json_pack("{s:[], s:i}", "assignments", "revision", 0));
+	ex->hold_ms = (int)wait * 1000;
+out:
+	evhttp_clear_headers(&q);
+}
