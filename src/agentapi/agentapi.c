@@ -158,13 +158,16 @@ void agentapi_enroll(struct http_exchange *ex)
 		0)
 		goto out;
 	struct enroll_token t;
+	/* Who tried: the token it presented, when it has a token's shape. */
+	char tid[ENROLL_ID_LEN];
+	if (enroll_token_id(token, tid))
+		snprintf(caller(ex)->id, sizeof(caller(ex)->id), "%s", tid);
 	int rc = enroll_token_check(api->store, token, time_now_ns(), &t);
 	if (rc == ODX_EAUTH) {
 		snprintf(ex->audit_reason, sizeof(ex->audit_reason), "invalid_token");
 		reply_error(ex, 401, "unauthorized", "invalid or expired enrollment token");
 		goto out;
 	}
-	snprintf(ex->audit_actor_id, sizeof(ex->audit_actor_id), "%s", t.id);
 	struct node_info n = {.enrolled_at = time_now_ns()};
 	if (rc == 0)
 		rc = random_id("nod", n.id);

@@ -97,17 +97,25 @@ static int read_token(struct store_stmt *q, void *arg)
 	return 0;
 }
 
+bool enroll_token_id(const char *text, char out[static ENROLL_ID_LEN])
+{
+	const char *fp = text + PREFIX_LEN, *id = fp + FP_HEX + 1;
+	if (strlen(text) != ENROLL_TOKEN_LEN - 1 || strncmp(text, PREFIX, PREFIX_LEN) != 0 ||
+	    fp[FP_HEX] != '-' || !lower_hex(fp, FP_HEX) || !lower_hex(id, ID_HEX + SECRET_HEX))
+		return false;
+	memcpy(out, "ent_", 4);
+	memcpy(out + 4, id, ID_HEX);
+	out[4 + ID_HEX] = '\0';
+	return true;
+}
+
 int enroll_token_check(struct store *s, const char *text, int64_t now_ns,
 		       struct enroll_token *out)
 {
-	size_t n = strlen(text);
-	const char *fp = text + PREFIX_LEN, *id = fp + FP_HEX + 1, *sec = id + ID_HEX;
-	if (n != ENROLL_TOKEN_LEN - 1 || strncmp(text, PREFIX, PREFIX_LEN) != 0 ||
-	    fp[FP_HEX] != '-' || !lower_hex(fp, FP_HEX) || !lower_hex(id, ID_HEX + SECRET_HEX))
-		return ODX_EAUTH;
 	struct enroll_token t = {0};
-	memcpy(t.id, "ent_", 4);
-	memcpy(t.id + 4, id, ID_HEX);
+	if (!enroll_token_id(text, t.id))
+		return ODX_EAUTH;
+	const char *sec = text + PREFIX_LEN + FP_HEX + 1 + ID_HEX;
 	struct token_row r = {.t = &t};
 	int rc = store_read_one(s, NULL,
 				"SELECT secret_hash, node_name, expires_at, used_at "

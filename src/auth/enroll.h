@@ -47,6 +47,8 @@ int enroll_token_create(struct store *s, const char *ca_fingerprint, int64_t ttl
  */
 int enroll_token_check(struct store *s, const char *text, int64_t now_ns,
 		       struct enroll_token *out);
+/* The token id a presented text names ("ent_" + 24 hex), if it has the token's shape. */
+bool enroll_token_id(const char *text, char out[static ENROLL_ID_LEN]);
 /*
  * Uses the token up for node_id inside tx (the transaction that also
  * records the node, so both or neither happen). ODX_EAUTH when it was used
