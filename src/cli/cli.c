@@ -42,6 +42,7 @@
 #include <curl/curl.h>
 
 #include "cli/cli.h"
+#include "core/wipe.h"
 
 #ifndef ODYSSEUS_VERSION
 #define ODYSSEUS_VERSION "0.1.0"
@@ -129,51 +130,7 @@ void cli_sanitize(const char *s, char *out, size_t size)
 
 /* ---- Memory ----------------------------------------------------------- */
 
-/*
- * jansson and libcurl hold request bodies (passwords), headers (tokens) and
- * answers (token pairs) in heap blocks they free themselves. These
- * allocators wipe every block before it returns to the heap.
- */
-static void *wipe_malloc(size_t n)
-{
-	return malloc(n != 0 ? n : 1);
-}
-
-static void wipe_free(void *p)
-{
-	if (p == NULL)
-		return;
-	explicit_bzero(p, malloc_usable_size(p));
-	free(p);
-}
-
-static void *wipe_realloc(void *p, size_t n)
-{
-	if (p == NULL)
-		return wipe_malloc(n);
-	size_t old = malloc_usable_size(p);
-	void *q = wipe_malloc(n);
-	if (q == NULL)
-		return NULL;
-	memcpy(q, p, old < n ? old : n);
-	wipe_free(p);
-	return q;
-}
-
-static char *wipe_strdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = wipe_malloc(n);
-	if (d != NULL)
-		memcpy(d, s, n);
-	return d;
-}
-
-static void *wipe_calloc(size_t nmemb, size_t size)
-{
-	return calloc(nmemb != 0 ? nmemb : 1, size != 0 ? size : 1);
-}
-
+/* jansson and libcurl free secrets themselves: core/wipe.h zeroes them first. */
 int cli_init(void)
 {
 	json_set_alloc_funcs(wipe_malloc, wipe_free);

@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "agentapi/agentapi.h"
 #include "api/api.h"
 #include "audit/audit.h"
+#include "auth/enroll.h"
 #include "auth/jwt.h"
 #include "auth/keyring.h"
 #include "auth/password.h"
@@ -43,9 +45,11 @@ static void usage(FILE *f)
 	fputs(
 	    "usage: odysseusd init [--admin-email EMAIL] [--password-stdin] [--data-dir DIR]\n"
 	    "       odysseusd serve [--config FILE] [--data-dir DIR] [--audit-dir DIR]\n"
-	    "                       [--listen HOST:PORT]\n"
-	    "                       [--plain-http] [--tls-cert FILE --tls-key FILE] [--threads N]\n"
-	    "                       [--workers N] [--argon2-memory-kib N] [--argon2-iterations N]\n"
+	    "                       [--listen HOST:PORT] [--plain-http] [--tls-cert FILE --tls-key FILE]\n"
+	    "                       [--agent-listen HOST:PORT] [--agent-cert-lifetime SECONDS]\n"
+	    "                       [--heartbeat-interval SECONDS] [--node-grace SECONDS]\n"
+	    "                       [--bootstrap-token-file FILE] [--threads N] [--workers N]\n"
+	    "                       [--argon2-memory-kib N] [--argon2-iterations N]\n"
 	    "                       [--log-level debug|info|warn|error]\n"
 	    "       odysseusd keys rotate [--data-dir DIR]\n"
 	    "       odysseusd ca rotate [--data-dir DIR]\n"
@@ -235,6 +239,45 @@ static void wait_for_stop(struct api *api, const sigset_t *set)
 	}
 }
 
+/*
+ * The local agent of the default deployment enrolls like any other, with a
+ * token: when asked, and only while no file is there, one is made at start
+ * (valid 1 h) and written 0600 for the run script, which removes it after
+ * use. Made by the daemon itself, so it is audited like one from the API.
+ */
+static int write_bootstrap_token(const struct config *cfg, struct api *api)
+{
+	const char *path = cfg->bootstrap_token_file;
+	if (!path[0] || access(path, F_OK) == 0)
+		return 0;
+	struct enroll_token t;
+	char text[ENROLL_TOKEN_LEN];
+	int rc = enroll_token_create(api->store, api->ca_fingerprint, 3600, NULL, "system", &t, text);
+	if (rc < 0)
+		return rc;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	size_t n = strlen(text);
+	text[n] = '\n';
+	if (fd < 0 || write(fd, text, n + 1) != (ssize_t)(n + 1) || fsync(fd) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(text, sizeof(text));
+	if (rc < 0) {
+		unlink(path);
+		return rc;
+	}
+	char resource[96];
+	snprintf(resource, sizeof(resource), "/v1/nodes/enrollment-tokens/%s", t.id);
+	struct audit_record r = {.actor_type = AUDIT_ACTOR_SYSTEM,
+				 .action = "node.enrollment_token.create",
+				 .resource = resource,
+				 .outcome = AUDIT_SUCCESS,
+				 .reason = "bootstrap token file"};
+	api_trail_record(api, &r);
+	return 0;
+}
+
 /* The CA that certifies agents, and the node inventory. */
 static int open_nodes(const struct config *cfg, struct api *api, void **client_ca)
 {
@@ -307,6 +350,10 @@ static int cmd_serve(int argc, char **argv)
 	tenant_sweep_orphans(api.store, cfg.data_dir);
 	if ((rc = open_nodes(&cfg, &api, &client_ca)) < 0) {
 		fail("loading the CA and the node inventory", rc);
+		goto out;
+	}
+	if ((rc = write_bootstrap_token(&cfg, &api)) < 0) {
+		fail(cfg.bootstrap_token_file, rc);
 		goto out;
 	}
 	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];

@@ -37,6 +37,7 @@ static const struct opt opts[] = {
     STR("audit-dir", audit_dir),
     STR("listen", listen),
     STR("agent-listen", agent_listen),
+    STR("bootstrap-token-file", bootstrap_token_file),
     STR("tls-cert", tls_cert),
     STR("tls-key", tls_key),
     STR("log-level", log_level),

@@ -19,6 +19,7 @@ struct config {
 	char audit_dir[CONFIG_STR_MAX]; /* audit.db's directory; "" = data_dir */
 	char listen[256]; /* host:port; [v6]:port */
 	char agent_listen[256]; /* the agent API (mTLS) */
+	char bootstrap_token_file[CONFIG_STR_MAX]; /* write a first node's enrollment token here */
 	char tls_cert[CONFIG_STR_MAX];
 	char tls_key[CONFIG_STR_MAX];
 	char log_level[16];
