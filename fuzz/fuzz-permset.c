@@ -189,7 +189,7 @@ static void check_decide(const struct permset_rules *r, const char *method, cons
 				want = AUTHZ_OK;
 			else if (e == PERMSET_DENY)
 				want = exempt ? role : AUTHZ_DENY_PERMISSION_SET;
-			else if (e == PERMSET_ALLOW && perm != PERM_PLATFORM)
+			else if (e == PERMSET_ALLOW && perm != PERM_PLATFORM && perm != PERM_AGENT)
 				want = AUTHZ_OK;
 			else
 				want = role;

@@ -26,7 +26,10 @@
  * All idx_* data is derived: the verifier does not trust it, and nothing
  * depends on it for integrity.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit/internal.h"
 #include "core/err.h"
@@ -143,6 +146,13 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
 int audit_db_open(const char *path, int flags, const char *vfs, sqlite3 **out)
 {
 	sqlite3 *db = NULL;
+	/* Made 0600 whatever the umask: SQLite gives -wal and -shm the file's mode. */
+	if (flags & SQLITE_OPEN_CREATE) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+	}
 	int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, vfs);
 	if (rc != SQLITE_OK) {
 		rc = audit_map_sqlite(rc);

@@ -1687,6 +1687,242 @@ static int cmd_audit_list(const struct ctx *ctx, const struct args *a)
 	return rc;
 }
 
+/* ---- nodes (platform administrator; docs/nodes.md) --------------------- */
+
+#define NODE_TTL_MAX_S 86400 /* the server's limit for enrollment tokens */
+#define AGENT_PORT     8444  /* odysseusd's default --agent-listen port */
+
+static const struct cli_column node_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},
+    {"NAME", "name", CLI_COL_TEXT},
+    {"STATE", "state", CLI_COL_TEXT},
+    {"LAST_SEEN", "last_seen_at", CLI_COL_TIME},
+    {"CPUS", "capacity.cpus", CLI_COL_TEXT},
+    {"MEMORY", "memory", CLI_COL_TEXT}, /* capacity.memory_bytes: see node_rows */
+    {"CERT_EXPIRES", "certificate.not_after", CLI_COL_TIME},
+};
+
+/* A byte count in binary units ("24.0GiB", "512B"), or null when v is not one. */
+static json_t *bytes_text(const json_t *v)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	char buf[32];
+	double n = json_number_value(v);
+	size_t u = 0;
+
+	if (!json_is_number(v) || !(n >= 0))
+		return json_null();
+	for (; n >= 1024 && u + 1 < NCOLS(units); u++)
+		n /= 1024;
+	if (u == 0)
+		snprintf(buf, sizeof(buf), "%.0f%s", n, units[u]);
+	else
+		snprintf(buf, sizeof(buf), "%.1f%s", n, units[u]);
+	return json_string(buf);
+}
+
+/* A copy of a node (or of an array of nodes) with "memory" as text for the table. */
+static json_t *node_rows(const json_t *v)
+{
+	if (json_is_array(v)) {
+		json_t *out = json_array();
+		size_t i;
+		const json_t *item;
+		json_array_foreach(v, i, item)
+		{
+			if (out == NULL || json_array_append_new(out, node_rows(item)) < 0) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	}
+	json_t *out = json_deep_copy(v);
+	const json_t *mem = json_object_get(json_object_get(v, "capacity"), "memory_bytes");
+	if (out != NULL && json_object_set_new(out, "memory", bytes_text(mem)) < 0) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+static int cmd_nodes_list(const struct ctx *ctx, const struct args *a)
+{
+	struct cli_session *s = NULL;
+	json_t *items = NULL, *rows = NULL;
+	int rc = open_session(ctx, &s);
+
+	(void)a;
+	if (rc == 0)
+		rc = cli_session_list(s, "/v1/nodes", &items);
+	cli_session_free(s);
+	if (rc == 0 && !ctx->json && (rows = node_rows(items)) == NULL) {
+		cli_errorf("out of memory");
+		rc = CLI_E_FAIL;
+	}
+	if (rc == 0)
+		rc = show_list(ctx, ctx->json ? items : rows, node_cols, NCOLS(node_cols));
+	json_decref(rows);
+	json_decref(items);
+	return rc;
+}
+
+static int cmd_nodes_get(const struct ctx *ctx, const struct args *a)
+{
+	json_t *node = NULL, *row = NULL;
+	int rc = call_on(ctx, "GET", "/v1/nodes/", a->pos[0], NULL, &node);
+
+	if (rc == 0 && !ctx->json && (row = node_rows(node)) == NULL) {
+		cli_errorf("out of memory");
+		rc = CLI_E_FAIL;
+	}
+	if (rc == 0)
+		rc = show(ctx, ctx->json ? node : row, node_cols, NCOLS(node_cols));
+	json_decref(row);
+	json_decref(node);
+	return rc;
+}
+
+static int cmd_nodes_rm(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "DELETE", "/v1/nodes/", a->pos[0], "", NULL, node_cols, NCOLS(node_cols),
+		      "node", "revoked");
+}
+
+/*
+ * Parses a token lifetime: whole seconds, or a number followed by s, m or h
+ * ("90s", "30m", "24h"), from 1 s to NODE_TTL_MAX_S. 0 or a usage error.
+ */
+static int parse_ttl(const char *s, json_int_t *out)
+{
+	static const char units[] = "smh";
+	static const json_int_t scale[] = {1, 60, 3600};
+	size_t digits = strspn(s, "0123456789");
+	const char *u = s[digits] != '\0' ? strchr(units, s[digits]) : NULL;
+	json_int_t v = 0;
+
+	if (digits == 0 || (s[digits] != '\0' && (u == NULL || s[digits + 1] != '\0')))
+		return usage_error("--ttl must be a duration: seconds, or a number with s, m or h "
+				   "(90s, 30m, 24h)");
+	/* Saturates just above the maximum, so long inputs cannot overflow. */
+	for (size_t i = 0; i < digits && v <= NODE_TTL_MAX_S; i++)
+		v = v * 10 + (s[i] - '0');
+	json_int_t k = u != NULL ? scale[u - units] : 1;
+	if (v < 1)
+		return usage_error("--ttl must be at least 1s");
+	if (v > NODE_TTL_MAX_S / k)
+		return usage_error("--ttl must be at most 24h (86400 seconds)");
+	*out = v * k;
+	return 0;
+}
+
+/* The host of a base URL ("https://[::1]:8443" -> "[::1]") into out. */
+static void url_host(const char *url, char *out, size_t size)
+{
+	const char *h = strstr(url, "://");
+	h = h != NULL ? h + 3 : url;
+	size_t n = strcspn(h, "/");
+	const char *at = memchr(h, '@', n);
+	if (at != NULL) {
+		n -= (size_t)(at + 1 - h);
+		h = at + 1;
+	}
+	const char *end = h[0] == '[' ? memchr(h, ']', n) : NULL;
+	n = end != NULL ? (size_t)(end + 1 - h) : strcspn(h, ":/");
+	snprintf(out, size, "%.*s", (int)n, h);
+}
+
+/* "2026-11-28T15:52:22.123Z" -> "2026-11-28T15:52:22Z", sanitized, into out. */
+static void short_time(const char *t, char *out, size_t size)
+{
+	char buf[64];
+	size_t n = strlen(t);
+
+	if (n > 20 && t[10] == 'T' && t[19] == '.' && t[n - 1] == 'Z') {
+		snprintf(buf, sizeof(buf), "%.19sZ", t);
+		t = buf;
+	}
+	cli_sanitize(t, out, size);
+}
+
+/* An enrollment token has only these characters (docs/nodes.md). */
+static bool token_chars(const char *t)
+{
+	static const char ok[] = "0123456789abcdefghijklmnopqrstuvwxyz-";
+	return t != NULL && t[0] != '\0' && strspn(t, ok) == strlen(t);
+}
+
+/*
+ * The token alone on stdout (T=$(odysseus nodes token) works), and on
+ * stderr what it is for and how to use it, without the token.
+ */
+static int show_token(const struct ctx *ctx, const json_t *answer, const char *server)
+{
+	const char *token = json_string_value(json_object_get(answer, "token"));
+	const char *id = json_string_value(json_object_get(answer, "id"));
+	const char *until = json_string_value(json_object_get(answer, "expires_at"));
+	const char *name = json_string_value(json_object_get(answer, "node_name"));
+	char sid[64], sname[80], suntil[64], host[256];
+
+	if (ctx->json)
+		return cli_print_json(answer);
+	if (!token_chars(token) || id == NULL || until == NULL) {
+		cli_errorf("malformed server answer");
+		return CLI_E_FAIL;
+	}
+	printf("%s\n", token);
+	fflush(stdout);
+	cli_sanitize(id, sid, sizeof(sid));
+	cli_sanitize(name != NULL ? name : "", sname, sizeof(sname));
+	short_time(until, suntil, sizeof(suntil));
+	url_host(server, host, sizeof(host));
+	fprintf(stderr, "enrollment token %s for %s%s, valid until %s; shown once\n", sid,
+		name != NULL ? "node " : "any node", sname, suntil);
+	fprintf(stderr,
+		"on the node: odysseus-agent enroll --server https://%s:%d --token <token>\n", host,
+		AGENT_PORT);
+	return 0;
+}
+
+static const char *const node_token_opts[] = {"ttl=", "name=", NULL};
+
+static int cmd_nodes_token(const struct ctx *ctx, const struct args *a)
+{
+	const char *ttl = get_opt(a, "ttl"), *name = get_opt(a, "name");
+	struct cli_session *s = NULL;
+	json_t *body, *answer = NULL;
+	json_int_t secs = 0;
+	int rc;
+
+	if (ttl != NULL && (rc = parse_ttl(ttl, &secs)) < 0)
+		return rc;
+	if (name != NULL && name[0] == '\0')
+		return usage_error("--name must not be empty");
+	/* The server checks the name (a-z, 0-9 and '-'); invalid UTF-8 cannot be sent. */
+	json_t *jname = name != NULL ? json_string(name) : NULL;
+	if (name != NULL && jname == NULL)
+		return usage_error("--name must be text (UTF-8)");
+	body = json_object();
+	/* json_object_set_new consumes its value even when it fails. */
+	if (body == NULL || (jname != NULL && json_object_set_new(body, "node_name", jname) < 0) ||
+	    (ttl != NULL && json_object_set_new(body, "ttl_seconds", json_integer(secs)) < 0)) {
+		if (body == NULL)
+			json_decref(jname);
+		json_decref(body);
+		cli_errorf("out of memory");
+		return CLI_E_FAIL;
+	}
+	rc = open_session(ctx, &s);
+	if (rc == 0)
+		rc = cli_session_call(s, "POST", "/v1/nodes/enrollment-tokens", body, &answer);
+	if (rc == 0)
+		rc = show_token(ctx, answer, cli_session_server(s));
+	json_decref(answer); /* wiped on free: see cli_init */
+	json_decref(body);
+	cli_session_free(s);
+	return rc;
+}
+
 static const struct command commands[] = {
     {"login", NULL, cmd_login, login_opts, 0, 0, "login [--server URL] [--ca FILE] [--email EMAIL]",
      "Log in; the password is read from stdin, or prompted for on a terminal."},
@@ -1705,6 +1941,16 @@ static const struct command commands[] = {
     {"tenants", "set-quotas", cmd_tenants_set_quotas, set_quota_opts, 1, 1,
      "tenants set-quotas ID --cpu-cores X --memory-mb N --containers N --storage-mb N",
      "Replace a tenant's quotas."},
+    {"nodes", "token", cmd_nodes_token, node_token_opts, 0, 0,
+     "nodes token [--ttl DURATION] [--name NAME]",
+     "Create a single-use enrollment token for a new node. The token alone goes to stdout\n"
+     "(T=$(odysseus nodes token)) and is shown only this once. DURATION: seconds, or a\n"
+     "number with s, m or h (90s, 30m, 24h); default and maximum 24h. --name binds the\n"
+     "token to that node name."},
+    {"nodes", "list", cmd_nodes_list, NULL, 0, 0, "nodes list", "List the enrolled nodes."},
+    {"nodes", "get", cmd_nodes_get, NULL, 1, 1, "nodes get ID", "Show one node."},
+    {"nodes", "rm", cmd_nodes_rm, NULL, 1, 1, "nodes rm ID",
+     "Revoke a node: it leaves the inventory and its next request is refused."},
     {"users", "list", cmd_users_list, NULL, 0, 0, "users list", "List the tenant's users."},
     {"users", "get", cmd_users_get, NULL, 1, 1, "users get ID", "Show one user."},
     {"users", "create", cmd_users_create, user_create_opts, 0, 0,
