@@ -7,12 +7,14 @@
 #include <sys/queue.h>
 
 #include "agentapi/agentapi.h"
+#include "audit/audit.h"
 #include "auth/enroll.h"
 #include "core/encoding.h"
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "crypto/x509.h"
 #include "sched/node.h"
+#include "sched/scheduler.h"
 
 #define B HTTP_ROUTE_BLOCKING
 #define CSR_BODY_MAX (X509_CSR_MAX + 4096)
@@ -239,49 +241,135 @@ out:
 	json_decref(body);
 }
 
+/* What the heartbeat's "containers" and "events" may hold (docs/deployments.md). */
+static int check_report(struct http_exchange *ex, json_t *containers, json_t *events)
+{
+	if ((containers && (!json_is_array(containers) || json_array_size(containers) > 500)) ||
+	    (events && (!json_is_array(events) || json_array_size(events) > 100))) {
+		reply_error(ex, 400, "bad_request",
+			    "containers: at most 500 objects; events: at most 100 objects");
+		return ODX_EINVAL;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(containers, i, v)
+	{
+		if (!json_is_object(v) || !json_is_string(json_object_get(v, "container")) ||
+		    !json_is_string(json_object_get(v, "state"))) {
+			reply_error(ex, 400, "bad_request", "each container needs container and state");
+			return ODX_EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Container events worth the audit log: a crash, an out-of-memory kill. */
+static void audit_events(struct http_exchange *ex, const json_t *events)
+{
+	struct api *api = ex->app;
+	size_t i;
+	json_t *v;
+	json_array_foreach(events, i, v)
+	{
+		const char *type = json_string_value(json_object_get(v, "type"));
+		const char *ctr = json_string_value(json_object_get(v, "container"));
+		if (!type || !ctr || (strcmp(type, "die") != 0 && strcmp(type, "oom") != 0) ||
+		    !random_id_valid("ctr", ctr))
+			continue;
+		char resource[96], reason[48], action[32];
+		snprintf(resource, sizeof(resource), "/v1/containers/%s", ctr);
+		snprintf(action, sizeof(action), "container.%s", type);
+		snprintf(reason, sizeof(reason), "exit code %lld",
+			 (long long)json_integer_value(json_object_get(v, "exit_code")));
+		struct audit_record r = {.actor_type = AUDIT_ACTOR_AGENT,
+					 .actor_id = api_principal(ex)->id,
+					 .action = action,
+					 .resource = resource,
+					 .outcome = AUDIT_SUCCESS,
+					 .reason = reason,
+					 .request_id = ex->request_id,
+					 .source_ip = ex->source_ip};
+		api_trail_record(api, &r);
+	}
+}
+
 void agentapi_status(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
 	const struct principal *p = api_principal(ex);
-	json_t *body = NULL;
+	json_t *body = NULL, *containers = NULL, *events = NULL;
 	const char *version, *root = NULL;
 	json_int_t cpus, mem, disk, umem, udisk;
 	double cpu;
 	if (api_body(ex, &body) < 0 ||
-	    api_unpack(ex, body, "{s:s, s:{s:I, s:I, s:I}, s:{s:F, s:I, s:I}, s?s}",
+	    api_unpack(ex, body, "{s:s, s:{s:I, s:I, s:I}, s:{s:F, s:I, s:I}, s?s, s?o, s?o}",
 		       "agent_version", &version, "capacity", "cpus", &cpus, "memory_bytes", &mem,
 		       "disk_bytes", &disk, "usage", "cpu_percent", &cpu, "memory_bytes", &umem,
-		       "disk_bytes", &udisk, "docker_root", &root) < 0)
+		       "disk_bytes", &udisk, "docker_root", &root, "containers", &containers,
+		       "events", &events) < 0)
 		goto out;
 	if (cpus < 0 || mem < 0 || disk < 0 || umem < 0 || udisk < 0 || !(cpu >= 0) ||
 	    strlen(version) > 64 || (root && strlen(root) > 4096)) {
 		reply_error(ex, 400, "bad_request", "numbers must not be negative; strings are short");
 		goto out;
 	}
-	int rc = node_registry_heartbeat(api->nodes, p->id, body, time_now_ns());
-	if (rc < 0)
+	if (check_report(ex, containers, events) < 0)
+		goto out;
+	/* The inventory keeps the node's own figures; containers go to the scheduler. */
+	json_t *status = json_pack("{s:s, s:O, s:O, s:o}", "agent_version", version, "capacity",
+				   json_object_get(body, "capacity"), "usage",
+				   json_object_get(body, "usage"), "docker_root",
+				   root ? json_string(root) : json_null());
+	int rc = status ? node_registry_heartbeat(api->nodes, p->id, status, time_now_ns())
+			: ODX_ENOMEM;
+	json_decref(status);
+	if (rc == ODX_ENOTFOUND) {
 		reply_error(ex, 401, "unauthorized", "node revoked");
-	else
-		reply_json(ex, 200,
-			   json_pack("{s:i}", "heartbeat_interval_s", api->heartbeat_interval_s));
+		goto out;
+	}
+	if (rc < 0) {
+		reply_odx_error(ex, rc, NULL);
+		goto out;
+	}
+	if (api->sched)
+		sched_report(api->sched, p->id, containers);
+	audit_events(ex, events);
+	reply_json(ex, 200, json_pack("{s:i}", "heartbeat_interval_s", api->heartbeat_interval_s));
 out:
 	json_decref(body);
 }
 
-/* Nothing to assign until the deployments issue: the long poll just waits. */
+/*
+ * The node's desired state: at once when it changed since `since`, else
+ * held until it changes (http_server_wake with the node id) or `wait` ends.
+ */
 void agentapi_assignments(struct http_exchange *ex)
 {
+	struct api *api = ex->app;
+	const struct principal *p = api_principal(ex);
 	struct evkeyvalq q;
 	TAILQ_INIT(&q);
-	int64_t wait = 30;
+	int64_t wait = 30, since = 0;
 	const char *v;
 	if ((ex->query && evhttp_parse_query_str(ex->query, &q) != 0) ||
-	    ((v = evhttp_find_header(&q, "wait")) && parse_int64(v, 0, AGENTAPI_WAIT_MAX_S, &wait) < 0)) {
-		reply_error(ex, 400, "bad_request", "wait must be 0 to 60 seconds");
+	    ((v = evhttp_find_header(&q, "wait")) && parse_int64(v, 0, AGENTAPI_WAIT_MAX_S, &wait) < 0) ||
+	    ((v = evhttp_find_header(&q, "since")) && parse_int64(v, 0, INT64_MAX, &since) < 0)) {
+		reply_error(ex, 400, "bad_request", "wait must be 0 to 60 seconds; since a revision");
 		goto out;
 	}
-	reply_json(ex, 200, json_pack("{s:[], s:i}", "assignments", "revision", 0));
-	ex->hold_ms = (int)wait * 1000;
+	json_t *res = NULL;
+	int rc = api->sched ? sched_assignments(api->sched, p->id, &res)
+			    : ((res = json_pack("{s:i, s:[]}", "revision", 0, "assignments")) ? 0 : ODX_ENOMEM);
+	if (rc < 0) {
+		reply_odx_error(ex, rc, NULL);
+		goto out;
+	}
+	int64_t rev = json_integer_value(json_object_get(res, "revision"));
+	reply_json(ex, 200, res);
+	if (rev <= since && wait > 0) {
+		ex->hold_ms = (int)wait * 1000;
+		snprintf(ex->hold_key, sizeof(ex->hold_key), "%s", p->id);
+	}
 out:
 	evhttp_clear_headers(&q);
 }

@@ -25,6 +25,7 @@
 struct api_trail;
 struct audit_log;
 struct node_registry;
+struct sched;
 struct x509_ca;
 
 struct api {
@@ -40,6 +41,7 @@ struct api {
 	char ca_fingerprint[65];
 	int64_t agent_cert_lifetime_s;
 	int heartbeat_interval_s;
+	struct sched *sched; /* deployments' containers on nodes (docs/deployments.md) */
 };
 
 extern const struct http_route api_routes[];
@@ -128,6 +130,20 @@ void api_audit_checkpoints(struct http_exchange *ex);
 void api_audit_proof(struct http_exchange *ex);
 void api_audit_export(struct http_exchange *ex);
 void api_nodes_token_create(struct http_exchange *ex);
+int api_deployment_owner(struct http_exchange *ex, char *owner, size_t size);
+void api_deployments_list(struct http_exchange *ex);
+void api_deployments_create(struct http_exchange *ex);
+void api_deployments_get(struct http_exchange *ex);
+void api_deployments_update(struct http_exchange *ex);
+void api_deployments_scale(struct http_exchange *ex);
+void api_deployments_restart(struct http_exchange *ex);
+void api_deployments_rollback(struct http_exchange *ex);
+void api_deployments_delete(struct http_exchange *ex);
+void api_deployments_revisions(struct http_exchange *ex);
+void api_containers_list(struct http_exchange *ex);
+void api_containers_get(struct http_exchange *ex);
+void api_containers_restart(struct http_exchange *ex);
+void api_containers_stop(struct http_exchange *ex);
 void api_nodes_list(struct http_exchange *ex);
 void api_nodes_get(struct http_exchange *ex);
 void api_nodes_delete(struct http_exchange *ex);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 #include "crypto/x509.h"
 #include "http/server.h"
 #include "sched/node.h"
+#include "sched/scheduler.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 
@@ -236,7 +238,20 @@ static void wait_for_stop(struct api *api, const sigset_t *set)
 		if (rc < 0)
 			log_event(LOG_ERROR, "writing heartbeats failed",
 				  json_pack("{s:s}", "error", odx_strerror(rc)));
+		sched_tick(api->sched, time_now_ns());
 	}
+}
+
+/* Set once the agent server runs; the scheduler may wake before (nobody polls yet). */
+static _Atomic(struct http_server *) agent_server;
+
+/* A node's assignments changed: its held long poll answers now. */
+static void wake_node(const char *node_id, void *arg)
+{
+	(void)arg;
+	struct http_server *srv = atomic_load(&agent_server);
+	if (srv)
+		http_server_wake(srv, node_id);
 }
 
 /*
@@ -356,6 +371,10 @@ static int cmd_serve(int argc, char **argv)
 		fail(cfg.bootstrap_token_file, rc);
 		goto out;
 	}
+	if ((rc = sched_open(api.store, api.nodes, wake_node, NULL, &api.sched)) < 0) {
+		fail("starting the scheduler", rc);
+		goto out;
+	}
 	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];
 	char pki_cert[CONFIG_STR_MAX + 32], pki_key[CONFIG_STR_MAX + 32];
 	snprintf(pki_cert, sizeof(pki_cert), "%s/pki/server.crt", cfg.data_dir);
@@ -403,6 +422,8 @@ static int cmd_serve(int argc, char **argv)
 		snprintf(err, sizeof(err), "--listen and --agent-listen must use different ports");
 		rc = ODX_EINVAL;
 	}
+	if (rc == 0)
+		atomic_store(&agent_server, agent_srv);
 	if (rc < 0) {
 		fprintf(stderr, "odysseusd: %s\n", err);
 		if (srv)
@@ -432,9 +453,11 @@ static int cmd_serve(int argc, char **argv)
 	status = 0;
 	log_event(LOG_INFO, "stopped", NULL);
 out:
+	atomic_store(&agent_server, NULL);
 	http_server_free(agent_srv);
 	http_server_free(srv);
 	api_trail_stop(api.trail); /* after the server: no request is left to record */
+	sched_free(api.sched);
 	node_registry_free(api.nodes);
 	x509_ca_free(api.ca);
 	X509_STORE_free(client_ca);

@@ -46,6 +46,11 @@ struct http_loop {
 	int64_t drain_deadline;
 	bool stopping;	    /* loop thread only */
 	struct hold *holds; /* replies waiting on a timer; loop thread only */
+	struct event *wake_ev;
+	pthread_mutex_t wake_lock;
+	char wake_keys[16][48]; /* keys to wake; more at once wakes everything */
+	int nwake;
+	bool wake_all;
 };
 
 struct http_server {
@@ -397,6 +402,74 @@ static int hold_start(struct http_exchange *ex)
 	struct timeval tv = {ex->hold_ms / 1000, (ex->hold_ms % 1000) * 1000};
 	evtimer_add(h->ev, &tv);
 	return 0;
+}
+
+/* The request is made again: its handler sees what changed since it was held. */
+static void hold_redo(struct hold *h)
+{
+	struct http_exchange *ex = h->ex;
+	hold_unlink(h);
+	free(h);
+	free(ex->resp_body);
+	ex->resp_body = NULL;
+	ex->resp_len = 0;
+	ex->status = 0;
+	ex->hold_ms = 0;
+	ex->hold_key[0] = '\0';
+	ex->loop->srv->cfg.dispatch(ex);
+	send_reply(ex);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct http_loop *loop = arg;
+	char keys[16][48];
+	pthread_mutex_lock(&loop->wake_lock);
+	int n = loop->nwake;
+	bool all = loop->wake_all;
+	memcpy(keys, loop->wake_keys, sizeof(keys));
+	loop->nwake = 0;
+	loop->wake_all = false;
+	pthread_mutex_unlock(&loop->wake_lock);
+	/* Collected first: a redone request may be held again, at the head of the list. */
+	size_t k = 0, cap = 0;
+	struct hold **todo = NULL;
+	for (struct hold *h = loop->holds; h; h = h->next) {
+		bool match = all && h->ex->hold_key[0];
+		for (int i = 0; !match && i < n; i++)
+			match = strcmp(h->ex->hold_key, keys[i]) == 0;
+		if (!match)
+			continue;
+		if (k == cap) {
+			struct hold **g = realloc(todo, (cap ? cap * 2 : 16) * sizeof(*g));
+			if (!g)
+				break; /* the rest answer at their timers */
+			todo = g;
+			cap = cap ? cap * 2 : 16;
+		}
+		todo[k++] = h;
+	}
+	for (size_t i = 0; i < k; i++)
+		hold_redo(todo[i]);
+	free(todo);
+}
+
+void http_server_wake(struct http_server *srv, const char *key)
+{
+	for (int i = 0; i < srv->nloops; i++) {
+		struct http_loop *loop = &srv->loops[i];
+		if (!loop->wake_ev)
+			continue;
+		pthread_mutex_lock(&loop->wake_lock);
+		if (!key || loop->nwake == 16)
+			loop->wake_all = true;
+		else
+			snprintf(loop->wake_keys[loop->nwake++], 48, "%s", key);
+		pthread_mutex_unlock(&loop->wake_lock);
+		event_active(loop->wake_ev, EV_READ, 0);
+	}
 }
 
 /* Stopping: held replies go out now instead of at their time. */
@@ -935,11 +1008,14 @@ static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, ch
 	loop->done_ev = event_new(loop->base, -1, EV_PERSIST | EV_READ, on_done, loop);
 	loop->stop_ev = event_new(loop->base, -1, EV_READ, on_stop, loop);
 	loop->drain_ev = evtimer_new(loop->base, drain_check, loop);
-	if (!loop->bound || !loop->done_ev || !loop->stop_ev || !loop->drain_ev) {
+	pthread_mutex_init(&loop->wake_lock, NULL);
+	loop->wake_ev = event_new(loop->base, -1, EV_PERSIST | EV_READ, on_wake, loop);
+	if (!loop->bound || !loop->done_ev || !loop->stop_ev || !loop->drain_ev || !loop->wake_ev) {
 		snprintf(err, errlen, "cannot set up event loop");
 		return ODX_ENOMEM;
 	}
 	event_add(loop->done_ev, NULL);
+	event_add(loop->wake_ev, NULL);
 	return 0;
 }
 
@@ -1063,6 +1139,10 @@ void http_server_free(struct http_server *srv)
 			event_free(loop->stop_ev);
 		if (loop->drain_ev)
 			event_free(loop->drain_ev);
+		if (loop->wake_ev) {
+			event_free(loop->wake_ev);
+			pthread_mutex_destroy(&loop->wake_lock);
+		}
 		if (loop->base)
 			event_base_free(loop->base);
 		pthread_mutex_destroy(&loop->done_lock);

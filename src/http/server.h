@@ -99,6 +99,7 @@ struct http_exchange {
 	bool www_authenticate;
 	struct http_stream stream; /* next != NULL: the body is streamed */
 	int hold_ms; /* > 0: send the reply this much later (long polls), on a timer */
+	char hold_key[48]; /* a held reply with a key is re-made at once by http_server_wake */
 	char allow[48];		   /* Allow header for 405 */
 	const char *error_code;	   /* the code of an error reply (static), NULL otherwise */
 	/* For the audit record, set by handlers when the path does not say it all. */
@@ -155,6 +156,12 @@ int http_server_port(const struct http_server *srv);
  */
 void http_server_stop(struct http_server *srv, int drain_s);
 void http_server_free(struct http_server *srv);
+/*
+ * Long polls: every held reply whose hold_key is key (NULL: every held
+ * reply) has its request dispatched again now, on its loop, and the new
+ * reply is sent (or held again). Any thread.
+ */
+void http_server_wake(struct http_server *srv, const char *key);
 /* Checks a route table as http_server_start does; 0 or ODX_EINVAL with a message. */
 int http_routes_validate(const struct http_route *routes, size_t n, char *err, size_t errlen);
 /* Method name ("GET"). */

@@ -237,6 +237,25 @@ int node_registry_get(struct node_registry *r, const char *id, int64_t now_ns, j
 	return nd ? (*out ? 0 : ODX_ENOMEM) : ODX_ENOTFOUND;
 }
 
+size_t node_registry_capacity(struct node_registry *r, int64_t now_ns, struct node_capacity *out,
+			      size_t max)
+{
+	pthread_mutex_lock(&r->lock);
+	size_t k = 0;
+	for (size_t i = 0; i < r->n && k < max; i++, k++) {
+		const struct node *nd = &r->nodes[i];
+		json_t *cap = nd->status ? json_object_get(nd->status, "capacity") : NULL;
+		out[k] = (struct node_capacity){
+		    .ready = now_ns - nd->last_seen <= r->grace_ns && cap,
+		    .cpu_millicores = json_integer_value(json_object_get(cap, "cpus")) * 1000,
+		    .memory_mb = json_integer_value(json_object_get(cap, "memory_bytes")) >> 20,
+		};
+		memcpy(out[k].id, nd->info.id, sizeof(out[k].id));
+	}
+	pthread_mutex_unlock(&r->lock);
+	return k;
+}
+
 struct seen {
 	char id[ID_MAX_LEN];
 	int64_t at;

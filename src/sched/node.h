@@ -59,6 +59,17 @@ int node_registry_list(struct node_registry *r, const char *after, int limit, in
 		       json_t **items);
 int node_registry_get(struct node_registry *r, const char *id, int64_t now_ns, json_t **out);
 
+/* A node as the scheduler sees it: reachable now, and what it said it has. */
+struct node_capacity {
+	char id[ID_MAX_LEN];
+	bool ready;		 /* heard from within the grace period */
+	int64_t cpu_millicores;	 /* capacity.cpus x 1000; 0 before the first heartbeat */
+	int64_t memory_mb;	 /* capacity.memory_bytes in MiB */
+};
+/* Up to max live nodes into out (in id order); returns how many. */
+size_t node_registry_capacity(struct node_registry *r, int64_t now_ns, struct node_capacity *out,
+			      size_t max);
+
 typedef void (*node_change_fn)(const struct node_info *n, bool unreachable, void *arg);
 /*
  * Writes heartbeats received since the last sweep to the store, and calls

@@ -119,6 +119,36 @@ static const char *const tenant_steps[] = {
     "  set_name TEXT NOT NULL REFERENCES permission_sets(name) ON DELETE CASCADE,"
     "  PRIMARY KEY (subject_id, set_name)"
     ") STRICT;",
+    /* 3: deployments and their revisions (docs/deployments.md); a deployment
+     * keeps its current revision's per-replica resources beside the replica
+     * count so the quota sums are one query. Containers gain what the
+     * scheduler and the agents' reports fill in. */
+    "CREATE TABLE deployments ("
+    "  name TEXT PRIMARY KEY,"
+    "  revision INTEGER NOT NULL,"
+    "  replicas INTEGER NOT NULL,"
+    "  cpu_millicores INTEGER NOT NULL,"
+    "  memory_mb INTEGER NOT NULL,"
+    "  storage_mb INTEGER NOT NULL,"
+    "  restart_generation INTEGER NOT NULL DEFAULT 0,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE deployment_revisions ("
+    "  deployment TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,"
+    "  revision INTEGER NOT NULL,"
+    "  template TEXT NOT NULL," /* JSON: image, command, env, resources, writable_paths, user */
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (deployment, revision)"
+    ") STRICT;"
+    "ALTER TABLE containers ADD COLUMN replica INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE containers ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE containers ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE containers ADD COLUMN desired TEXT NOT NULL DEFAULT 'running';"
+    "ALTER TABLE containers ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX containers_deployment ON containers(deployment);",
 };
 /* clang-format on */
 

@@ -69,9 +69,9 @@ int tenant_get(struct store *s, const char *id, struct tenant *out);
 int tenant_list(struct store *s, const char *after, int limit, json_t **items);
 int tenant_rename(struct store *s, const char *id, const char *name, struct tenant *out);
 int tenant_set_quotas(struct store *s, const char *id, const struct quotas *q, struct tenant *out);
-/* Current usage summed from the tenant's containers. */
+/* Current usage: what the tenant's deployments ask for (replicas x resources). */
 int tenant_usage(struct store *s, const char *id, struct quotas *usage);
-/* Deletes a tenant and its data; ODX_ECONFLICT while a container runs. */
+/* Deletes a tenant and its data; ODX_ECONFLICT while a deployment has replicas. */
 int tenant_delete(struct store *s, const char *id, int64_t now_ns);
 /* Removes tenant database files that no tenant row names (left by a crash). */
 int tenant_sweep_orphans(struct store *s, const char *data_dir);

@@ -246,9 +246,9 @@ int tenant_usage(struct store *s, const char *id, struct quotas *usage)
 {
 	return store_read_one(
 	    s, id,
-	    "SELECT coalesce(sum(cpu_millicores), 0), coalesce(sum(memory_mb), 0), "
-	    "count(*), coalesce(sum(storage_mb), 0) FROM containers "
-	    "WHERE state IN ('created', 'running', 'restarting')",
+	    "SELECT coalesce(sum(replicas * cpu_millicores), 0), "
+	    "coalesce(sum(replicas * memory_mb), 0), coalesce(sum(replicas), 0), "
+	    "coalesce(sum(replicas * storage_mb), 0) FROM deployments",
 	    STORE_NOARGS, read_usage, usage);
 }
 

@@ -81,6 +81,20 @@ EXPECTED = {
     ("GET", "/v1/nodes/{id}"): PLATFORM_ONLY,
     ("DELETE", "/v1/nodes/{id}"): PLATFORM_ONLY,
     ("GET", "/v1/quotas"): TENANT_MEMBERS,
+    # SPEC §3 deployments and containers rows
+    ("GET", "/v1/deployments"): roles("admin", "operator", "developer", "readonly"),
+    ("POST", "/v1/deployments"): roles("admin", "operator", "developer"),
+    ("GET", "/v1/deployments/{name}"): roles("admin", "operator", "developer", "readonly"),
+    ("PATCH", "/v1/deployments/{name}"): roles("admin", "operator", "developer"),  # D: own
+    ("DELETE", "/v1/deployments/{name}"): roles("admin"),
+    ("POST", "/v1/deployments/{name}/scale"): roles("admin", "operator"),
+    ("POST", "/v1/deployments/{name}/restart"): roles("admin", "operator"),
+    ("POST", "/v1/deployments/{name}/rollback"): roles("admin", "operator"),
+    ("GET", "/v1/deployments/{name}/revisions"): roles("admin", "operator", "developer", "readonly"),
+    ("GET", "/v1/containers"): roles("admin", "operator", "developer", "readonly"),
+    ("GET", "/v1/containers/{id}"): roles("admin", "operator", "developer", "readonly"),
+    ("POST", "/v1/containers/{id}/restart"): roles("admin", "operator"),
+    ("POST", "/v1/containers/{id}/stop"): roles("admin", "operator"),
     ("GET", "/v1/users"): TENANT_ADMIN,
     ("POST", "/v1/users"): TENANT_ADMIN,
     ("GET", "/v1/users/{id}"): TENANT_ADMIN,
@@ -200,6 +214,7 @@ class World:
         self.target_user = self.make_user("readonly")
         self.login_user = self.make_user("readonly")
         self.target_set = self.make_set()
+        self.target_deployment = self.make_deployment()
         # Tenant B, the other tenant.
         self.b_email = unique("authz-b") + "@tenant.test"
         self.tenant_b = server.create_tenant(unique("authz-b"), self.b_email)
@@ -232,6 +247,18 @@ class World:
         r = s.post(self.url + "/v1/permission-sets",
                    json={"name": unique("authz-set"), "rules": list(rules)})
         assert r.status_code == 201, r.text
+        return r.json()
+
+    def make_deployment(self, s=None, revisions=1):
+        """A deployment of tenant A with no replicas (nothing to place), made by s."""
+        s = s or self.admin
+        r = s.post(self.url + "/v1/deployments", json={
+            "name": unique("authz-d"), "image": "odysseus-test/busybox:1", "replicas": 0})
+        assert r.status_code == 201, r.text
+        for i in range(1, revisions):
+            r2 = s.patch(self.url + "/v1/deployments/" + r.json()["name"],
+                         json={"env": {"REV": str(i + 1)}})
+            assert r2.status_code == 200, r2.text
         return r.json()
 
     def make_tenant(self):
@@ -276,6 +303,33 @@ class World:
             # No node is enrolled here: past authorization the answer is 404 (test_nodes.py
             # covers real nodes).
             return "/v1/nodes/nod_" + "0" * 32, None, 404
+        if key in (("GET", "/v1/deployments"), ("GET", "/v1/containers")):
+            return template, None, 200
+        if key == ("POST", "/v1/deployments"):
+            return template, {"name": unique("authz-d"), "image": "odysseus-test/busybox:1",
+                              "replicas": 0}, 201
+        if key in (("GET", "/v1/deployments/{name}"), ("GET", "/v1/deployments/{name}/revisions")):
+            return template.replace("{name}", self.target_deployment["name"]), None, 200
+        if key == ("PATCH", "/v1/deployments/{name}"):
+            # A Developer may update its own deployments only: the cell uses one it made.
+            own = caller in ("developer", "key:developer")
+            d = self.make_deployment(s=self.session(self.tokens[caller])) if own \
+                else self.target_deployment
+            return "/v1/deployments/" + d["name"], {"env": {"CELL": caller}}, 200
+        if key in (("DELETE", "/v1/deployments/{name}"), ("POST", "/v1/deployments/{name}/scale"),
+                   ("POST", "/v1/deployments/{name}/restart"),
+                   ("POST", "/v1/deployments/{name}/rollback")):
+            d = self.make_deployment(revisions=2)
+            body, ok = {"DELETE": (None, 204)}.get(method, (None, 200))
+            if template.endswith("/scale"):
+                body = {"replicas": 0}
+            if template.endswith("/restart"):
+                ok = 202
+            return template.replace("{name}", d["name"]), body, ok
+        if key in (("GET", "/v1/containers/{id}"), ("POST", "/v1/containers/{id}/restart"),
+                   ("POST", "/v1/containers/{id}/stop")):
+            # No container without a node: past authorization the answer is 404.
+            return template.replace("{id}", "ctr_" + "0" * 32), None, 404
         if key == ("POST", "/v1/tenants"):
             return template, {"name": unique("authz-new"), "admin": {
                 "email": unique("authz-new") + "@tenant.test",
@@ -416,6 +470,28 @@ def test_matrix_as_seen_by_me(world):
     assert seen_names == spec_names, sorted(seen_names ^ spec_names)
 
 
+def test_developer_updates_only_its_own_deployments(world, server):
+    """SPEC §3 "own only": a Developer (user or key) may PATCH a deployment it
+    created, not another's (403 not_owner, logged); Operators and Admins may."""
+    others = world.target_deployment["name"]
+    for caller in ("developer", "key:developer"):
+        s = world.session(world.tokens[caller])
+        rid = request_id("own-" + caller.replace(":", "-"))
+        r = s.patch(world.url + "/v1/deployments/" + others, json={"env": {"X": "1"}},
+                    headers={"X-Request-Id": rid})
+        check_error(r, 403, "forbidden")
+        lines = [l for l in log_lines(server) if l.get("request_id") == rid and l.get("msg") == "denied"]
+        assert lines and lines[0]["reason"] == "not_owner", lines
+        mine = world.make_deployment(s=s)
+        assert mine["created_by"] == world.ids[caller]
+        assert s.patch(world.url + "/v1/deployments/" + mine["name"],
+                       json={"env": {"X": "2"}}).status_code == 200
+    # a missing one is refused alike: whether a name exists is not the Developer's to learn
+    r = world.session(world.tokens["developer"]).patch(
+        world.url + "/v1/deployments/no-such-deployment", json={"env": {}})
+    check_error(r, 403, "forbidden")
+
+
 def test_ownership_is_only_deployments_update():
     """The own-only flag of the matrix in src/authz/authz.c is set for
     deployments:update alone (SPEC §3 "own only"). No route checks ownership
@@ -437,8 +513,8 @@ def test_ownership_is_only_deployments_update():
             continue
         holders = {letters[x.strip()] for x in mask.split("|")}
         assert holders == SPEC_MATRIX[name], (name, holders)
-    assert not [r for r in ROUTES if r[1].startswith("/v1/deployments")], (
-        "deployments routes exist: add Developer owned / not-owned cells to test_route_matrix")
+    # The only route with an owner check, and its not-owned cell:
+    # test_developer_updates_only_its_own_deployments.
 
 
 # --- cross-tenant ids ---------------------------------------------------------------
@@ -450,6 +526,8 @@ def _cross_tenant_cases(world):
     b_key = world.make_key("readonly", s=world.b_admin)
     b_set = world.make_set(s=world.b_admin,
                            rules=[{"effect": "allow", "method": "GET", "path": "/v1/users"}])
+    b_dep = world.make_deployment(s=world.b_admin, revisions=2)["name"]
+    missing_dep = unique("authz-missing-d")
     missing_user, missing_key = "usr_" + "0" * 32, "key_" + "0" * 32
     missing_tenant, missing_set = "ten_" + "0" * 32, unique("authz-missing")
     quotas = {"cpu_cores": 1, "memory_mb": 512, "containers": 1, "storage_mb": 1}
@@ -469,6 +547,24 @@ def _cross_tenant_cases(world):
                                                 {"rules": []}),
         ("DELETE", "/v1/permission-sets/{name}"): ("/v1/permission-sets/%s", b_set["name"],
                                                    missing_set, None),
+        ("GET", "/v1/deployments/{name}"): ("/v1/deployments/%s", b_dep, missing_dep, None),
+        ("PATCH", "/v1/deployments/{name}"): ("/v1/deployments/%s", b_dep, missing_dep,
+                                              {"env": {"X": "1"}}),
+        ("DELETE", "/v1/deployments/{name}"): ("/v1/deployments/%s", b_dep, missing_dep, None),
+        ("POST", "/v1/deployments/{name}/scale"): ("/v1/deployments/%s/scale", b_dep, missing_dep,
+                                                   {"replicas": 0}),
+        ("POST", "/v1/deployments/{name}/restart"): ("/v1/deployments/%s/restart", b_dep,
+                                                     missing_dep, None),
+        ("POST", "/v1/deployments/{name}/rollback"): ("/v1/deployments/%s/rollback", b_dep,
+                                                      missing_dep, None),
+        ("GET", "/v1/deployments/{name}/revisions"): ("/v1/deployments/%s/revisions", b_dep,
+                                                      missing_dep, None),
+        # B's containers would need a node; ids that name none answer as missing ones.
+        ("GET", "/v1/containers/{id}"): ("/v1/containers/%s", "ctr_" + "1" * 32, "ctr_" + "0" * 32, None),
+        ("POST", "/v1/containers/{id}/restart"): ("/v1/containers/%s/restart", "ctr_" + "1" * 32,
+                                                  "ctr_" + "0" * 32, None),
+        ("POST", "/v1/containers/{id}/stop"): ("/v1/containers/%s/stop", "ctr_" + "1" * 32,
+                                               "ctr_" + "0" * 32, None),
         # Nodes belong to no tenant: a tenant's caller is refused whatever the id.
         ("GET", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
         ("DELETE", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),

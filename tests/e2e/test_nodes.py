@@ -264,10 +264,12 @@ def test_heartbeat_inventory_renew_and_revoke(server, tmp_path):
                                                                    "disk_bytes": 1})):
         status, body = call(conn, "POST", "/agent/v1/status", bad)
         assert status == 400, (bad, body)
-    # long poll: nothing to assign, answered after the wait
-    t0 = time.monotonic()
+    # long poll: the current state at once, then held while nothing changes
     status, body = call(conn, "GET", "/agent/v1/assignments?wait=1")
-    assert status == 200 and body == {"assignments": [], "revision": 0}
+    assert status == 200 and body["assignments"] == [] and body["revision"] >= 1
+    t0 = time.monotonic()
+    status, body2 = call(conn, "GET", "/agent/v1/assignments?wait=1&since=%d" % body["revision"])
+    assert status == 200 and body2 == body
     assert 0.9 <= time.monotonic() - t0 < 3
     status, _ = call(conn, "GET", "/agent/v1/assignments?wait=61")
     assert status == 400

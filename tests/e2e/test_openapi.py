@@ -205,7 +205,9 @@ def _objects_are_closed(spec, schema, where, bad, depth=0):
     schema = resolve(spec, schema)
     assert depth < 20, where
     if schema.get("type") == "object":
-        if schema.get("additionalProperties") is not False:
+        # closed, or a map whose every value the schema types (env)
+        if not (schema.get("additionalProperties") is False or
+                (isinstance(schema.get("additionalProperties"), dict) and "properties" not in schema)):
             bad.append(where)
         for name, sub in schema.get("properties", {}).items():
             _objects_are_closed(spec, sub, where + "." + name, bad, depth + 1)

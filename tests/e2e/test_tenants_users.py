@@ -446,22 +446,21 @@ def test_deleted_tenants_tokens_stop_working(server):
 def test_tenant_with_running_workload_is_not_deleted(server):
     """DELETE waits until the tenant runs nothing: its data files stay (SPEC §4 / issue 2)."""
     import os
-    import sqlite3
     tenant, email, token = new_tenant(server)
     db = os.path.join(server.data_dir, "tenants", tenant["id"] + ".db")
     assert os.path.exists(db)
-    # The scheduler and agents (a later issue) keep this table; stand in for them here.
-    with sqlite3.connect(db) as c:
-        c.execute("INSERT INTO containers (id, deployment, state, cpu_millicores, memory_mb) "
-                  "VALUES ('c1', 'web', 'running', 500, 256)")
+    s = server.session(token)
+    r = s.post(server.url + "/v1/deployments", json={
+        "name": "web", "image": "odysseus-test/busybox:1", "replicas": 1,
+        "resources": {"cpu_millicores": 500, "memory_mb": 256}})
+    assert r.status_code == 201, r.text
     admin = server.session(server.admin_token())
     r = admin.delete(server.url + "/v1/tenants/" + tenant["id"])
     check_error(r, 409, "conflict")
     assert os.path.exists(db)
-    usage = server.session(token).get(server.url + "/v1/quotas").json()["usage"]
+    usage = s.get(server.url + "/v1/quotas").json()["usage"]
     assert usage == {"cpu_cores": 0.5, "memory_mb": 256, "containers": 1, "storage_mb": 0}
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE containers SET state = 'exited'")
+    assert s.post(server.url + "/v1/deployments/web/scale", json={"replicas": 0}).status_code == 200
     r = admin.delete(server.url + "/v1/tenants/" + tenant["id"])
     assert r.status_code == 204, r.text
     assert not os.path.exists(db)
