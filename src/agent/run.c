@@ -27,6 +27,7 @@
 
 #include "agent/agent.h"
 #include "agent/client.h"
+#include "agent/reconcile.h"
 #include "agent/run.h"
 #include "agent/sample.h"
 #include "agent/state.h"
@@ -68,6 +69,9 @@ struct run {
 	int64_t not_before, not_after;
 
 	atomic_int heartbeat_s;
+
+	/* Makes the Engine hold what is assigned; has its own threads and lock. */
+	struct reconciler *rec;
 };
 
 struct worker {
@@ -249,6 +253,31 @@ static json_t *heartbeat_body(const struct sample *s)
 			 "disk_bytes", clamp(s->disk_used), "docker_root", s->docker_root);
 }
 
+/*
+ * Adds the reconciler's "containers" (absent while the Engine cannot be
+ * reached) and "events". Events stay in *pending until a heartbeat carrying
+ * them succeeds; past RECONCILE_EVENTS_MAX the oldest go.
+ */
+static void add_containers(struct run *r, json_t *body, json_t **pending)
+{
+	json_t *containers = NULL, *events = NULL;
+
+	if (body == NULL || reconcile_report(r->rec, &containers, &events) < 0)
+		return;
+	if (containers != NULL)
+		json_object_set_new(body, "containers", containers);
+	if (*pending == NULL) {
+		*pending = events;
+	} else {
+		json_array_extend(*pending, events); /* out of memory: these are lost */
+		json_decref(events);
+	}
+	while (json_array_size(*pending) > RECONCILE_EVENTS_MAX)
+		json_array_remove(*pending, 0);
+	if (json_array_size(*pending) > 0)
+		json_object_set(body, "events", *pending);
+}
+
 static void take_interval(struct run *r, const json_t *body)
 {
 	json_t *v = json_object_get(body, "heartbeat_interval_s");
@@ -265,6 +294,7 @@ static void *heartbeat_main(void *arg)
 	struct sample_cpu prev = {0};
 	int64_t docker_at = 0;
 	bool sample_warned = false;
+	json_t *pending = NULL; /* events not yet delivered */
 
 	while (!stopped(r)) {
 		int64_t t0 = time_mono_ns();
@@ -278,13 +308,17 @@ static void *heartbeat_main(void *arg)
 				   "error", json_string(odx_strerror(rc)), NULL, NULL);
 		sample_warned = rc < 0;
 		json_t *body = heartbeat_body(&s);
+		add_containers(r, body, &pending);
 		struct client_reply rep = {0};
 		enum outcome o =
 		    body != NULL
 			? worker_call(w, "POST", "/agent/v1/status", body, CALL_TIMEOUT_S, &rep)
 			: worker_retry(w, "/agent/v1/status", 0, "out of memory");
-		if (o == CALL_OK)
+		if (o == CALL_OK) {
 			take_interval(r, rep.body);
+			json_decref(pending);
+			pending = NULL;
+		}
 		client_reply_done(&rep);
 		json_decref(body);
 		if (o == CALL_STOP)
@@ -293,32 +327,57 @@ static void *heartbeat_main(void *arg)
 		    (int64_t)atomic_load(&r->heartbeat_s) * 1000 - (time_mono_ns() - t0) / 1000000;
 		run_sleep(r, o == CALL_OK ? (wait > 0 ? wait : 0) : w->retry_ms);
 	}
+	json_decref(pending);
 	return NULL;
 }
 
 /* ---- assignments ------------------------------------------------------------------ */
+
+/*
+ * Hands one answer to the reconciler; a malformed one is ignored and its
+ * revision not taken. Per-container failures are the reconciler's to log
+ * and report; an unreachable Engine it logs once.
+ */
+static void take_assignments(struct worker *w, const json_t *body, json_int_t *revision)
+{
+	json_t *v = json_object_get(body, "revision"), *a = json_object_get(body, "assignments");
+	json_int_t rev = json_is_integer(v) ? json_integer_value(v) : -1;
+
+	if (rev < 0 || !json_is_array(a)) {
+		log_event(LOG_WARN, "the control plane's assignments are malformed; ignored",
+			  fields(w));
+		return;
+	}
+	if (rev != *revision)
+		log_fields(LOG_INFO, "assignments", fields(w), "revision", json_integer(rev),
+			   "count", json_integer((json_int_t)json_array_size(a)));
+	*revision = rev;
+	int rc = reconcile_apply(w->r->rec, a);
+	if (rc == ODX_ETOOBIG || rc == ODX_ENOMEM)
+		log_fields(LOG_ERROR, "cannot take the assignments; the previous ones stay",
+			   fields(w), "error", json_string(odx_strerror(rc)), "count",
+			   json_integer((json_int_t)json_array_size(a)));
+}
 
 static void *assignments_main(void *arg)
 {
 	struct worker *w = arg;
 	struct run *r = w->r;
 	json_int_t revision = -1;
+	char path[sizeof(POLL_PATH) + 32];
 
 	while (!stopped(r)) {
 		int64_t t0 = time_mono_ns();
 		struct client_reply rep;
-		enum outcome o = worker_call(w, "GET", POLL_PATH, NULL, POLL_TIMEOUT_S, &rep);
-		if (o == CALL_OK) {
-			json_t *v = json_object_get(rep.body, "revision");
-			json_t *a = json_object_get(rep.body, "assignments");
-			json_int_t rev = json_is_integer(v) ? json_integer_value(v) : -1;
-			if (rev != revision) {
-				log_fields(LOG_INFO, "assignments", fields(w), "revision",
-					   json_integer(rev), "count",
-					   json_integer((json_int_t)json_array_size(a)));
-				revision = rev;
-			}
-		}
+		/* No revision yet: without since, whatever is assigned comes at once. */
+		if (revision < 0)
+			snprintf(path, sizeof(path), "%s", POLL_PATH);
+		else
+			snprintf(path, sizeof(path), "%s&since=%lld", POLL_PATH,
+				 (long long)revision);
+		enum outcome o = worker_call(w, "GET", path, NULL, POLL_TIMEOUT_S, &rep);
+		if (o == CALL_OK)
+			take_assignments(w, rep.body, &revision);
 		client_reply_done(&rep);
 		if (o == CALL_STOP)
 			break;
@@ -627,7 +686,13 @@ static int run_threads(struct run *r, const sigset_t *sigs)
 	struct worker w[NTHREADS] = {0};
 	pthread_t t[NTHREADS];
 	size_t started = 0;
+	int rc = reconcile_new(r->docker_socket, r->node_id, 0, &r->rec);
 
+	if (rc < 0) {
+		log_event(LOG_ERROR, "cannot start the reconciler",
+			  json_pack("{s:s}", "error", odx_strerror(rc)));
+		return AGENT_EXIT_ERROR;
+	}
 	for (; started < NTHREADS; started++) {
 		struct worker *x = &w[started];
 		*x = (struct worker){.r = r, .name = thread_name[started]};
@@ -645,10 +710,14 @@ static int run_threads(struct run *r, const sigset_t *sigs)
 		run_stop(r, AGENT_EXIT_ERROR);
 	}
 	wait_for_stop(r, sigs);
+	/* A long reconcile_apply in the assignments thread returns now. */
+	reconcile_stop(r->rec);
 	for (size_t i = 0; i < started; i++) {
 		pthread_join(t[i], NULL);
 		client_free(w[i].c);
 	}
+	reconcile_free(r->rec);
+	r->rec = NULL;
 	return r->status;
 }
 

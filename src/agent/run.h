@@ -3,8 +3,10 @@
  *
  * Three threads, each with its own curl handle (connections kept alive):
  *   heartbeat    POST /agent/v1/status every heartbeat_interval_s (the
- *                control plane's last answer; 5 s until then)
- *   assignments  GET /agent/v1/assignments?wait=30, again and again
+ *                control plane's last answer; 5 s until then), with the
+ *                reconciler's containers and events (reconcile.h)
+ *   assignments  GET /agent/v1/assignments?wait=30&since=<revision>, again
+ *                and again; each answer goes to reconcile_apply
  *   renewal      at 2/3 of the certificate's lifetime: a new key and CSR,
  *                POST /agent/v1/renew, swap the files (state.h)
  * The main thread waits for SIGINT/SIGTERM. The certificate, key and CA
@@ -13,6 +15,9 @@
  * thread's next request then opens a new connection with the new
  * certificate. A failed call waits with exponential backoff and full
  * jitter (agent.h). A 401 "node revoked" stops every thread: status 3.
+ * The reconciler runs its own two threads (reconcile.h) on the Docker
+ * socket; without a reachable Engine the agent runs on and heartbeats
+ * carry no "containers".
  * Logs are JSON lines on stderr; never the key.
  */
 #ifndef ODX_AGENT_RUN_H

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "crypto/x509.h"
+#include "sched/actions.h"
 #include "sched/node.h"
 #include "sched/scheduler.h"
 
@@ -29,6 +30,10 @@ const struct http_route agentapi_routes[] = {
 	 .perm = PERM_AGENT, .max_body = 65536},
 	{.method = HTTP_GET, .pattern = "/agent/v1/assignments", .handler = agentapi_assignments,
 	 .perm = PERM_AGENT},
+	{.method = HTTP_GET, .pattern = "/agent/v1/actions", .handler = agentapi_actions,
+	 .perm = PERM_AGENT},
+	{.method = HTTP_POST, .pattern = "/agent/v1/actions/{id}/result",
+	 .handler = agentapi_action_result, .perm = PERM_AGENT},
 };
 /* clang-format on */
 const size_t agentapi_nroutes = sizeof(agentapi_routes) / sizeof(agentapi_routes[0]);
@@ -372,4 +377,59 @@ void agentapi_assignments(struct http_exchange *ex)
 	}
 out:
 	evhttp_clear_headers(&q);
+}
+
+/* The node's waiting actions; held until one comes (or `wait` ends) when there are none. */
+void agentapi_actions(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	const struct principal *p = api_principal(ex);
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	int64_t wait = 30;
+	const char *v;
+	if ((ex->query && evhttp_parse_query_str(ex->query, &q) != 0) ||
+	    ((v = evhttp_find_header(&q, "wait")) && parse_int64(v, 0, AGENTAPI_WAIT_MAX_S, &wait) < 0)) {
+		evhttp_clear_headers(&q);
+		reply_error(ex, 400, "bad_request", "wait must be 0 to 60 seconds");
+		return;
+	}
+	evhttp_clear_headers(&q);
+	json_t *list = actions_take(api->actions, p->id);
+	bool none = list && json_array_size(list) == 0;
+	reply_json(ex, 200, json_pack("{s:o}", "actions", list ? list : json_array()));
+	if (none && wait > 0) {
+		ex->hold_ms = (int)wait * 1000;
+		snprintf(ex->hold_key, sizeof(ex->hold_key), "%s", p->id);
+	}
+}
+
+/* {"output_b64": "..."} or {"error": "not_found"|"..."} for one of this node's actions. */
+void agentapi_action_result(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	json_t *body = NULL;
+	const char *err = NULL, *b64 = NULL;
+	if (api_body(ex, &body) < 0 ||
+	    api_unpack(ex, body, "{s?s, s?s}", "error", &err, "output_b64", &b64) < 0)
+		goto out;
+	size_t cap = b64 ? strlen(b64) / 4 * 3 + 3 : 1, len = 0;
+	uint8_t *raw = malloc(cap);
+	int rc = raw ? 0 : ODX_ENOMEM;
+	if (rc == 0 && !err && (!b64 || b64url_decode(b64, strlen(b64), raw, cap, &len) < 0))
+		rc = ODX_EINVAL;
+	if (rc == 0)
+		rc = actions_result(api->actions, api_principal(ex)->id, ex->params[0],
+				    err ? (strlen(err) ? err : "error") : NULL, raw, len);
+	free(raw);
+	if (rc == ODX_EINVAL)
+		reply_error(ex, 400, "bad_request", "give error, or output_b64 (base64url)");
+	else if (rc == ODX_ENOTFOUND)
+		reply_error(ex, 404, "not_found", "no such action waiting for this node");
+	else if (rc < 0)
+		reply_odx_error(ex, rc, NULL);
+	else
+		reply_no_content(ex);
+out:
+	json_decref(body);
 }

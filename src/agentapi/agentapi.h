@@ -26,5 +26,7 @@ void agentapi_enroll(struct http_exchange *ex);
 void agentapi_renew(struct http_exchange *ex);
 void agentapi_status(struct http_exchange *ex);
 void agentapi_assignments(struct http_exchange *ex);
+void agentapi_actions(struct http_exchange *ex);
+void agentapi_action_result(struct http_exchange *ex);
 
 #endif

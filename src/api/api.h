@@ -25,6 +25,7 @@
 struct api_trail;
 struct audit_log;
 struct node_registry;
+struct actions;
 struct sched;
 struct x509_ca;
 
@@ -42,6 +43,7 @@ struct api {
 	int64_t agent_cert_lifetime_s;
 	int heartbeat_interval_s;
 	struct sched *sched; /* deployments' containers on nodes (docs/deployments.md) */
+	struct actions *actions; /* what the API asks of agents (container logs) */
 };
 
 extern const struct http_route api_routes[];
@@ -144,6 +146,7 @@ void api_containers_list(struct http_exchange *ex);
 void api_containers_get(struct http_exchange *ex);
 void api_containers_restart(struct http_exchange *ex);
 void api_containers_stop(struct http_exchange *ex);
+void api_containers_logs(struct http_exchange *ex);
 void api_nodes_list(struct http_exchange *ex);
 void api_nodes_get(struct http_exchange *ex);
 void api_nodes_delete(struct http_exchange *ex);

@@ -6,12 +6,15 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 
 #include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/encoding.h"
+#include "sched/actions.h"
 #include "sched/deployment.h"
 #include "sched/scheduler.h"
 
@@ -346,4 +349,45 @@ void api_containers_restart(struct http_exchange *ex)
 void api_containers_stop(struct http_exchange *ex)
 {
 	container_op(ex, "stopped");
+}
+
+/* GET /v1/containers/{id}/logs?tail=N&since=UNIX: asked of the node that runs it. */
+void api_containers_logs(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	int64_t tail = 100, since = 0;
+	const char *v;
+	if ((ex->query && evhttp_parse_query_str(ex->query, &q) != 0) ||
+	    ((v = evhttp_find_header(&q, "tail")) && parse_int64(v, 1, 10000, &tail) < 0) ||
+	    ((v = evhttp_find_header(&q, "since")) && parse_int64(v, 0, INT64_MAX / 2, &since) < 0)) {
+		evhttp_clear_headers(&q);
+		reply_error(ex, 400, "bad_request", "tail must be 1 to 10000; since unix seconds");
+		return;
+	}
+	evhttp_clear_headers(&q);
+	char node[ID_MAX_LEN] = "";
+	int rc = random_id_valid("ctr", ex->params[0]) && api->sched
+		     ? sched_container_node(api->sched, api_principal(ex)->tenant_id, ex->params[0],
+					    node, sizeof(node))
+		     : ODX_ENOTFOUND;
+	if (rc == 0 && !node[0]) {
+		reply_error(ex, 409, "conflict", "the container is not placed on a node yet");
+		return;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	if (rc == 0)
+		rc = actions_logs(api->actions, node, ex->params[0], (int)tail, since, 10000, &text,
+				  &len);
+	if (rc == ODX_EUNAVAIL)
+		reply_error(ex, 503, "unavailable", "the node did not answer in time");
+	else if (rc == ODX_ENOTFOUND)
+		reply_error(ex, 404, "not_found", "no such container");
+	else if (rc < 0)
+		reply_odx_error(ex, rc, NULL);
+	else
+		reply_text(ex, 200, "text/plain; charset=utf-8", text, len);
+	free(text);
 }

@@ -46,6 +46,7 @@ const struct http_route api_routes[] = {
 	ROUTE(HTTP_GET, "/v1/deployments/{name}/revisions", api_deployments_revisions, PERM_DEPLOYMENTS_VIEW, 0, 0),
 	ROUTE(HTTP_GET, "/v1/containers", api_containers_list, PERM_CONTAINERS_VIEW, 0, 0),
 	ROUTE(HTTP_GET, "/v1/containers/{id}", api_containers_get, PERM_CONTAINERS_VIEW, 0, 0),
+	ROUTE(HTTP_GET, "/v1/containers/{id}/logs", api_containers_logs, PERM_CONTAINERS_VIEW, 0, B),
 	AUDITED(HTTP_POST, "/v1/containers/{id}/restart", api_containers_restart, PERM_CONTAINERS_OPERATE, 0, B, "container.restart"),
 	AUDITED(HTTP_POST, "/v1/containers/{id}/stop", api_containers_stop, PERM_CONTAINERS_OPERATE, 0, B, "container.stop"),
 	ROUTE(HTTP_GET, "/v1/users", api_users_list, PERM_TENANT_SETTINGS, 0, 0),

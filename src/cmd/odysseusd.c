@@ -35,6 +35,7 @@
 #include "crypto/random.h"
 #include "crypto/x509.h"
 #include "http/server.h"
+#include "sched/actions.h"
 #include "sched/node.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
@@ -371,7 +372,8 @@ static int cmd_serve(int argc, char **argv)
 		fail(cfg.bootstrap_token_file, rc);
 		goto out;
 	}
-	if ((rc = sched_open(api.store, api.nodes, wake_node, NULL, &api.sched)) < 0) {
+	if ((rc = sched_open(api.store, api.nodes, wake_node, NULL, &api.sched)) < 0 ||
+	    (rc = actions_new(wake_node, NULL, &api.actions)) < 0) {
 		fail("starting the scheduler", rc);
 		goto out;
 	}
@@ -458,6 +460,7 @@ out:
 	http_server_free(srv);
 	api_trail_stop(api.trail); /* after the server: no request is left to record */
 	sched_free(api.sched);
+	actions_free(api.actions);
 	node_registry_free(api.nodes);
 	x509_ca_free(api.ca);
 	X509_STORE_free(client_ca);

@@ -824,6 +824,8 @@ static int tls_require_clients(struct http_server *srv, SSL_CTX *ctx)
 		SSL_CTX_set_client_hello_cb(ctx, tls_client_hello, srv);
 		SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, srv);
 	}
+	/* Many mostly idle agent connections: no read/write buffers kept between records. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	/* No session resumption: every connection shows its certificate again. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0);

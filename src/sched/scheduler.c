@@ -542,6 +542,18 @@ int sched_container(struct sched *s, const char *tenant_id, const char *id, json
 	return *out ? 0 : ODX_ENOTFOUND;
 }
 
+int sched_container_node(struct sched *s, const char *tenant_id, const char *id, char *node,
+			 size_t size)
+{
+	pthread_mutex_lock(&s->lock);
+	struct ctr *c = find(s, id);
+	int rc = c && strcmp(c->tenant, tenant_id) == 0 ? 0 : ODX_ENOTFOUND;
+	if (rc == 0)
+		snprintf(node, size, "%s", c->node);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment)
 {
 	int64_t total = 0, run = 0, pending = 0;

@@ -54,6 +54,9 @@ void sched_report(struct sched *s, const char *node_id, const json_t *containers
 int sched_containers(struct sched *s, const char *tenant_id, const char *deployment,
 		     json_t **items);
 int sched_container(struct sched *s, const char *tenant_id, const char *id, json_t **out);
+/* The node a tenant's container is placed on ("" while pending). */
+int sched_container_node(struct sched *s, const char *tenant_id, const char *id, char *node,
+			 size_t size);
 /* {"desired": N, "running": R, "pending": P} of a deployment. */
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment);
 /* Desired state of one container: "running" or "stopped"; or "replace" (a restart). */

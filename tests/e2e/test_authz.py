@@ -93,6 +93,7 @@ EXPECTED = {
     ("GET", "/v1/deployments/{name}/revisions"): roles("admin", "operator", "developer", "readonly"),
     ("GET", "/v1/containers"): roles("admin", "operator", "developer", "readonly"),
     ("GET", "/v1/containers/{id}"): roles("admin", "operator", "developer", "readonly"),
+    ("GET", "/v1/containers/{id}/logs"): roles("admin", "operator", "developer", "readonly"),
     ("POST", "/v1/containers/{id}/restart"): roles("admin", "operator"),
     ("POST", "/v1/containers/{id}/stop"): roles("admin", "operator"),
     ("GET", "/v1/users"): TENANT_ADMIN,
@@ -326,7 +327,8 @@ class World:
             if template.endswith("/restart"):
                 ok = 202
             return template.replace("{name}", d["name"]), body, ok
-        if key in (("GET", "/v1/containers/{id}"), ("POST", "/v1/containers/{id}/restart"),
+        if key in (("GET", "/v1/containers/{id}"), ("GET", "/v1/containers/{id}/logs"),
+                   ("POST", "/v1/containers/{id}/restart"),
                    ("POST", "/v1/containers/{id}/stop")):
             # No container without a node: past authorization the answer is 404.
             return template.replace("{id}", "ctr_" + "0" * 32), None, 404
@@ -561,6 +563,8 @@ def _cross_tenant_cases(world):
                                                       missing_dep, None),
         # B's containers would need a node; ids that name none answer as missing ones.
         ("GET", "/v1/containers/{id}"): ("/v1/containers/%s", "ctr_" + "1" * 32, "ctr_" + "0" * 32, None),
+        ("GET", "/v1/containers/{id}/logs"): ("/v1/containers/%s/logs", "ctr_" + "1" * 32,
+                                              "ctr_" + "0" * 32, None),
         ("POST", "/v1/containers/{id}/restart"): ("/v1/containers/%s/restart", "ctr_" + "1" * 32,
                                                   "ctr_" + "0" * 32, None),
         ("POST", "/v1/containers/{id}/stop"): ("/v1/containers/%s/stop", "ctr_" + "1" * 32,

@@ -274,3 +274,38 @@ def test_containers_stop_and_replace(world, tmp_path):
     time.sleep(1.5)
     ids = {y["container"] for y in a.assignments()}
     assert cid not in ids and len(ids) == 1
+
+
+def test_logs_travel_through_the_actions_channel(world, tmp_path):
+    import base64
+    srv, t, s = world
+    a = FakeAgent(srv, tmp_path, "logger")
+    assert deploy(s, srv.url, name="talk", replicas=1).status_code == 201
+    (x,) = a.run_all()
+    cid = x["container"]
+    conn = agent_conn(srv, a.crt, a.key)
+
+    def agent_side(reply):
+        status, body = call(conn, "GET", "/agent/v1/actions?wait=10")
+        assert status == 200 and len(body["actions"]) == 1, body
+        act = body["actions"][0]
+        assert act["type"] == "logs" and act["container"] == cid and act["tail"] == 5
+        return call(conn, "POST", "/agent/v1/actions/%s/result" % act["id"], reply(act))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(agent_side, lambda act: {
+            "output_b64": base64.urlsafe_b64encode(b"hello\nworld \xff\n").decode().rstrip("=")})
+        r = s.get(srv.url + "/v1/containers/%s/logs" % cid, params={"tail": 5})
+        assert fut.result(timeout=15)[0] == 204
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    assert r.content == b"hello\nworld \xff\n"
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(agent_side, lambda act: {"error": "not_found"})
+        r = s.get(srv.url + "/v1/containers/%s/logs" % cid, params={"tail": 5})
+        fut.result(timeout=15)
+    check_error(r, 404, "not_found")
+    # an answer to an action that is not this node's, or not waiting
+    status, _ = call(conn, "POST", "/agent/v1/actions/act_%s/result" % ("0" * 32), {"error": "x"})
+    assert status == 404
+    check_error(s.get(srv.url + "/v1/containers/%s/logs" % cid, params={"tail": 0}), 400,
+                "bad_request")
