@@ -31,17 +31,21 @@
 #include "agent/run.h"
 #include "agent/sample.h"
 #include "agent/state.h"
+#include "core/encoding.h"
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "crypto/x509.h"
+#include "docker/docker.h"
 
 #define HEARTBEAT_DEFAULT_S 5
 #define HEARTBEAT_MAX_S	    3600
 #define POLL_PATH	    "/agent/v1/assignments?wait=30"
 #define POLL_TIMEOUT_S	    45L /* the server answers within 30 s */
 #define POLL_MIN_GAP_MS	    1000
+#define ACTIONS_PATH	    "/agent/v1/actions?wait=30"
+#define LOGS_MAX	    (512 * 1024) /* the control plane takes at most this much */
 #define CALL_TIMEOUT_S	    30L
 #define DOCKER_REFRESH_NS   (60 * NSEC_PER_SEC)
 #define RENEW_NAP_MS	    60000 /* re-read the wall clock at least this often */
@@ -391,6 +395,78 @@ static void *assignments_main(void *arg)
 	return NULL;
 }
 
+/* ---- actions (docs/deployments.md, Actions) --------------------------------------- */
+
+/* The logs of one of our containers (named odx-<ctr id>), as the result body to post. */
+static json_t *logs_result(struct docker **d, const char *socket, const json_t *act)
+{
+	const char *ctr = json_string_value(json_object_get(act, "container"));
+	json_int_t tail = json_integer_value(json_object_get(act, "tail"));
+	json_int_t since = json_integer_value(json_object_get(act, "since"));
+	char name[80], *text = NULL;
+	size_t len = 0;
+	if (!ctr || strncmp(ctr, "ctr_", 4) != 0 || strlen(ctr) > 64 || tail < 1 || tail > 10000)
+		return json_pack("{s:s}", "error", "bad_request");
+	if (!*d && docker_open(socket, 15000, d) < 0)
+		return json_pack("{s:s}", "error", "docker_unavailable");
+	snprintf(name, sizeof(name), "odx-%s", ctr);
+	int rc = docker_container_logs_since(*d, name, (int)tail, since > 0 ? since : 0, LOGS_MAX,
+					     &text, &len);
+	if (rc < 0)
+		return json_pack("{s:s}", "error", rc == ODX_ENOTFOUND ? "not_found" : "docker_error");
+	char *b64 = malloc(b64url_encoded_len(len) + 1);
+	json_t *res = NULL;
+	if (b64) {
+		b64url_encode((const uint8_t *)text, len, b64);
+		res = json_pack("{s:s}", "output_b64", b64);
+	}
+	free(b64);
+	free(text);
+	return res;
+}
+
+static void *actions_main(void *arg)
+{
+	struct worker *w = arg;
+	struct run *r = w->r;
+	struct docker *d = NULL;
+
+	while (!stopped(r)) {
+		int64_t t0 = time_mono_ns();
+		struct client_reply rep;
+		enum outcome o = worker_call(w, "GET", ACTIONS_PATH, NULL, POLL_TIMEOUT_S, &rep);
+		json_t *list = o == CALL_OK ? json_object_get(rep.body, "actions") : NULL;
+		size_t i;
+		json_t *act;
+		json_array_foreach(list, i, act)
+		{
+			const char *id = json_string_value(json_object_get(act, "id"));
+			const char *type = json_string_value(json_object_get(act, "type"));
+			char path[128];
+			if (!id || strlen(id) > 64 || !type || strcmp(type, "logs") != 0)
+				continue;
+			json_t *res = logs_result(&d, r->docker_socket, act);
+			snprintf(path, sizeof(path), "/agent/v1/actions/%s/result", id);
+			struct client_reply ack;
+			if (res && worker_call(w, "POST", path, res, 15, &ack) == CALL_STOP)
+				o = CALL_STOP;
+			if (res)
+				client_reply_done(&ack);
+			json_decref(res);
+		}
+		client_reply_done(&rep);
+		if (o == CALL_STOP)
+			break;
+		int64_t took_ms = (time_mono_ns() - t0) / 1000000;
+		if (o == CALL_RETRY)
+			run_sleep(r, w->retry_ms);
+		else if (took_ms < POLL_MIN_GAP_MS && json_array_size(list) == 0)
+			run_sleep(r, POLL_MIN_GAP_MS - took_ms);
+	}
+	docker_close(d);
+	return NULL;
+}
+
 /* ---- renewal ------------------------------------------------------------------------- */
 
 /* The new identity, checked, before it goes anywhere. */
@@ -661,8 +737,9 @@ static int run_load(struct run *r)
 
 /* ---- the threads ------------------------------------------------------------------ */
 
-static void *(*const thread_main[])(void *) = {heartbeat_main, assignments_main, renewal_main};
-static const char *const thread_name[] = {"heartbeat", "assignments", "renewal"};
+static void *(*const thread_main[])(void *) = {heartbeat_main, assignments_main, renewal_main,
+						actions_main};
+static const char *const thread_name[] = {"heartbeat", "assignments", "renewal", "actions"};
 #define NTHREADS (sizeof(thread_main) / sizeof(thread_main[0]))
 
 /* Waits for SIGINT or SIGTERM (blocked in every thread) or for a thread to stop us. */

@@ -374,15 +374,18 @@ static bool is_tls_error(CURLcode c)
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
 	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_SSL_SHUTDOWN_FAILED:
-		return true;
-	default:
-		return false;
+	case CURLE_SSL_SHUTDOWN_FAILED: return true;
+	default: return false;
 	}
 }
 
-int cli_http_request(const char *server, const char *ca, const char *token, const char *method,
-		     const char *path, const json_t *body, struct cli_response *resp)
+/*
+ * cli_http_request; with raw, a 2xx answer's body is kept there as it came
+ * (text) instead of being parsed as JSON, and text/plain is accepted.
+ */
+static int http_request(const char *server, const char *ca, const char *token, const char *method,
+			const char *path, const json_t *body, struct buf *raw,
+			struct cli_response *resp)
 {
 	CURL *h = NULL;
 	struct curl_slist *hdrs = NULL;
@@ -412,7 +415,9 @@ int cli_http_request(const char *server, const char *ca, const char *token, cons
 		goto out;
 	}
 	/* "Expect:" stops curl from waiting for 100-continue on larger bodies. */
-	if (add_header(&hdrs, "Accept: application/json") < 0 || add_header(&hdrs, "Expect:") < 0 ||
+	if (add_header(&hdrs, raw != NULL ? "Accept: text/plain, application/json"
+					  : "Accept: application/json") < 0 ||
+	    add_header(&hdrs, "Expect:") < 0 ||
 	    (body != NULL && add_header(&hdrs, "Content-Type: application/json") < 0) ||
 	    (auth != NULL && add_header(&hdrs, auth) < 0)) {
 		rc = oom();
@@ -474,7 +479,11 @@ int cli_http_request(const char *server, const char *ca, const char *token, cons
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 
-	if (rb.len > 0) {
+	if (raw != NULL && resp->status >= 200 && resp->status < 300) {
+		buf_done(raw);
+		*raw = rb; /* the text as it came; the caller's buffer now */
+		rb.data = NULL;
+	} else if (rb.len > 0) {
 		json_error_t jerr;
 		resp->body = json_loadb(rb.data, rb.len, JSON_REJECT_DUPLICATES, &jerr);
 		if (resp->body == NULL && resp->status >= 200 && resp->status < 300) {
@@ -497,6 +506,12 @@ out:
 	return rc;
 }
 
+int cli_http_request(const char *server, const char *ca, const char *token, const char *method,
+		     const char *path, const json_t *body, struct cli_response *resp)
+{
+	return http_request(server, ca, token, method, path, body, NULL, resp);
+}
+
 static int status_code(long status)
 {
 	if (status >= 200 && status < 300)
@@ -505,20 +520,13 @@ static int status_code(long status)
 	case 400:
 	case 413:
 	case 415:
-	case 422:
-		return CLI_E_INVALID;
-	case 401:
-		return CLI_E_AUTH;
-	case 403:
-		return CLI_E_FORBIDDEN;
-	case 404:
-		return CLI_E_NOTFOUND;
-	case 409:
-		return CLI_E_CONFLICT;
-	case 429:
-		return CLI_E_RATELIMIT;
-	default:
-		return status >= 500 && status < 600 ? CLI_E_SERVER : CLI_E_FAIL;
+	case 422: return CLI_E_INVALID;
+	case 401: return CLI_E_AUTH;
+	case 403: return CLI_E_FORBIDDEN;
+	case 404: return CLI_E_NOTFOUND;
+	case 409: return CLI_E_CONFLICT;
+	case 429: return CLI_E_RATELIMIT;
+	default: return status >= 500 && status < 600 ? CLI_E_SERVER : CLI_E_FAIL;
 	}
 }
 
@@ -1194,8 +1202,8 @@ static bool access_expired(const struct cli_session *s)
 	return time(NULL) >= s->c->access_expires_at - EXPIRY_SLACK_S;
 }
 
-int cli_session_request(struct cli_session *s, const char *method, const char *path,
-			const json_t *body, struct cli_response *resp)
+static int session_request(struct cli_session *s, const char *method, const char *path,
+			   const json_t *body, struct buf *raw, struct cli_response *resp)
 {
 	int rc;
 
@@ -1203,13 +1211,40 @@ int cli_session_request(struct cli_session *s, const char *method, const char *p
 	resp->retry_after = -1;
 	if (!s->refreshed && access_expired(s) && (rc = session_refresh(s, false)) < 0)
 		return rc;
-	rc = cli_http_request(s->c->server, s->ca, s->c->access_token, method, path, body, resp);
+	rc = http_request(s->c->server, s->ca, s->c->access_token, method, path, body, raw, resp);
 	if (rc < 0 || resp->status != 401 || s->refreshed)
 		return rc;
 	cli_response_done(resp);
 	if ((rc = session_refresh(s, false)) < 0)
 		return rc;
-	return cli_http_request(s->c->server, s->ca, s->c->access_token, method, path, body, resp);
+	return http_request(s->c->server, s->ca, s->c->access_token, method, path, body, raw, resp);
+}
+
+int cli_session_request(struct cli_session *s, const char *method, const char *path,
+			const json_t *body, struct cli_response *resp)
+{
+	return session_request(s, method, path, body, NULL, resp);
+}
+
+int cli_session_request_text(struct cli_session *s, const char *method, const char *path,
+			     char **text, size_t *len)
+{
+	struct buf raw = {.max = RESPONSE_MAX};
+	struct cli_response resp;
+	int rc = session_request(s, method, path, NULL, &raw, &resp);
+
+	if (rc == 0)
+		rc = cli_response_check(&resp);
+	if (rc == 0 && raw.data == NULL && buf_append(&raw, "", 0) < 0)
+		rc = oom();
+	if (rc == 0) {
+		*text = raw.data;
+		*len = raw.len;
+		raw.data = NULL;
+	}
+	buf_done(&raw);
+	cli_response_done(&resp);
+	return rc;
 }
 
 int cli_session_call(struct cli_session *s, const char *method, const char *path,
@@ -1352,7 +1387,8 @@ int cli_state_load(const char *name, json_t **out)
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
 	    (st.st_mode & 0022) != 0) {
 		/* Others could have planted what we are about to trust. */
-		cli_errorf("%s is not a regular file of the current user that only it can write", name);
+		cli_errorf("%s is not a regular file of the current user that only it can write",
+			   name);
 		goto out;
 	}
 	int r = read_all(fd, &b);
@@ -1693,12 +1729,8 @@ static char *format_cell(const json_t *v, enum cli_column_kind kind)
 		snprintf(num, sizeof(num), "%.15g", json_real_value(v));
 		text = num;
 		break;
-	case JSON_TRUE:
-		text = "true";
-		break;
-	case JSON_FALSE:
-		text = "false";
-		break;
+	case JSON_TRUE: text = "true"; break;
+	case JSON_FALSE: text = "false"; break;
 	case JSON_ARRAY:
 	case JSON_OBJECT:
 		raw = json_dumps(v, JSON_COMPACT);
@@ -1706,8 +1738,7 @@ static char *format_cell(const json_t *v, enum cli_column_kind kind)
 			return NULL;
 		text = raw;
 		break;
-	case JSON_NULL:
-		break;
+	case JSON_NULL: break;
 	}
 	size_t size = strlen(text) + 1;
 	char *cell = malloc(size);

@@ -141,6 +141,14 @@ int cli_session_request(struct cli_session *s, const char *method, const char *p
  * cli_session_request + cli_response_check. On success *out (may be NULL)
  * receives the body (a new reference, NULL when empty).
  */
+/*
+ * cli_session_request + cli_response_check for an answer that is not JSON
+ * (container logs): sends "Accept: text/plain, application/json"; on 2xx
+ * *text is the body as it came plus a NUL (caller frees), *len its length;
+ * an error answer (JSON) is reported like cli_session_call's.
+ */
+int cli_session_request_text(struct cli_session *s, const char *method, const char *path,
+			     char **text, size_t *len);
 int cli_session_call(struct cli_session *s, const char *method, const char *path,
 		     const json_t *body, json_t **out);
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -179,6 +180,17 @@ static void set_global(struct args *a, int i, const char *value)
 }
 
 /*
+ * The index of cmd's repeatable "cmd=*" option, or -1: for such a command
+ * the arguments after `--` are values of that option, one word each.
+ */
+static int rest_opt(const struct command *cmd)
+{
+	bool arg, repeat;
+	int i = opt_index(cmd->opts, "cmd", 3, &arg, &repeat);
+	return i >= 0 && arg && repeat ? i : -1;
+}
+
+/*
  * Parses options and positional arguments of argv[*i..argc) against cmd's
  * options (cmd NULL: global options only, stopping at the first positional).
  */
@@ -191,6 +203,16 @@ static int parse_args(int argc, char **argv, int *i, const struct command *cmd, 
 		if (only_pos || s[0] != '-' || s[1] == '\0') {
 			if (cmd == NULL)
 				return 0;
+			int rest = only_pos ? rest_opt(cmd) : -1;
+			if (rest >= 0) {
+				/* `deploy web --image x -- sh -c '...'`: words of --cmd. */
+				if (a->nrep >= MAX_REPEATED)
+					return usage_error("too many arguments after --");
+				a->rep[a->nrep] = s;
+				a->rep_opt[a->nrep++] = rest;
+				a->has[rest] = true;
+				continue;
+			}
 			if (a->npos >= MAX_POS)
 				return usage_error("too many arguments");
 			a->pos[a->npos++] = s;
@@ -1923,6 +1945,526 @@ static int cmd_nodes_token(const struct ctx *ctx, const struct args *a)
 	return rc;
 }
 
+/* ---- deployments and containers (docs/deployments.md) ------------------ */
+
+#define LOGS_POLL_S 2 /* logs --follow asks for new text this often */
+
+/* deploy, scale, restart and rollback show the first DEPLOY_ROW columns; ls all. */
+static const struct cli_column deploy_cols[] = {
+    {"NAME", "name", CLI_COL_TEXT},
+    {"IMAGE", "image", CLI_COL_TEXT},
+    {"REVISION", "revision", CLI_COL_TEXT},
+    {"REPLICAS", "replicas", CLI_COL_TEXT},
+    {"RUNNING", "status.running", CLI_COL_TEXT},
+    {"PENDING", "status.pending", CLI_COL_TEXT},
+    {"UPDATED", "updated_at", CLI_COL_TIME},
+};
+#define DEPLOY_ROW 5
+
+/* The containers of one deployment (ls NAME). */
+static const struct cli_column replica_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},
+    {"REPLICA", "replica", CLI_COL_TEXT},
+    {"REVISION", "revision", CLI_COL_TEXT},
+    {"NODE", "node_id", CLI_COL_TEXT},
+    {"STATE", "state", CLI_COL_TEXT},
+    {"RESTARTS", "restarts", CLI_COL_TEXT},
+};
+
+static const struct cli_column container_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},		  {"DEPLOYMENT", "deployment", CLI_COL_TEXT},
+    {"REPLICA", "replica", CLI_COL_TEXT}, {"REVISION", "revision", CLI_COL_TEXT},
+    {"NODE", "node_id", CLI_COL_TEXT},	  {"DESIRED", "desired", CLI_COL_TEXT},
+    {"STATE", "state", CLI_COL_TEXT},	  {"RESTARTS", "restarts", CLI_COL_TEXT},
+};
+
+static const struct cli_column revision_cols[] = {
+    {"REVISION", "revision", CLI_COL_TEXT},
+    {"IMAGE", "template.image", CLI_COL_TEXT},
+    {"CREATED_BY", "created_by", CLI_COL_TEXT},
+    {"CREATED", "created_at", CLI_COL_TIME},
+};
+
+static int no_memory(void)
+{
+	cli_errorf("out of memory");
+	return CLI_E_FAIL;
+}
+
+/* A whole number of at least min, for what ("--replicas", "REPLICAS"). */
+static int parse_count(const char *what, const char *s, json_int_t min, json_int_t *out)
+{
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < min)
+		return usage_error("%s must be a whole number of at least %lld, not '%s'", what,
+				   (long long)min, s);
+	*out = (json_int_t)v;
+	return 0;
+}
+
+/* obj[key] = value; a usage error naming --opt when value is not UTF-8. */
+static int set_text(json_t *obj, const char *key, const char *opt, const char *value)
+{
+	json_t *v = json_string(value);
+
+	if (v == NULL)
+		return usage_error("%s must be text (UTF-8)", opt);
+	if (json_object_set_new(obj, key, v) < 0)
+		return no_memory();
+	return 0;
+}
+
+/* An environment variable name as the server takes it: [A-Za-z_][A-Za-z0-9_]*. */
+static bool env_name_ok(const char *k, size_t n)
+{
+	static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
+	static const char digit[] = "0123456789";
+
+	if (n == 0 || memchr(alpha, k[0], sizeof(alpha) - 1) == NULL)
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (memchr(alpha, k[i], sizeof(alpha) - 1) == NULL &&
+		    memchr(digit, k[i], sizeof(digit) - 1) == NULL)
+			return false;
+	return true;
+}
+
+/* "UID" or "UID:GID", each 1 to 10 digits (the server's bound). */
+static bool user_ok(const char *u)
+{
+	size_t n = strspn(u, "0123456789");
+
+	if (n == 0 || n > 10)
+		return false;
+	if (u[n] == '\0')
+		return true;
+	size_t m = strspn(u + n + 1, "0123456789");
+	return u[n] == ':' && m > 0 && m <= 10 && u[n + 1 + m] == '\0';
+}
+
+/* spec.env from every --env NAME=VALUE; a name given twice is a usage error. */
+static int env_from_args(const struct args *a, json_t *spec)
+{
+	const char *vars[MAX_REPEATED];
+	size_t n = get_all(a, "env", vars);
+	json_t *env;
+
+	if (n == 0)
+		return 0;
+	env = json_object();
+	if (json_object_set_new(spec, "env", env) < 0)
+		return no_memory();
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(vars[i], '=');
+		size_t k = eq != NULL ? (size_t)(eq - vars[i]) : 0;
+		if (eq == NULL || !env_name_ok(vars[i], k))
+			return usage_error("--env must be NAME=VALUE, NAME of A-Z, a-z, 0-9 and _ "
+					   "not starting with a digit; not '%s'",
+					   vars[i]);
+		if (json_object_getn(env, vars[i], k) != NULL)
+			return usage_error("--env %.*s is given twice", (int)k, vars[i]);
+		json_t *v = json_string(eq + 1);
+		if (v == NULL)
+			return usage_error("--env values must be text (UTF-8)");
+		if (json_object_setn_new(env, vars[i], k, v) < 0)
+			return no_memory();
+	}
+	return 0;
+}
+
+/* spec[key] = the values of the repeatable option opt, when it was given. */
+static int array_from_args(const struct args *a, const char *opt, json_t *spec, const char *key)
+{
+	const char *v[MAX_REPEATED];
+	size_t n = get_all(a, opt, v);
+	json_t *arr;
+
+	if (n == 0)
+		return 0;
+	arr = json_array();
+	if (json_object_set_new(spec, key, arr) < 0)
+		return no_memory();
+	for (size_t i = 0; i < n; i++) {
+		json_t *s = json_string(v[i]);
+		if (s == NULL)
+			return usage_error("--%s must be text (UTF-8)", opt);
+		if (json_array_append_new(arr, s) < 0)
+			return no_memory();
+	}
+	return 0;
+}
+
+static const char *const res_opts[] = {"cpu", "memory", "pids", "storage"};
+static const char *const res_keys[] = {"cpu_millicores", "memory_mb", "pids", "storage_mb"};
+
+/* spec.resources from the resource options that were given. */
+static int resources_from_args(const struct args *a, json_t *spec)
+{
+	json_t *res = NULL;
+	char what[16];
+	json_int_t n = 0;
+	int rc;
+
+	for (size_t i = 0; i < NCOLS(res_opts); i++) {
+		const char *v = get_opt(a, res_opts[i]);
+		if (v == NULL)
+			continue;
+		snprintf(what, sizeof(what), "--%s", res_opts[i]);
+		if ((rc = parse_count(what, v, 0, &n)) < 0)
+			return rc;
+		if (res == NULL && ((res = json_object()) == NULL ||
+				    json_object_set_new(spec, "resources", res) < 0))
+			return no_memory();
+		if (json_object_set_new(res, res_keys[i], json_integer(n)) < 0)
+			return no_memory();
+	}
+	return 0;
+}
+
+static const char *const deploy_opts[] = {"image=", "replicas=", "cpu=",  "memory=",
+					  "pids=",  "storage=",	 "env=*", "writable=*",
+					  "user=",  "cmd=*",	 NULL};
+
+/* The deployment fields the options give (all but the name) into *out. */
+static int spec_from_args(const struct args *a, json_t **out)
+{
+	const char *image = get_opt(a, "image"), *replicas = get_opt(a, "replicas");
+	const char *user = get_opt(a, "user");
+	json_int_t n = 0;
+	json_t *spec;
+	int rc = 0;
+
+	if (image == NULL || image[0] == '\0')
+		return usage_error("--image is required");
+	if (replicas != NULL && (rc = parse_count("--replicas", replicas, 0, &n)) < 0)
+		return rc;
+	if (user != NULL && !user_ok(user))
+		return usage_error("--user must be UID or UID:GID (numbers), not '%s'", user);
+	if ((spec = json_object()) == NULL)
+		return no_memory();
+	rc = set_text(spec, "image", "--image", image);
+	if (rc == 0 && replicas != NULL &&
+	    json_object_set_new(spec, "replicas", json_integer(n)) < 0)
+		rc = no_memory();
+	if (rc == 0)
+		rc = resources_from_args(a, spec);
+	if (rc == 0)
+		rc = env_from_args(a, spec);
+	if (rc == 0)
+		rc = array_from_args(a, "writable", spec, "writable_paths");
+	if (rc == 0 && user != NULL)
+		rc = set_text(spec, "user", "--user", user);
+	if (rc == 0)
+		rc = array_from_args(a, "cmd", spec, "command");
+	if (rc < 0) {
+		json_decref(spec);
+		return rc;
+	}
+	*out = spec;
+	return 0;
+}
+
+/*
+ * For an update: the resources not given keep the deployment's current
+ * values (the API would put its defaults in for the missing ones).
+ */
+static int keep_resources(json_t *spec, const json_t *deployment)
+{
+	json_t *res = json_object_get(spec, "resources");
+	const json_t *cur = json_object_get(deployment, "resources");
+
+	for (size_t i = 0; res != NULL && i < NCOLS(res_keys); i++) {
+		json_t *v = json_object_get(cur, res_keys[i]);
+		if (json_object_get(res, res_keys[i]) == NULL && json_is_integer(v) &&
+		    json_object_set(res, res_keys[i], v) < 0)
+			return no_memory();
+	}
+	return 0;
+}
+
+/* The code of an error answer ("conflict"), or "". */
+static const char *error_code(const struct cli_response *r)
+{
+	const json_t *err = json_object_get(r->body, "error");
+	const char *code = json_string_value(json_object_get(err, "code"));
+	return code != NULL ? code : "";
+}
+
+/* GET the deployment at path: 0 with *found, 1 when there is none, or an error. */
+static int deploy_current(struct cli_session *s, const char *path, json_t **found)
+{
+	struct cli_response r;
+	int rc = cli_session_request(s, "GET", path, NULL, &r);
+
+	if (rc == 0 && r.status == 404 && strcmp(error_code(&r), "not_found") == 0) {
+		rc = 1;
+	} else if (rc == 0 && (rc = cli_response_check(&r)) == 0) {
+		*found = r.body;
+		r.body = NULL;
+	}
+	cli_response_done(&r);
+	return rc;
+}
+
+/* POST a new deployment: 0 with *answer, 1 when the name is taken, or an error. */
+static int deploy_new(struct cli_session *s, const char *name, const json_t *spec, json_t **answer)
+{
+	struct cli_response r;
+	json_t *body = json_copy((json_t *)spec);
+	int rc = body != NULL ? set_text(body, "name", "NAME", name) : no_memory();
+
+	if (rc == 0)
+		rc = cli_session_request(s, "POST", "/v1/deployments", body, &r);
+	json_decref(body);
+	if (rc < 0)
+		return rc;
+	if (r.status == 409 && strcmp(error_code(&r), "conflict") == 0) {
+		rc = 1;
+	} else if ((rc = cli_response_check(&r)) == 0) {
+		*answer = r.body;
+		r.body = NULL;
+	}
+	cli_response_done(&r);
+	return rc;
+}
+
+/*
+ * Creates deployment name from spec, or updates it (PATCH) when it exists.
+ * GET first: a POST over an existing name could be refused for the quota
+ * the two together would need. A name taken between GET and POST is
+ * looked up once more. *answer: the deployment.
+ */
+static int deploy_apply(struct cli_session *s, const char *name, json_t *spec, json_t **answer)
+{
+	char *path = resource_path("/v1/deployments/", name, "");
+	int rc = path != NULL ? 1 : no_memory();
+
+	for (int round = 0; rc == 1 && round < 2; round++) {
+		json_t *cur = NULL;
+		rc = deploy_current(s, path, &cur);
+		if (rc == 0 && (rc = keep_resources(spec, cur)) == 0)
+			rc = cli_session_call(s, "PATCH", path, spec, answer);
+		else if (rc == 1)
+			rc = deploy_new(s, name, spec, answer);
+		json_decref(cur);
+	}
+	if (rc == 1) {
+		cli_errorf("the deployment was created and deleted meanwhile; try again");
+		rc = CLI_E_CONFLICT;
+	}
+	free(path);
+	return rc;
+}
+
+static int cmd_deploy(const struct ctx *ctx, const struct args *a)
+{
+	struct cli_session *s = NULL;
+	json_t *spec = NULL, *answer = NULL;
+	int rc = spec_from_args(a, &spec);
+
+	if (rc == 0)
+		rc = open_session(ctx, &s);
+	if (rc == 0)
+		rc = deploy_apply(s, a->pos[0], spec, &answer);
+	if (rc == 0)
+		rc = show(ctx, answer, deploy_cols, DEPLOY_ROW);
+	json_decref(answer);
+	json_decref(spec);
+	cli_session_free(s);
+	return rc;
+}
+
+/* ls: the deployments; ls NAME: the containers of one (the whole deployment in JSON). */
+static int cmd_ls(const struct ctx *ctx, const struct args *a)
+{
+	json_t *d = NULL, *none = NULL;
+	int rc;
+
+	if (a->npos == 0)
+		return run_list(ctx, "/v1/deployments", deploy_cols, NCOLS(deploy_cols));
+	rc = call_on(ctx, "GET", "/v1/deployments/", a->pos[0], NULL, &d);
+	if (rc == 0 && ctx->json) {
+		rc = cli_print_json(d);
+	} else if (rc == 0) {
+		const json_t *ctrs = json_object_get(d, "containers");
+		if (!json_is_array(ctrs) && (ctrs = none = json_array()) == NULL)
+			rc = no_memory();
+		if (rc == 0)
+			rc = cli_print_table(replica_cols, NCOLS(replica_cols), ctrs);
+	}
+	json_decref(none);
+	json_decref(d);
+	return rc;
+}
+
+static int cmd_scale(const struct ctx *ctx, const struct args *a)
+{
+	json_int_t n = 0;
+	json_t *body;
+	int rc = parse_count("REPLICAS", a->pos[1], 0, &n);
+
+	if (rc < 0)
+		return rc;
+	if ((body = json_pack("{s:I}", "replicas", n)) == NULL)
+		return no_memory();
+	rc = run_on(ctx, "POST", "/v1/deployments/", a->pos[0], "/scale", body, deploy_cols,
+		    DEPLOY_ROW, NULL, NULL);
+	json_decref(body);
+	return rc;
+}
+
+static int cmd_restart(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "POST", "/v1/deployments/", a->pos[0], "/restart", NULL, deploy_cols,
+		      DEPLOY_ROW, NULL, NULL);
+}
+
+static const char *const rollback_opts[] = {"to=", NULL};
+
+static int cmd_rollback(const struct ctx *ctx, const struct args *a)
+{
+	const char *to = get_opt(a, "to");
+	json_int_t rev = 0;
+	json_t *body;
+	int rc;
+
+	if (to != NULL && (rc = parse_count("--to", to, 1, &rev)) < 0)
+		return rc;
+	/* {}: the revision before the current one. */
+	body = to != NULL ? json_pack("{s:I}", "revision", rev) : json_object();
+	if (body == NULL)
+		return no_memory();
+	rc = run_on(ctx, "POST", "/v1/deployments/", a->pos[0], "/rollback", body, deploy_cols,
+		    DEPLOY_ROW, NULL, NULL);
+	json_decref(body);
+	return rc;
+}
+
+static int cmd_rm(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "DELETE", "/v1/deployments/", a->pos[0], "", NULL, deploy_cols,
+		      DEPLOY_ROW, "deployment", "deleted");
+}
+
+static int cmd_revisions(const struct ctx *ctx, const struct args *a)
+{
+	char *path = resource_path("/v1/deployments/", a->pos[0], "/revisions");
+	if (path == NULL)
+		return no_memory();
+	int rc = run_list(ctx, path, revision_cols, NCOLS(revision_cols));
+	free(path);
+	return rc;
+}
+
+static const char *const containers_ls_opts[] = {"deployment=", NULL};
+
+static int cmd_containers_ls(const struct ctx *ctx, const struct args *a)
+{
+	const char *dep = get_opt(a, "deployment");
+
+	if (dep == NULL)
+		return run_list(ctx, "/v1/containers", container_cols, NCOLS(container_cols));
+	if (dep[0] == '\0')
+		return usage_error("--deployment must not be empty");
+	char *path = resource_path("/v1/containers?deployment=", dep, "");
+	if (path == NULL)
+		return no_memory();
+	int rc = run_list(ctx, path, container_cols, NCOLS(container_cols));
+	free(path);
+	return rc;
+}
+
+static int cmd_containers_restart(const struct ctx *ctx, const struct args *a)
+{
+	/* 202 with the container (it goes once its replacement runs), or 204: replaced. */
+	return run_on(ctx, "POST", "/v1/containers/", a->pos[0], "/restart", NULL, container_cols,
+		      NCOLS(container_cols), "container", "replaced");
+}
+
+static int cmd_containers_stop(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "POST", "/v1/containers/", a->pos[0], "/stop", NULL, container_cols,
+		      NCOLS(container_cols), "container", "stopped");
+}
+
+/*
+ * Writes log text to stdout: as it came, or on a terminal with control
+ * characters (C0 but newline and tab, DEL, C1 as UTF-8) shown as '?': a
+ * container's output must not drive the terminal.
+ */
+static int write_text(const char *text, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	if (!isatty(STDOUT_FILENO)) {
+		fwrite(text, 1, len, stdout);
+	} else {
+		for (size_t i = 0; i < len; i++) {
+			bool c1 =
+			    p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f;
+			bool ctl = (p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f;
+			putchar(c1 || ctl ? '?' : p[i]);
+			i += c1;
+		}
+	}
+	if (ferror(stdout) || fflush(stdout) == EOF) {
+		cli_errorf("cannot write the output: %s", strerror(errno));
+		return CLI_E_FAIL;
+	}
+	return 0;
+}
+
+/* GET the container's logs, the last tail lines (-1: the server's default) or since. */
+static int logs_get(struct cli_session *s, const char *id, json_int_t tail, long long since)
+{
+	char query[64] = "/logs";
+	char *path, *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (tail >= 0)
+		snprintf(query, sizeof(query), "/logs?tail=%lld", (long long)tail);
+	else if (since >= 0)
+		snprintf(query, sizeof(query), "/logs?since=%lld", since);
+	if ((path = resource_path("/v1/containers/", id, query)) == NULL)
+		return no_memory();
+	rc = cli_session_request_text(s, "GET", path, &text, &len);
+	if (rc == 0)
+		rc = write_text(text != NULL ? text : "", len);
+	free(text);
+	free(path);
+	return rc;
+}
+
+static const char *const logs_opts[] = {"tail=", "follow", NULL};
+
+static int cmd_logs(const struct ctx *ctx, const struct args *a)
+{
+	const char *t = get_opt(a, "tail");
+	struct cli_session *s = NULL;
+	json_int_t tail = -1;
+	int rc;
+
+	if (t != NULL && (rc = parse_count("--tail", t, 1, &tail)) < 0)
+		return rc;
+	if ((rc = open_session(ctx, &s)) < 0)
+		return rc;
+	/* --follow: every LOGS_POLL_S, what came since the poll before (seconds). */
+	time_t last = time(NULL);
+	rc = logs_get(s, a->pos[0], tail, -1);
+	while (rc == 0 && has_opt(a, "follow")) {
+		sleep(LOGS_POLL_S);
+		time_t now = time(NULL);
+		rc = logs_get(s, a->pos[0], -1, (long long)last);
+		last = now;
+	}
+	cli_session_free(s);
+	return rc;
+}
+
 static const struct command commands[] = {
     {"login", NULL, cmd_login, login_opts, 0, 0, "login [--server URL] [--ca FILE] [--email EMAIL]",
      "Log in; the password is read from stdin, or prompted for on a terminal."},
@@ -1951,6 +2493,34 @@ static const struct command commands[] = {
     {"nodes", "get", cmd_nodes_get, NULL, 1, 1, "nodes get ID", "Show one node."},
     {"nodes", "rm", cmd_nodes_rm, NULL, 1, 1, "nodes rm ID",
      "Revoke a node: it leaves the inventory and its next request is refused."},
+    {"deploy", NULL, cmd_deploy, deploy_opts, 1, 1,
+     "deploy NAME --image REF [--replicas N] [--cpu MILLICORES] [--memory MB] [--pids N]\n"
+     "         [--storage MB] [--env NAME=VALUE]... [--writable PATH]... [--user UID[:GID]]\n"
+     "         [-- COMMAND [ARG...]]",
+     "Create deployment NAME, or update it when it exists (a new revision when the template\n"
+     "changes). On an update what is not given is kept: --replicas, each resource, the\n"
+     "user; --env, --writable and the command replace the whole list when given. The\n"
+     "command is every word after -- (or one word per --cmd ARG)."},
+    {"ls", NULL, cmd_ls, NULL, 0, 1, "ls [NAME]",
+     "List the deployments; with NAME, the containers of that deployment."},
+    {"scale", NULL, cmd_scale, NULL, 2, 2, "scale NAME REPLICAS",
+     "Set the number of replicas of a deployment."},
+    {"restart", NULL, cmd_restart, NULL, 1, 1, "restart NAME",
+     "Replace every replica of a deployment, one at a time."},
+    {"rollback", NULL, cmd_rollback, rollback_opts, 1, 1, "rollback NAME [--to REVISION]",
+     "Make a new revision with the template of an older one (default: the one before)."},
+    {"revisions", NULL, cmd_revisions, NULL, 1, 1, "revisions NAME",
+     "List the kept revisions of a deployment, newest first."},
+    {"rm", NULL, cmd_rm, NULL, 1, 1, "rm NAME", "Delete a deployment and its containers."},
+    {"logs", NULL, cmd_logs, logs_opts, 1, 1, "logs CONTAINER_ID [--tail N] [--follow]",
+     "Print a container's recent output (stdout and stderr) as text. --follow asks again\n"
+     "every 2 s for what came since and prints it, until interrupted."},
+    {"containers", "ls", cmd_containers_ls, containers_ls_opts, 0, 0,
+     "containers ls [--deployment NAME]", "List the tenant's containers (of one deployment)."},
+    {"containers", "restart", cmd_containers_restart, NULL, 1, 1, "containers restart ID",
+     "Replace a container: a new one (a new id) starts, the old one goes once it runs."},
+    {"containers", "stop", cmd_containers_stop, NULL, 1, 1, "containers stop ID",
+     "Stop a container; it stays, not running."},
     {"users", "list", cmd_users_list, NULL, 0, 0, "users list", "List the tenant's users."},
     {"users", "get", cmd_users_get, NULL, 1, 1, "users get ID", "Show one user."},
     {"users", "create", cmd_users_create, user_create_opts, 0, 0,

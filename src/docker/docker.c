@@ -1003,7 +1003,8 @@ static int container_tty(struct docker *d, const char *id, bool *tty)
 	return rc;
 }
 
-static int logs_fetch(struct docker *d, const char *id, int tail, struct logs *l)
+static int logs_fetch(struct docker *d, const char *id, int tail, int64_t since_s,
+		      struct logs *l)
 {
 	struct url u;
 	int rc;
@@ -1015,6 +1016,8 @@ static int logs_fetch(struct docker *d, const char *id, int tail, struct logs *l
 		url_add(&u, "all");
 	else
 		url_add(&u, "%d", tail);
+	if (since_s > 0)
+		url_add(&u, "&since=%lld", (long long)since_s);
 	if (u.bad)
 		return bad_arg(d, "argument: too long for a URL");
 	struct call c = {.d = d,
@@ -1034,6 +1037,12 @@ static int logs_fetch(struct docker *d, const char *id, int tail, struct logs *l
 int docker_container_logs(struct docker *d, const char *id, int tail, size_t max, char **out,
 			  size_t *len)
 {
+	return docker_container_logs_since(d, id, tail, 0, max, out, len);
+}
+
+int docker_container_logs_since(struct docker *d, const char *id, int tail, int64_t since_s,
+				size_t max, char **out, size_t *len)
+{
 	struct logs l = {.d = d, .max = max};
 	int rc;
 
@@ -1041,7 +1050,7 @@ int docker_container_logs(struct docker *d, const char *id, int tail, size_t max
 	if (!valid_name(id) || max > SIZE_MAX / 2 - 1)
 		return bad_arg(d, "container or size");
 	l.limit = 2 * max;
-	if ((rc = container_tty(d, id, &l.tty)) < 0 || (rc = logs_fetch(d, id, tail, &l)) < 0)
+	if ((rc = container_tty(d, id, &l.tty)) < 0 || (rc = logs_fetch(d, id, tail, since_s, &l)) < 0)
 		goto fail;
 	if (l.len > max) {
 		memmove(l.data, l.data + l.len - max, max);

@@ -76,6 +76,9 @@ int docker_container_list(struct docker *d, const char *label, json_t **out);
  */
 int docker_container_logs(struct docker *d, const char *id, int tail, size_t max, char **out,
 			  size_t *len);
+/* The same, only lines written at or after since_s (unix seconds; 0: all). */
+int docker_container_logs_since(struct docker *d, const char *id, int tail, int64_t since_s,
+				size_t max, char **out, size_t *len);
 
 /* GET /containers/{id}/stats?stream=false&one-shot=1 (one sample). */
 int docker_container_stats(struct docker *d, const char *id, json_t **out);
