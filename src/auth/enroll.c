@@ -17,14 +17,7 @@
 
 bool enroll_name_valid(const char *name)
 {
-	size_t n = strlen(name);
-	if (n < 1 || n > ENROLL_NAME_MAX || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-		      name[i] == '-'))
-			return false;
-	return true;
+	return name_validate(name, ENROLL_NAME_MAX) == 0;
 }
 
 static bool lower_hex(const char *s, size_t n)

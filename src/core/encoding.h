@@ -30,7 +30,7 @@ int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /*
  * Checks a name of 1..max characters from [a-z0-9-], not starting with '-'
- * (tenant names, permission-set names). Returns 0 or ODX_EINVAL.
+ * (tenant, permission-set, node and deployment names). Returns 0 or ODX_EINVAL.
  */
 int name_validate(const char *s, size_t max);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/encoding.h"
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "sched/deployment.h"
@@ -18,14 +19,7 @@
 
 bool deploy_name_valid(const char *name)
 {
-	size_t n = strlen(name);
-	if (n < 1 || n > DEPLOY_NAME_MAX || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-		      name[i] == '-'))
-			return false;
-	return true;
+	return name_validate(name, DEPLOY_NAME_MAX) == 0;
 }
 
 static bool in(char c, const char *set)
@@ -329,30 +323,12 @@ json_t *deployment_to_json(const struct deployment *d)
 	return o;
 }
 
-struct usage_row {
-	struct quotas u;
-};
-
-static int read_sums(struct store_stmt *q, void *arg)
-{
-	struct quotas *u = arg;
-	u->cpu_millicores = store_col_int(q, 0);
-	u->memory_mb = store_col_int(q, 1);
-	u->containers = store_col_int(q, 2);
-	u->storage_mb = store_col_int(q, 3);
-	return 0;
-}
-
 /* Inside the tenant's write transaction: the others plus this one within the quotas. */
 static int check_quota(struct store_tx *tx, const struct tenant *t, const char *name,
 		       int64_t replicas, const json_t *tmpl, const char **limit)
 {
-	struct quotas u = {0};
-	int rc = store_each(tx,
-			    "SELECT coalesce(sum(replicas * cpu_millicores), 0), "
-			    "coalesce(sum(replicas * memory_mb), 0), coalesce(sum(replicas), 0), "
-			    "coalesce(sum(replicas * storage_mb), 0) FROM deployments WHERE name != ?",
-			    STORE_ARGS(S_TEXT(name)), read_sums, &u);
+	struct quotas u;
+	int rc = tenant_usage_tx(tx, name, &u);
 	if (rc < 0)
 		return rc;
 	if (u.cpu_millicores + replicas * res_of(tmpl, "cpu_millicores") > t->quotas.cpu_millicores)

@@ -71,6 +71,8 @@ int tenant_rename(struct store *s, const char *id, const char *name, struct tena
 int tenant_set_quotas(struct store *s, const char *id, const struct quotas *q, struct tenant *out);
 /* Current usage: what the tenant's deployments ask for (replicas x resources). */
 int tenant_usage(struct store *s, const char *id, struct quotas *usage);
+/* The same inside the tenant's transaction tx, leaving out one deployment (NULL: none). */
+int tenant_usage_tx(struct store_tx *tx, const char *except, struct quotas *usage);
 /* Deletes a tenant and its data; ODX_ECONFLICT while a deployment has replicas. */
 int tenant_delete(struct store *s, const char *id, int64_t now_ns);
 /* Removes tenant database files that no tenant row names (left by a crash). */

@@ -242,14 +242,26 @@ static int read_usage(struct store_stmt *q, void *arg)
 	return 0;
 }
 
+int tenant_usage_tx(struct store_tx *tx, const char *except, struct quotas *usage)
+{
+	memset(usage, 0, sizeof(*usage));
+	int rc = store_each(tx,
+			    "SELECT coalesce(sum(replicas * cpu_millicores), 0), "
+			    "coalesce(sum(replicas * memory_mb), 0), coalesce(sum(replicas), 0), "
+			    "coalesce(sum(replicas * storage_mb), 0) FROM deployments WHERE name != ?",
+			    STORE_ARGS(S_TEXT(except ? except : "")), read_usage, usage);
+	return rc < 0 ? rc : 0;
+}
+
 int tenant_usage(struct store *s, const char *id, struct quotas *usage)
 {
-	return store_read_one(
-	    s, id,
-	    "SELECT coalesce(sum(replicas * cpu_millicores), 0), "
-	    "coalesce(sum(replicas * memory_mb), 0), coalesce(sum(replicas), 0), "
-	    "coalesce(sum(replicas * storage_mb), 0) FROM deployments",
-	    STORE_NOARGS, read_usage, usage);
+	struct store_tx *tx;
+	int rc = store_tx_begin(s, id, STORE_READ, &tx);
+	if (rc < 0)
+		return rc;
+	rc = tenant_usage_tx(tx, NULL, usage);
+	store_tx_abort(tx); /* a read: nothing to commit */
+	return rc;
 }
 
 int tenant_delete(struct store *s, const char *id, int64_t now_ns)
