@@ -92,7 +92,14 @@ struct rec {
 	char started_at[TIME_RFC3339_LEN];
 	char error[RECONCILE_ERR_LEN], prev_error[RECONCILE_ERR_LEN];
 	bool used; /* in this pass's assignments */
+	/* Resource use, sampled at most every STATS_EVERY_NS (a one-shot stats call each). */
+	int64_t stats_ns;	     /* monotonic, of the last sample; 0: none yet */
+	int64_t mem_bytes;
+	uint64_t cpu_total, sys_total; /* the Engine's counters, for the next delta */
+	double cpu_percent;	       /* of one CPU, between the last two samples; < 0: unknown */
 };
+
+#define STATS_EVERY_NS (30LL * NSEC_PER_SEC)
 
 struct reconciler {
 	int64_t period_ns;
@@ -969,6 +976,31 @@ static const json_t *find_listed(const json_t *list, struct want *x)
 	return found;
 }
 
+/* Memory in use and CPU share since the previous sample (SPEC §5: stats in heartbeats). */
+static void sample_stats(struct reconciler *r, struct rec *c)
+{
+	int64_t now = time_mono_ns();
+	json_t *st;
+	if ((c->stats_ns && now - c->stats_ns < STATS_EVERY_NS) || !c->docker_id[0] ||
+	    docker_container_stats(r->d, c->docker_id, &st) < 0)
+		return;
+	const json_t *mem = json_object_get(st, "memory_stats");
+	const json_t *cpu = json_object_get(st, "cpu_stats");
+	uint64_t total = (uint64_t)json_integer_value(
+	    json_object_get(json_object_get(cpu, "cpu_usage"), "total_usage"));
+	uint64_t sys = (uint64_t)json_integer_value(json_object_get(cpu, "system_cpu_usage"));
+	json_int_t ncpu = json_integer_value(json_object_get(cpu, "online_cpus"));
+	c->mem_bytes = json_integer_value(json_object_get(mem, "usage"));
+	c->cpu_percent = -1;
+	if (c->stats_ns && sys > c->sys_total && total >= c->cpu_total)
+		c->cpu_percent = (double)(total - c->cpu_total) / (double)(sys - c->sys_total) *
+				 (double)(ncpu > 0 ? ncpu : 1) * 100.0;
+	c->cpu_total = total;
+	c->sys_total = sys;
+	c->stats_ns = now;
+	json_decref(st);
+}
+
 static json_t *report_one(struct reconciler *r, const json_t *list, struct want *x)
 {
 	struct rec *c = x->rec;
@@ -987,6 +1019,12 @@ static json_t *report_one(struct reconciler *r, const json_t *list, struct want 
 		rc |= json_object_set_new(e, "exit_code", json_integer(c->exit_code));
 		if (c->started_at[0])
 			rc |= json_object_set_new(e, "started_at", json_string(c->started_at));
+		if (strcmp(c->dstate, "running") == 0)
+			sample_stats(r, c);
+		if (c->stats_ns)
+			rc |= json_object_set_new(e, "memory_bytes", json_integer(c->mem_bytes));
+		if (c->stats_ns && c->cpu_percent >= 0)
+			rc |= json_object_set_new(e, "cpu_percent", json_real(c->cpu_percent));
 	} else {
 		rc |= json_object_set_new(e, "state", json_string("missing"));
 	}

@@ -25,6 +25,8 @@ struct ctr {
 	/* as the agent last reported it */
 	char state[16], docker_id[65];
 	int64_t exit_code, restarts, started_at;
+	int64_t memory_bytes; /* -1: not reported */
+	double cpu_percent;   /* < 0: not reported */
 };
 
 struct noderev {
@@ -189,6 +191,8 @@ static struct ctr *ctr_new(struct sched *s, const char *tenant, const struct dep
 	c->storage = json_integer_value(json_object_get(res, "storage_mb"));
 	c->template = json_incref(d->template);
 	snprintf(c->state, sizeof(c->state), "pending");
+	c->memory_bytes = -1;
+	c->cpu_percent = -1;
 	c->dirty = true;
 	place(s, c);
 	return c;
@@ -487,6 +491,9 @@ void sched_report(struct sched *s, const char *node_id, const json_t *containers
 		snprintf(c->docker_id, sizeof(c->docker_id), "%s", docker ? docker : "");
 		c->exit_code = json_integer_value(json_object_get(v, "exit_code"));
 		c->restarts = json_integer_value(json_object_get(v, "restarts"));
+		json_t *mem = json_object_get(v, "memory_bytes"), *cpu = json_object_get(v, "cpu_percent");
+		c->memory_bytes = json_is_integer(mem) ? json_integer_value(mem) : -1;
+		c->cpu_percent = json_is_number(cpu) ? json_number_value(cpu) : -1;
 		const char *started = json_string_value(json_object_get(v, "started_at"));
 		if (!started || time_parse_rfc3339(started, &c->started_at) < 0)
 			c->started_at = 0;
@@ -502,7 +509,7 @@ static json_t *ctr_json(const struct ctr *c)
 	time_format_rfc3339(c->created_at, created);
 	if (c->started_at)
 		time_format_rfc3339(c->started_at, started);
-	return json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s, s:b}",
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s, s:b}",
 			 "id", c->id, "deployment", c->deployment, "replica",
 			 (json_int_t)c->replica, "revision", (json_int_t)c->revision, "node_id",
 			 c->node[0] ? json_string(c->node) : json_null(), "desired",
@@ -512,6 +519,17 @@ static json_t *ctr_json(const struct ctr *c)
 			 c->started_at ? json_string(started) : json_null(), "created_at", created,
 			 "image", json_string_value(json_object_get(c->template, "image")),
 			 "retiring", c->retiring);
+	if (o)
+		json_object_set_new(o, "stats",
+				    c->memory_bytes >= 0 || c->cpu_percent >= 0
+					? json_pack("{s:o, s:o}", "memory_bytes",
+						    c->memory_bytes >= 0 ? json_integer(c->memory_bytes)
+									 : json_null(),
+						    "cpu_percent",
+						    c->cpu_percent >= 0 ? json_real(c->cpu_percent)
+									: json_null())
+					: json_null());
+	return o;
 }
 
 int sched_containers(struct sched *s, const char *tenant_id, const char *deployment,
@@ -625,6 +643,8 @@ static int load_row(struct store_stmt *q, void *arg)
 	c->generation = store_col_int(q, 9);
 	c->stopped = strcmp(store_col_text(q, 10), "stopped") == 0;
 	c->created_at = store_col_int(q, 11);
+	c->memory_bytes = -1;
+	c->cpu_percent = -1;
 	snprintf(c->tenant, sizeof(c->tenant), "%s", l->tenant);
 	s->n++;
 	return 0;

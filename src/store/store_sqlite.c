@@ -45,6 +45,7 @@ struct pool {
 	int nidle;
 	int out;   /* connections checked out */
 	bool dead; /* tenant destroyed: close connections as they come back */
+	bool opened; /* a connection to its file was opened: the file existed */
 	struct pool *next;
 };
 
@@ -249,12 +250,14 @@ static int conn_checkout(struct store *s, const char *tenant_id, bool create, st
 			rc = ODX_ENOTFOUND;
 		else
 			rc = conn_open(p->path, p->scope, create, &c);
-		if (rc < 0) {
-			pthread_mutex_lock(&s->lock);
+		pthread_mutex_lock(&s->lock);
+		if (rc < 0)
 			p->out--;
-			pthread_mutex_unlock(&s->lock);
+		else
+			p->opened = true;
+		pthread_mutex_unlock(&s->lock);
+		if (rc < 0)
 			return rc;
-		}
 		c->pool = p;
 	}
 	*out = c;
@@ -386,8 +389,10 @@ bool store_tenant_exists(struct store *s, const char *tenant_id)
 {
 	pthread_mutex_lock(&s->lock);
 	bool found = false;
+	/* A pool left by a failed attempt on a missing tenant proves nothing: only one
+	 * that opened the file does. */
 	for (struct pool *p = s->pools; p && !found; p = p->next)
-		found = !p->dead && strcmp(p->key, tenant_id) == 0;
+		found = !p->dead && p->opened && strcmp(p->key, tenant_id) == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (found)
 		return true;

@@ -113,6 +113,9 @@ def test_hardened_isolated_replaced_adopted_rolled_back(cluster):
         "resources": {"cpu_millicores": 100, "memory_mb": 32}}).status_code == 201
     d = wait_running(srv, sa, "web", 3)
     wait_running(srv, sb, "other", 1)
+    # the Engine's stats travel with the heartbeats
+    assert wait_for(lambda: all((c.get("stats") or {}).get("memory_bytes", 0) > 0
+                                for c in status(srv, sa, "web")["containers"]), timeout=20)
 
     # every hardening setting, on every container
     a_ids = ours(ta["id"])
