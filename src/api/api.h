@@ -27,6 +27,7 @@ struct audit_log;
 struct node_registry;
 struct actions;
 struct sched;
+struct secrets_keyring;
 struct x509_ca;
 
 struct api {
@@ -44,6 +45,7 @@ struct api {
 	int heartbeat_interval_s;
 	struct sched *sched; /* deployments' containers on nodes (docs/deployments.md) */
 	struct actions *actions; /* what the API asks of agents (container logs) */
+	struct secrets_keyring *secrets; /* seals and opens secret values (docs/secrets.md) */
 };
 
 extern const struct http_route api_routes[];

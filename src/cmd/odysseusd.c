@@ -38,6 +38,8 @@
 #include "sched/actions.h"
 #include "sched/node.h"
 #include "sched/scheduler.h"
+#include "secrets/kek.h"
+#include "secrets/keyring.h"
 #include "store/store.h"
 #include "tenancy/tenancy.h"
 
@@ -47,7 +49,7 @@ static void usage(FILE *f)
 {
 	fputs(
 	    "usage: odysseusd init [--admin-email EMAIL] [--password-stdin] [--data-dir DIR]\n"
-	    "       odysseusd serve [--config FILE] [--data-dir DIR] [--audit-dir DIR]\n"
+	    "       odysseusd serve [--config FILE] [--data-dir DIR] [--audit-dir DIR] [--kek-file FILE]\n"
 	    "                       [--listen HOST:PORT] [--plain-http] [--tls-cert FILE --tls-key FILE]\n"
 	    "                       [--agent-listen HOST:PORT] [--agent-cert-lifetime SECONDS]\n"
 	    "                       [--heartbeat-interval SECONDS] [--node-grace SECONDS]\n"
@@ -294,6 +296,44 @@ static int write_bootstrap_token(const struct config *cfg, struct api *api)
 	return 0;
 }
 
+/*
+ * The secrets' key-encryption key: made on a new install (and said where, since
+ * it must be backed up apart from the data), then checked against the data keys
+ * before anything is served — a wrong key stops the start and changes nothing.
+ */
+static int open_secrets(const struct config *cfg, struct api *api)
+{
+	char id[SECRETS_KEK_ID_LEN], kek[CONFIG_STR_MAX + 8];
+	/* Default: beside the data directory, never in it (docs/secrets.md: move it away). */
+	snprintf(kek, sizeof(kek), "%s", cfg->kek_file);
+	if (!kek[0])
+		snprintf(kek, sizeof(kek), "%s.kek", cfg->data_dir);
+	int rc = secrets_kek_outside(kek, cfg->data_dir);
+	if (rc < 0) {
+		fprintf(stderr, "odysseusd: --kek-file %s: %s\n", kek,
+			rc == ODX_EINVAL ? "must be outside the data directory" : odx_strerror(rc));
+		return rc;
+	}
+	rc = secrets_kek_current_id(api->store, id);
+	bool created = false;
+	if (rc == ODX_ENOTFOUND)
+		rc = secrets_kek_init(kek, &created);
+	if (rc == 0)
+		rc = secrets_keyring_open(kek, api->store, &api->secrets);
+	if (rc < 0) {
+		fprintf(stderr, "odysseusd: %s: %s\n", kek, secrets_kek_strerror(rc));
+		return rc;
+	}
+	if (created)
+		log_event(LOG_WARN, "created the secrets' key-encryption key: back it up apart from "
+				    "the data directory",
+			  json_pack("{s:s}", "kek_file", kek));
+	if (!secrets_keyring_locked(api->secrets))
+		log_event(LOG_WARN, "secret keys could not be locked in memory (RLIMIT_MEMLOCK)",
+			  NULL);
+	return 0;
+}
+
 /* The CA that certifies agents, and the node inventory. */
 static int open_nodes(const struct config *cfg, struct api *api, void **client_ca)
 {
@@ -364,6 +404,8 @@ static int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	tenant_sweep_orphans(api.store, cfg.data_dir);
+	if (open_secrets(&cfg, &api) < 0)
+		goto out;
 	if ((rc = open_nodes(&cfg, &api, &client_ca)) < 0) {
 		fail("loading the CA and the node inventory", rc);
 		goto out;
@@ -460,6 +502,7 @@ out:
 	http_server_free(srv);
 	api_trail_stop(api.trail); /* after the server: no request is left to record */
 	sched_free(api.sched);
+	secrets_keyring_free(api.secrets);
 	actions_free(api.actions);
 	node_registry_free(api.nodes);
 	x509_ca_free(api.ca);

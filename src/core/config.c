@@ -35,6 +35,7 @@ struct opt {
 static const struct opt opts[] = {
     STR("data-dir", data_dir),
     STR("audit-dir", audit_dir),
+    STR("kek-file", kek_file),
     STR("listen", listen),
     STR("agent-listen", agent_listen),
     STR("bootstrap-token-file", bootstrap_token_file),

@@ -17,6 +17,7 @@
 struct config {
 	char data_dir[CONFIG_STR_MAX];
 	char audit_dir[CONFIG_STR_MAX]; /* audit.db's directory; "" = data_dir */
+	char kek_file[CONFIG_STR_MAX];	/* the secrets' key-encryption key; "" = <data_dir>.kek */
 	char listen[256]; /* host:port; [v6]:port */
 	char agent_listen[256]; /* the agent API (mTLS) */
 	char bootstrap_token_file[CONFIG_STR_MAX]; /* write a first node's enrollment token here */

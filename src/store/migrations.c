@@ -77,6 +77,15 @@ static const char *const platform_steps[] = {
     "  revoked_at INTEGER"
     ") STRICT;"
     "CREATE UNIQUE INDEX nodes_live_name ON nodes(name) WHERE revoked_at IS NULL;",
+    /* 4: secrets (docs/secrets.md): the key-encryption key's id and check value
+     * (HMAC-SHA256 of a constant), never the key; 'next' only while a KEK
+     * rotation is unfinished. */
+    "CREATE TABLE secrets_kek ("
+    "  kek_id TEXT PRIMARY KEY,"
+    "  role TEXT NOT NULL UNIQUE CHECK (role IN ('current','next')),"
+    "  check_mac BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 static const char *const tenant_steps[] = {
@@ -149,6 +158,15 @@ static const char *const tenant_steps[] = {
     "ALTER TABLE containers ADD COLUMN desired TEXT NOT NULL DEFAULT 'running';"
     "ALTER TABLE containers ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX containers_deployment ON containers(deployment);",
+    /* 4: secrets (docs/secrets.md): the tenant's data key, wrapped by the KEK
+     * named by kek_id (AES-256-GCM); generation 1 is the only one so far. */
+    "CREATE TABLE secret_data_keys ("
+    "  generation INTEGER PRIMARY KEY,"
+    "  kek_id TEXT NOT NULL,"
+    "  wrapped BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  wrapped_at INTEGER NOT NULL"
+    ") STRICT;",
 };
 /* clang-format on */
 

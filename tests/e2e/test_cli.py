@@ -5,90 +5,17 @@ test's own. Passwords go in on stdin (never a terminal here). Contract:
 docs/cli.md (commands, output, exit codes), docs/api.md.
 """
 import concurrent.futures
-import json
 import os
 import re
 import stat
-import subprocess
 
 import pytest
 
-from conftest import ODYSSEUS, TENANT_ADMIN_PASSWORD, USER_PASSWORD, free_port, unique
+from cli_helpers import (EXIT_AUTH, EXIT_CONFLICT, EXIT_CONNECT, EXIT_FORBIDDEN, EXIT_INVALID,
+                         EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, Cli, assert_error, table)
+from conftest import TENANT_ADMIN_PASSWORD, USER_PASSWORD, free_port, unique
 
-ERROR_LINE = re.compile(r"^odysseus: .+ \((\w+), request id [A-Za-z0-9._:-]+\)$", re.M)
 CRED_KEYS = {"server", "ca", "access_token", "refresh_token", "access_expires_at"}
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_AUTH, EXIT_FORBIDDEN, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
-EXIT_CONFLICT, EXIT_INVALID, EXIT_RATE_LIMITED, EXIT_CONNECT, EXIT_SERVER = 6, 7, 8, 9, 10
-
-
-class Cli:
-    """Runs odysseus with a private home; `server` is the conftest Server."""
-
-    def __init__(self, tmp_path, server):
-        self.server = server
-        self.home = tmp_path / "home"
-        self.config = tmp_path / "config"
-        self.home.mkdir()
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.home),
-            "XDG_CONFIG_HOME": str(self.config),
-            "LANG": "C.UTF-8",
-        }
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                self.env[k] = os.environ[k]
-
-    @property
-    def cred_dir(self):
-        return self.config / "odysseus"
-
-    @property
-    def cred_file(self):
-        return self.cred_dir / "credentials.json"
-
-    def creds(self):
-        with open(self.cred_file) as f:
-            return json.load(f)
-
-    def write_creds(self, data):
-        # Rewrite in place so the file keeps its 0600 mode.
-        with open(self.cred_file, "w") as f:
-            json.dump(data, f)
-
-    def run(self, *args, input="", env=None):
-        e = dict(self.env)
-        e.update(env or {})
-        p = subprocess.run([ODYSSEUS, *args], input=input, capture_output=True, text=True,
-                           timeout=60, env=e)
-        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        return p
-
-    def ok(self, *args, **kw):
-        p = self.run(*args, **kw)
-        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
-        return p
-
-    def json(self, *args, **kw):
-        return json.loads(self.ok("--output", "json", *args, **kw).stdout)
-
-    def login(self, email, password):
-        return self.run("login", "--server", self.server.url, "--ca", self.server.ca,
-                        "--email", email, input=password + "\n")
-
-
-def table(stdout):
-    """Parses an aligned table into (headers, rows of cells)."""
-    lines = [l for l in stdout.splitlines() if l.strip()]
-    return lines[0].split(), [l.split() for l in lines[1:]]
-
-
-def assert_error(p, code, exit_status):
-    assert p.returncode == exit_status, (p.returncode, p.stdout, p.stderr)
-    m = ERROR_LINE.search(p.stderr)
-    assert m, p.stderr
-    assert m.group(1) == code, p.stderr
 
 
 @pytest.fixture
@@ -99,9 +26,7 @@ def cli(tmp_path, server):
 @pytest.fixture
 def admin_cli(cli, server):
     """A CLI logged in as the platform administrator."""
-    p = cli.login(server.admin_email, server.admin_password)
-    assert p.returncode == 0, p.stderr
-    return cli
+    return cli.login(server.admin_email, server.admin_password)
 
 
 @pytest.fixture
@@ -109,18 +34,15 @@ def tenant_cli(tmp_path, server):
     """A CLI logged in as the Admin of a new tenant; .tenant is the tenant."""
     email = unique("cli-admin") + "@tenant.test"
     tenant = server.create_tenant(unique("cli-tenant"), email)
-    c = Cli(tmp_path, server)
-    p = c.login(email, TENANT_ADMIN_PASSWORD)
-    assert p.returncode == 0, p.stderr
+    c = Cli(tmp_path, server).login(email, TENANT_ADMIN_PASSWORD)
     c.tenant = tenant
-    c.email = email
     return c
 
 
 # --- login, whoami, the credentials file ---------------------------------------
 
 def test_login_stores_a_private_credentials_file(cli, server):
-    p = cli.login(server.admin_email, server.admin_password)
+    p = cli.login_run(server.admin_email, server.admin_password)
     assert p.returncode == 0, p.stderr
     assert server.admin_email in p.stdout
     mode = stat.S_IMODE(os.stat(cli.cred_dir).st_mode)
@@ -172,7 +94,7 @@ def test_whoami_as_tenant_admin(tenant_cli):
 
 def test_wrong_password_exits_3_and_stores_nothing(cli):
     # An unknown email answers exactly like a wrong password (and locks no real account).
-    p = cli.login(unique("nobody") + "@nowhere.test", "not-the-password-1")
+    p = cli.login_run(unique("nobody") + "@nowhere.test", "not-the-password-1")
     assert_error(p, "unauthorized", EXIT_AUTH)
     assert not cli.cred_file.exists()
 
@@ -494,8 +416,7 @@ def test_untrusted_certificate_exits_9(cli, server):
 
 def test_server_gone_after_login_exits_9(tmp_path, fresh_server):
     srv = fresh_server()
-    c = Cli(tmp_path, srv)
-    assert c.login(srv.admin_email, srv.admin_password).returncode == 0
+    c = Cli(tmp_path, srv).login(srv.admin_email, srv.admin_password)
     srv.stop()
     assert c.run("whoami").returncode == EXIT_CONNECT
 
@@ -640,16 +561,13 @@ def test_permission_sets_forbidden_and_logged_out(tenant_cli, server, tmp_path):
     email = unique("cli-op") + "@tenant.test"
     tenant_cli.ok("users", "create", "--email", email, "--role", "operator",
                   input=USER_PASSWORD + "\n")
-    (tmp_path / "op").mkdir()
-    op = Cli(tmp_path / "op", server)
-    assert op.login(email, USER_PASSWORD).returncode == 0
+    op = Cli(tmp_path, server, "op").login(email, USER_PASSWORD)
     for args in (["permission-sets", "list"], ["permission-sets", "get", "x"],
                  ["permission-sets", "create", "x"], ["permission-sets", "delete", "x"],
                  ["permission-sets", "update", "x", "--no-rules"],
                  ["users", "set-permission-sets", "usr_x", "a"]):
         assert_error(op.run(*args), "forbidden", EXIT_FORBIDDEN)
-    (tmp_path / "none").mkdir()
-    fresh = Cli(tmp_path / "none", server)
+    fresh = Cli(tmp_path, server, "none")
     assert fresh.run("permission-sets", "list").returncode == EXIT_AUTH
 
 

@@ -18,59 +18,22 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import struct
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import (ODYSSEUS, TENANT_ADMIN_PASSWORD, USER_PASSWORD, make_user, new_tenant,
-                      unique)
+from cli_helpers import EXIT_FORBIDDEN, EXIT_INTEGRITY, EXIT_USAGE, Cli
+from conftest import TENANT_ADMIN_PASSWORD, USER_PASSWORD, make_user, new_tenant
 
-EXIT_USAGE, EXIT_FORBIDDEN, EXIT_INTEGRITY = 2, 4, 11
+# verify reads and checks whole logs: more time than other commands get.
+CLI_TIMEOUT = 120
 OK_LINE = re.compile(r"^audit log verified: (\d+) records, (\d+) checkpoints, root ([0-9a-f]{64})$",
                      re.M)
 FAIL_LINE = re.compile(r"^odysseus: audit log integrity failure: ([a-z-]+)"
                        r"(?: at seq (\d+)| \(checkpoint of (\d+) records\))?: .+$", re.M)
-
-
-class Cli:
-    """Runs odysseus with a private HOME / XDG_CONFIG_HOME."""
-
-    def __init__(self, tmp_path, name="cli"):
-        self.home = tmp_path / (name + "-home")
-        self.config = tmp_path / (name + "-config")
-        self.home.mkdir()
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
-                    "XDG_CONFIG_HOME": str(self.config), "LANG": "C.UTF-8"}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                self.env[k] = os.environ[k]
-
-    @property
-    def known_file(self):
-        return self.config / "odysseus" / "audit-known.json"
-
-    def run(self, *args, input="", env=None):
-        e = dict(self.env)
-        e.update(env or {})
-        p = subprocess.run([ODYSSEUS, *args], input=input, capture_output=True, text=True,
-                           timeout=120, env=e)
-        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        return p
-
-    def ok(self, *args, **kw):
-        p = self.run(*args, **kw)
-        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
-        return p
-
-    def login(self, srv, email, password):
-        self.ok("login", "--server", srv.url, "--ca", srv.ca, "--email", email,
-                input=password + "\n")
 
 
 def verified(p):
@@ -195,7 +158,7 @@ def stopped(fresh_server, tmp_path):
 def test_verify_data_dir_and_every_kind_of_tampering(stopped, tmp_path):
     data_dir, pub, n = stopped
     assert n >= 10
-    cli = Cli(tmp_path)
+    cli = Cli(tmp_path, timeout=CLI_TIMEOUT)
 
     # The untouched file, with and without the pinned key; read-only.
     before = hashlib.sha256(open(os.path.join(data_dir, "audit.db"), "rb").read()).digest()
@@ -323,7 +286,7 @@ def export_files(data_dir, out_dir):
 
 def test_verify_export(stopped, tmp_path):
     data_dir, pub, n = stopped
-    cli = Cli(tmp_path)
+    cli = Cli(tmp_path, timeout=CLI_TIMEOUT)
     recs, cps = export_files(data_dir, str(tmp_path))
     records, _, root = verified(cli.run("audit", "verify", "--export", recs, "--checkpoints", cps,
                                         "--pin-key", pub))
@@ -355,7 +318,7 @@ def test_verify_export(stopped, tmp_path):
 def test_verify_data_dir_while_the_daemon_runs(fresh_server, tmp_path):
     srv = fresh_server()
     _, _, token = activity(srv, n_users=2)
-    cli = Cli(tmp_path)
+    cli = Cli(tmp_path, timeout=CLI_TIMEOUT)
     records, _, _ = verified(cli.run("audit", "verify", "--data-dir", srv.data_dir,
                                      "--allow-unsigned"))
     assert records >= 5
@@ -369,8 +332,7 @@ def test_verify_server_remembers_key_and_checkpoint(fresh_server, restart, tmp_p
     srv = fresh_server()
     _, email, token = activity(srv)
     wait_for_checkpoint(srv, token, log_size(srv.data_dir))
-    cli = Cli(tmp_path)
-    cli.login(srv, email, TENANT_ADMIN_PASSWORD)
+    cli = Cli(tmp_path, srv, timeout=CLI_TIMEOUT).login(email, TENANT_ADMIN_PASSWORD)
 
     # First use: the key and the newest checkpoint are remembered, privately.
     p = cli.run("audit", "verify", "--server")
@@ -433,8 +395,7 @@ def test_verify_server_remembers_key_and_checkpoint(fresh_server, restart, tmp_p
 def test_verify_server_needs_audit_read(server, tmp_path):
     _, _, token = new_tenant(server)
     ro = make_user(server, token, "readonly")
-    cli = Cli(tmp_path)
-    cli.login(server, ro["email"], USER_PASSWORD)
+    cli = Cli(tmp_path, server, timeout=CLI_TIMEOUT).login(ro["email"], USER_PASSWORD)
     assert cli.run("audit", "verify", "--server").returncode == EXIT_FORBIDDEN
     assert not cli.known_file.exists()
 
@@ -444,8 +405,7 @@ def test_verify_server_needs_audit_read(server, tmp_path):
 def test_audit_list(fresh_server, tmp_path):
     srv = fresh_server()
     _, email, token = activity(srv)
-    cli = Cli(tmp_path)
-    cli.login(srv, email, TENANT_ADMIN_PASSWORD)
+    cli = Cli(tmp_path, srv, timeout=CLI_TIMEOUT).login(email, TENANT_ADMIN_PASSWORD)
 
     p = cli.ok("audit", "list")
     lines = p.stdout.splitlines()
@@ -493,6 +453,5 @@ def test_audit_list(fresh_server, tmp_path):
     assert cli.run("audit", "list", "--from", "yesterday").returncode == EXIT_USAGE
     assert cli.run("audit", "list", "--limit", "0").returncode == EXIT_USAGE
     ro = make_user(srv, token, "readonly")
-    reader = Cli(tmp_path, "readonly")
-    reader.login(srv, ro["email"], USER_PASSWORD)
+    reader = Cli(tmp_path, srv, "readonly", CLI_TIMEOUT).login(ro["email"], USER_PASSWORD)
     assert reader.run("audit", "list").returncode == EXIT_FORBIDDEN

@@ -9,28 +9,22 @@ XDG_CONFIG_HOME. Contract: docs/cli.md (Deployments and containers, exit
 codes), docs/deployments.md.
 """
 import base64
-import json
-import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import (ODYSSEUS, TENANT_ADMIN_PASSWORD, USER_PASSWORD, Server, make_user,
-                      new_tenant, unique)
+from cli_helpers import (EXIT_CONFLICT, EXIT_FORBIDDEN, EXIT_INVALID, EXIT_NOT_FOUND, Cli,
+                         assert_error, assert_usage, own_server, table)
+from conftest import ODYSSEUS, TENANT_ADMIN_PASSWORD, USER_PASSWORD, make_user, new_tenant
 from test_deployments import FakeAgent
 from test_nodes import agent_conn, call
 
 IMAGE = "odysseus-test/busybox:1"
 IMAGE2 = "odysseus-test/busybox:2"
-EXIT_USAGE, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_INVALID = 2, 4, 5, 6, 7
-EXIT_FOR_STATUS = {400: 7, 401: 3, 403: 4, 404: 5, 409: 6, 422: 7, 429: 8}
-ERROR_LINE = re.compile(r"^odysseus: (.+) \((\w+), request id [A-Za-z0-9._:-]+\)$", re.M)
 ROW_HEADERS = ["NAME", "IMAGE", "REVISION", "REPLICAS", "RUNNING"]
 LS_HEADERS = ROW_HEADERS + ["PENDING", "UPDATED"]
 REPLICA_HEADERS = ["ID", "REPLICA", "REVISION", "NODE", "STATE", "RESTARTS"]
@@ -39,76 +33,12 @@ CONTAINER_HEADERS = ["ID", "DEPLOYMENT", "REPLICA", "REVISION", "NODE", "DESIRED
 REVISION_HEADERS = ["REVISION", "IMAGE", "CREATED_BY", "CREATED"]
 
 
-class Cli:
-    """Runs odysseus with a private HOME / XDG_CONFIG_HOME."""
-
-    def __init__(self, tmp_path, server, name="cli"):
-        self.server = server
-        self.home = tmp_path / (name + "-home")
-        self.config = tmp_path / (name + "-config")
-        self.home.mkdir()
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
-                    "XDG_CONFIG_HOME": str(self.config), "LANG": "C.UTF-8"}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                self.env[k] = os.environ[k]
-
-    def run(self, *args, input=""):
-        p = subprocess.run([ODYSSEUS, *args], input=input, capture_output=True, text=True,
-                           timeout=60, env=self.env)
-        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        return p
-
-    def ok(self, *args):
-        p = self.run(*args)
-        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
-        return p
-
-    def json(self, *args):
-        return json.loads(self.ok("--output", "json", *args).stdout)
-
-    def login(self, email, password):
-        p = self.run("login", "--server", self.server.url, "--ca", self.server.ca, "--email",
-                     email, input=password + "\n")
-        assert p.returncode == 0, p.stderr
-        self.email = email
-        return self
-
-    def token(self):
-        with open(self.config / "odysseus" / "credentials.json") as f:
-            return json.load(f)["access_token"]
-
-    def api(self):
-        """A requests session with this user's current access token."""
-        return self.server.session(self.token())
-
-
-def table(stdout):
-    """Parses an aligned table into (headers, rows of cells)."""
-    lines = [l for l in stdout.splitlines() if l.strip()]
-    return lines[0].split(), [l.split() for l in lines[1:]]
-
-
-def assert_error(p, code, exit_status):
-    assert p.returncode == exit_status, (p.returncode, p.stdout, p.stderr)
-    m = ERROR_LINE.search(p.stderr)
-    assert m, p.stderr
-    assert m.group(2) == code, p.stderr
-    assert p.stdout == ""
-    return m.group(1)
-
-
 # --- fixtures --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def dep_server():
     """A server of this module's own with no node: replicas stay pending."""
-    d = tempfile.mkdtemp(prefix="odx-e2e-cli-dep-")
-    srv = Server(d)
-    yield srv
-    rc = srv.stop()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0, "odysseusd exited %s" % rc
+    yield from own_server("odx-e2e-cli-dep-")
 
 
 def tenant_cli(tmp_path, srv, name="admin"):
@@ -222,11 +152,7 @@ def test_deploy_errors_from_the_server(cli):
     (["containers", "bogus"], "unknown command 'containers bogus'"),
 ])
 def test_bad_arguments_are_usage_errors(cli, args, words):
-    p = cli.run(*args)
-    assert p.returncode == EXIT_USAGE, (args, p.returncode, p.stdout, p.stderr)
-    assert p.stdout == ""
-    assert p.stderr.startswith("odysseus: ") and words in p.stderr, p.stderr
-    assert "usage:" in p.stderr, p.stderr
+    assert_usage(cli.run(*args), words)
     # Nothing was sent: no deployment appeared.
     assert cli.json("ls")["items"] == []
 

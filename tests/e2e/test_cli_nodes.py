@@ -13,81 +13,25 @@ import http.client
 import json
 import os
 import re
-import shutil
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.parse
 
 import pytest
 
-from conftest import ODYSSEUS, TENANT_ADMIN_PASSWORD, Server, unique
+from cli_helpers import (EXIT_FORBIDDEN, EXIT_INVALID, EXIT_NOT_FOUND, Cli, assert_error,
+                         assert_usage, own_server, table)
+from conftest import TENANT_ADMIN_PASSWORD, unique
 
-EXIT_USAGE, EXIT_FORBIDDEN, EXIT_NOT_FOUND, EXIT_INVALID = 2, 4, 5, 7
 TOKEN = re.compile(r"^odx-enroll-([0-9a-f]{64})-([0-9a-f]{88})$")
-ERROR_LINE = re.compile(r"^odysseus: .+ \((\w+), request id [A-Za-z0-9._:-]+\)$", re.M)
 NODE_HEADERS = ["ID", "NAME", "STATE", "LAST_SEEN", "CPUS", "MEMORY", "CERT_EXPIRES"]
+USAGE = "usage: odysseus nodes token"
 MISSING_ID = "nod_" + "0" * 32
 HEARTBEAT = {"agent_version": "0.1.0",
              "capacity": {"cpus": 2, "memory_bytes": 24 * 2**30, "disk_bytes": 100 * 2**30},
              "usage": {"cpu_percent": 3.5, "memory_bytes": 2**30, "disk_bytes": 5 * 2**30},
              "docker_root": "/var/lib/docker"}
-
-
-class Cli:
-    """Runs odysseus with a private HOME / XDG_CONFIG_HOME."""
-
-    def __init__(self, tmp_path, server, name="cli"):
-        self.server = server
-        self.home = tmp_path / (name + "-home")
-        self.config = tmp_path / (name + "-config")
-        self.home.mkdir()
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
-                    "XDG_CONFIG_HOME": str(self.config), "LANG": "C.UTF-8"}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-            if k in os.environ:
-                self.env[k] = os.environ[k]
-
-    def run(self, *args, input="", env=None):
-        p = subprocess.run([ODYSSEUS, *args], input=input, capture_output=True, text=True,
-                           timeout=60, env={**self.env, **(env or {})})
-        assert "AddressSanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        return p
-
-    def ok(self, *args):
-        p = self.run(*args)
-        assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
-        return p
-
-    def json(self, *args):
-        return json.loads(self.ok("--output", "json", *args).stdout)
-
-    def login(self, email, password):
-        p = self.run("login", "--server", self.server.url, "--ca", self.server.ca, "--email",
-                     email, input=password + "\n")
-        assert p.returncode == 0, p.stderr
-        return self
-
-
-def table(stdout):
-    """Parses an aligned table into (headers, rows of cells)."""
-    lines = [l for l in stdout.splitlines() if l.strip()]
-    return lines[0].split(), [l.split() for l in lines[1:]]
-
-
-def assert_error(p, code, exit_status):
-    assert p.returncode == exit_status, (p.returncode, p.stdout, p.stderr)
-    m = ERROR_LINE.search(p.stderr)
-    assert m, p.stderr
-    assert m.group(1) == code, p.stderr
-
-
-def assert_usage(p, words):
-    assert p.returncode == EXIT_USAGE, (p.returncode, p.stdout, p.stderr)
-    assert p.stdout == ""
-    assert p.stderr.startswith("odysseus: ") and words in p.stderr, p.stderr
-    assert "usage: odysseus nodes token" in p.stderr, p.stderr
 
 
 def parse_time(s):
@@ -152,12 +96,7 @@ def enroll(server, token, d):
 @pytest.fixture(scope="module")
 def nodes_server():
     """A server of this module's own: its inventory starts empty."""
-    d = tempfile.mkdtemp(prefix="odx-e2e-nodes-")
-    srv = Server(d)
-    yield srv
-    rc = srv.stop()
-    shutil.rmtree(d, ignore_errors=True)
-    assert rc == 0, "odysseusd exited %s" % rc
+    yield from own_server("odx-e2e-nodes-")
 
 
 @pytest.fixture
@@ -240,7 +179,7 @@ def test_ttl(admin, ttl, seconds):
 def test_bad_ttl_is_a_usage_error_before_any_call(tmp_path, nodes_server, ttl, words):
     # Not logged in: a request would exit 3, so exit 2 shows nothing was sent.
     p = Cli(tmp_path, nodes_server).run("nodes", "token", "--ttl=" + ttl)
-    assert_usage(p, "--ttl must be " + words)
+    assert_usage(p, "--ttl must be " + words, USAGE)
 
 
 def test_name_binds_the_token(admin, nodes_server):
@@ -260,7 +199,7 @@ def test_bad_name_is_refused_by_the_server(admin, name):
 
 
 def test_empty_name_is_a_usage_error(admin):
-    assert_usage(admin.run("nodes", "token", "--name="), "--name must not be empty")
+    assert_usage(admin.run("nodes", "token", "--name="), "--name must not be empty", USAGE)
 
 
 @pytest.mark.parametrize("args", [("token",), ("list",), ("get", MISSING_ID), ("rm", MISSING_ID)])

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -46,6 +45,7 @@
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "crypto/x509.h"
+#include "tmpdir.h"
 
 #define NODE_ID "nod_0123456789abcdef0123456789abcdef"
 #define FP_A	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -62,26 +62,12 @@ struct ctx {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/odx-test-agent-XXXXXX");
-	if (!mkdtemp(c->dir))
+	if (tmpdir_make(c->dir, sizeof(c->dir), "agent") != 0)
 		return -1;
 	snprintf(c->pki, sizeof(c->pki), "%s/pki", c->dir);
 	snprintf(c->state, sizeof(c->state), "%s/state", c->dir);
@@ -97,7 +83,7 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 	x509_ca_free(c->ca);
-	rm_rf(c->dir);
+	tmpdir_remove(c->dir);
 	free(c);
 	return 0;
 }

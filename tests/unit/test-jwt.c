@@ -7,7 +7,6 @@
  * when one is refused it is for the one thing the test changed; each such
  * test first checks that the same token without the change is accepted.
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -30,6 +29,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "crypto/random.h"
+#include "tmpdir.h"
 
 struct ctx {
 	char dir[64];
@@ -38,27 +38,13 @@ struct ctx {
 	char kid[KID_LEN];
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/odx-test-jwt-XXXXXX");
-	if (!mkdtemp(c->dir) || keyring_init_dir(c->dir) != 0 || keyring_load(c->dir, &c->kr) != 0 ||
-	    keyring_current_kid(c->kr, c->kid) != 0)
+	if (tmpdir_make(c->dir, sizeof(c->dir), "jwt") != 0 || keyring_init_dir(c->dir) != 0 ||
+	    keyring_load(c->dir, &c->kr) != 0 || keyring_current_kid(c->kr, c->kid) != 0)
 		return -1;
 	c->now = (int64_t)time(NULL);
 	*state = c;
@@ -70,7 +56,7 @@ static int teardown(void **state)
 	struct ctx *c = *state;
 	keyring_free(c->kr);
 	jwt_cache_free();
-	rm_rf(c->dir);
+	tmpdir_remove(c->dir);
 	free(c);
 	return 0;
 }

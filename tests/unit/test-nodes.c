@@ -4,7 +4,6 @@
  * memory, written by the sweep, reachability changes reported once,
  * revocation, reload from the store).
  */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,6 +22,7 @@
 #include "crypto/random.h"
 #include "sched/node.h"
 #include "store/store.h"
+#include "tmpdir.h"
 
 #define FP "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define SEC NSEC_PER_SEC
@@ -32,21 +32,12 @@ struct ctx {
 	struct store *s;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/odx-test-nodes-XXXXXX");
-	if (!mkdtemp(c->dir) || store_open(c->dir, &c->s) != 0)
+	if (tmpdir_make(c->dir, sizeof(c->dir), "nodes") != 0 || store_open(c->dir, &c->s) != 0)
 		return -1;
 	*state = c;
 	return 0;
@@ -56,7 +47,7 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 	store_free(c->s);
-	nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(c->dir);
 	free(c);
 	return 0;
 }

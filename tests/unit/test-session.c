@@ -1,5 +1,4 @@
 /* test-session.c — refresh-token families: rotation, reuse detection, logout, expiry. */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -18,6 +17,7 @@
 #include "core/timeutil.h"
 #include "crypto/random.h"
 #include "store/store.h"
+#include "tmpdir.h"
 
 struct ctx {
 	char dir[64];
@@ -25,21 +25,12 @@ struct ctx {
 	int64_t now;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/odx-test-session-XXXXXX");
-	if (!mkdtemp(c->dir) || store_open(c->dir, &c->s) != 0)
+	if (tmpdir_make(c->dir, sizeof(c->dir), "session") != 0 || store_open(c->dir, &c->s) != 0)
 		return -1;
 	c->now = time_now_ns();
 	*state = c;
@@ -50,7 +41,7 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 	store_free(c->s);
-	nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(c->dir);
 	free(c);
 	return 0;
 }

@@ -1,5 +1,4 @@
 /* test-store.c — the SQLite store: migrations, tenant files, transactions, errors. */
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,32 +16,19 @@
 #include "crypto/random.h"
 #include "store/migrations.h"
 #include "store/store.h"
+#include "tmpdir.h"
 
 struct ctx {
 	char dir[64];
 	struct store *s;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/odx-test-store-XXXXXX");
-	if (!mkdtemp(c->dir) || store_open(c->dir, &c->s) != 0)
+	if (tmpdir_make(c->dir, sizeof(c->dir), "store") != 0 || store_open(c->dir, &c->s) != 0)
 		return -1;
 	*state = c;
 	return 0;
@@ -52,7 +38,7 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 	store_free(c->s);
-	rm_rf(c->dir);
+	tmpdir_remove(c->dir);
 	free(c);
 	return 0;
 }
@@ -117,6 +103,23 @@ static int insert_user(struct store_tx *tx, const char *id, const char *email, c
 }
 
 /* ---- migrations --------------------------------------------------------- */
+
+/* A failed attempt on a missing tenant must not make it look like it exists. */
+static void test_missing_tenant_stays_missing(void **state)
+{
+	struct ctx *c = *state;
+	char id[ID_MAX_LEN];
+	struct store_tx *tx = NULL;
+	assert_int_equal(random_id("ten", id), 0);
+	assert_false(store_tenant_exists(c->s, id));
+	assert_int_equal(store_tx_begin(c->s, id, STORE_READ, &tx), ODX_ENOTFOUND);
+	assert_int_equal(store_tx_begin(c->s, id, STORE_WRITE, &tx), ODX_ENOTFOUND);
+	assert_false(store_tenant_exists(c->s, id));
+	assert_int_equal(store_tenant_create(c->s, id), 0);
+	assert_true(store_tenant_exists(c->s, id));
+	assert_int_equal(store_tenant_destroy(c->s, id), 0);
+	assert_false(store_tenant_exists(c->s, id));
+}
 
 static void test_migrations_fresh(void **state)
 {
@@ -455,6 +458,7 @@ static void test_query_values(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_missing_tenant_stays_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations_fresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations_not_rerun, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations_newer_refused, setup, teardown),

@@ -9,7 +9,6 @@
  * unchanged one is shown to be accepted first where that is not obvious.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +31,7 @@
 #include "core/encoding.h"
 #include "core/err.h"
 #include "crypto/x509.h"
+#include "tmpdir.h"
 
 #define HOUR 3600
 
@@ -43,26 +43,12 @@ struct ctx {
 	struct x509_ca *ca;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_rf(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int setup(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/odx-test-x509-XXXXXX");
-	if (!mkdtemp(c->dir))
+	if (tmpdir_make(c->dir, sizeof(c->dir), "x509") != 0)
 		return -1;
 	snprintf(c->pki, sizeof(c->pki), "%s/pki", c->dir);
 	if (x509_ensure_pki(c->pki) != 0 || x509_ca_load(c->pki, &c->ca) != 0)
@@ -75,7 +61,7 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 	x509_ca_free(c->ca);
-	rm_rf(c->dir);
+	tmpdir_remove(c->dir);
 	free(c);
 	return 0;
 }
