@@ -16,6 +16,8 @@
 #include "sched/actions.h"
 #include "sched/node.h"
 #include "sched/scheduler.h"
+#include "secrets/seal.h"
+#include "secrets/secret.h"
 
 #define B HTTP_ROUTE_BLOCKING
 #define CSR_BODY_MAX (X509_CSR_MAX + 4096)
@@ -34,6 +36,8 @@ const struct http_route agentapi_routes[] = {
 	 .perm = PERM_AGENT},
 	{.method = HTTP_POST, .pattern = "/agent/v1/actions/{id}/result",
 	 .handler = agentapi_action_result, .perm = PERM_AGENT},
+	{.method = HTTP_GET, .pattern = "/agent/v1/secrets/{container}", .handler = agentapi_secrets,
+	 .perm = PERM_AGENT, .flags = B, .action = "secret.deliver"},
 };
 /* clang-format on */
 const size_t agentapi_nroutes = sizeof(agentapi_routes) / sizeof(agentapi_routes[0]);
@@ -432,4 +436,67 @@ void agentapi_action_result(struct http_exchange *ex)
 		reply_no_content(ex);
 out:
 	json_decref(body);
+}
+
+/* One granted secret's current value, base64url, into bundle; audited by the caller's route. */
+static int add_secret(struct api *api, const char *tenant, const char *dep, const char *name,
+		      json_t *bundle)
+{
+	int rc = secret_granted(api->store, tenant, name, dep);
+	uint8_t *value = NULL;
+	size_t len = 0;
+	int64_t version = 0;
+	if (rc == 0)
+		rc = secret_value(api->store, api->secrets, tenant, name, &value, &len, &version);
+	if (rc < 0)
+		return rc;
+	char *b64 = malloc(b64url_encoded_len(len) + 1);
+	if (b64)
+		b64url_encode(value, len, b64);
+	secrets_free_plain(value);
+	json_t *o = b64 ? json_pack("{s:s, s:I, s:s}", "name", name, "version", (json_int_t)version,
+				    "value_b64", b64)
+			: NULL;
+	if (b64) {
+		explicit_bzero(b64, strlen(b64));
+		free(b64);
+	}
+	return o && json_array_append_new(bundle, o) == 0 ? 0 : ODX_ENOMEM;
+}
+
+/*
+ * GET /agent/v1/secrets/{container}: the granted secrets of a container placed
+ * on the calling node, and nothing for any other (docs/secrets.md, Delivery).
+ */
+void agentapi_secrets(struct http_exchange *ex)
+{
+	struct api *api = ex->app;
+	const char *ctr = ex->params[0];
+	char tenant[ID_MAX_LEN], dep[64];
+	json_t *names = NULL, *bundle = json_array();
+	snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/containers/%s", ctr);
+	int rc = !bundle ? ODX_ENOMEM
+		 : random_id_valid("ctr", ctr) && api->sched
+		     ? sched_container_secrets(api->sched, api_principal(ex)->id, ctr, tenant, dep,
+					       &names)
+		     : ODX_ENOTFOUND;
+	/* Recorded in the tenant's records, whatever the answer. */
+	if (rc == 0)
+		snprintf(ex->audit_tenant_id, sizeof(ex->audit_tenant_id), "%s", tenant);
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v) if (rc == 0) rc =
+	    add_secret(api, tenant, dep, json_string_value(v), bundle);
+	json_decref(names);
+	if (rc == 0) {
+		reply_json(ex, 200, json_pack("{s:o}", "secrets", bundle));
+		bundle = NULL;
+	} else if (rc == ODX_ENOTFOUND) {
+		reply_error(ex, 404, "not_found", "no such container on this node");
+	} else if (rc == ODX_EFORBIDDEN) {
+		reply_error(ex, 403, "forbidden", "a secret is not granted to this deployment");
+	} else {
+		reply_odx_error(ex, rc, NULL);
+	}
+	json_decref(bundle);
 }

@@ -28,5 +28,6 @@ void agentapi_status(struct http_exchange *ex);
 void agentapi_assignments(struct http_exchange *ex);
 void agentapi_actions(struct http_exchange *ex);
 void agentapi_action_result(struct http_exchange *ex);
+void agentapi_secrets(struct http_exchange *ex);
 
 #endif

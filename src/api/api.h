@@ -149,6 +149,14 @@ void api_containers_get(struct http_exchange *ex);
 void api_containers_restart(struct http_exchange *ex);
 void api_containers_stop(struct http_exchange *ex);
 void api_containers_logs(struct http_exchange *ex);
+void api_secrets_list(struct http_exchange *ex);
+void api_secrets_get(struct http_exchange *ex);
+void api_secrets_put(struct http_exchange *ex);
+void api_secrets_rotate(struct http_exchange *ex);
+void api_secrets_grants(struct http_exchange *ex);
+void api_secrets_delete(struct http_exchange *ex);
+/* 0 when every secret in names exists and is granted to deployment; else 400 set. */
+int api_secrets_check_grants(struct http_exchange *ex, const char *deployment, const json_t *names);
 void api_nodes_list(struct http_exchange *ex);
 void api_nodes_get(struct http_exchange *ex);
 void api_nodes_delete(struct http_exchange *ex);

@@ -116,7 +116,8 @@ void api_deployments_create(struct http_exchange *ex)
 		reply_error(ex, 400, "bad_request", msg[0] ? msg : "invalid deployment");
 		goto out;
 	}
-	if (tenant_of(ex, &t) < 0)
+	if (tenant_of(ex, &t) < 0 ||
+	    api_secrets_check_grants(ex, spec.name, json_object_get(spec.template, "secrets")) < 0)
 		goto out;
 	struct deployment d;
 	const char *limit = NULL;
@@ -164,7 +165,8 @@ void api_deployments_update(struct http_exchange *ex)
 		reply_error(ex, 400, "bad_request", msg[0] ? msg : "invalid deployment");
 		goto out;
 	}
-	if (tenant_of(ex, &t) < 0)
+	if (tenant_of(ex, &t) < 0 ||
+	    api_secrets_check_grants(ex, name, json_object_get(spec.template, "secrets")) < 0)
 		goto out;
 	struct deployment d;
 	const char *limit = NULL;

@@ -160,7 +160,10 @@ static void actor_of(const struct http_exchange *ex, enum audit_actor_type *type
 			: p->kind == PRINCIPAL_AGENT ? AUDIT_ACTOR_AGENT
 						     : AUDIT_ACTOR_USER;
 		*id = p->id;
-		*tenant = p->tenant_id;
+		/* An agent acting on a tenant's resource (a secret delivered) goes in the
+		 * tenant's records. */
+		*tenant = !p->tenant_id[0] && ex->audit_tenant_id[0] ? ex->audit_tenant_id
+								     : p->tenant_id;
 	} else {
 		*type = ex->audit_actor_id[0] ? AUDIT_ACTOR_USER : AUDIT_ACTOR_ANONYMOUS;
 		*id = ex->audit_actor_id;

@@ -187,6 +187,9 @@ static void exchange_free(struct http_exchange *ex)
 	if (!ex)
 		return;
 	reply_stream_release(ex);
+	/* Replies may carry secrets (an agent's bundle): not left in freed memory. */
+	if (ex->resp_body)
+		explicit_bzero(ex->resp_body, ex->resp_len);
 	free(ex->resp_body);
 	free(ex->storage);
 	free(ex);

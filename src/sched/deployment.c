@@ -227,6 +227,21 @@ static int paths_check(json_t *p, char msg[static JSONX_MSG_LEN])
 	return 0;
 }
 
+/* Names of secrets the replicas receive at /run/secrets (docs/secrets.md). */
+static int secrets_check(json_t *a, char msg[static JSONX_MSG_LEN])
+{
+	if (!json_is_array(a) || json_array_size(a) > 16)
+		return fail(msg, "secrets must be an array of at most 16 secret names");
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v)
+	{
+		if (!json_is_string(v) || name_validate(json_string_value(v), DEPLOY_NAME_MAX) < 0)
+			return fail(msg, "secrets must be names of a-z, 0-9 and '-'");
+	}
+	return 0;
+}
+
 void deploy_spec_free(struct deploy_spec *s)
 {
 	json_decref(s->template);
@@ -237,14 +252,17 @@ int deploy_spec_parse(json_t *body, bool partial, struct deploy_spec *out,
 		      char msg[static JSONX_MSG_LEN])
 {
 	const char *name = NULL, *image = NULL, *user = NULL;
-	json_t *replicas = NULL, *command = NULL, *env = NULL, *res = NULL, *paths = NULL;
+	json_t *replicas = NULL, *command = NULL, *env = NULL, *res = NULL, *paths = NULL,
+	       *secrets = NULL;
 	memset(out, 0, sizeof(*out));
 	out->replicas = -1;
-	if (jsonx_unpack(body, msg, partial ? "{s?s, s?s, s?o, s?o, s?o, s?o, s?o, s?s}"
-					    : "{s:s, s:s, s?o, s?o, s?o, s?o, s?o, s?s}",
+	if (jsonx_unpack(body, msg, partial ? "{s?s, s?s, s?o, s?o, s?o, s?o, s?o, s?s, s?o}"
+					    : "{s:s, s:s, s?o, s?o, s?o, s?o, s?o, s?s, s?o}",
 			 "name", &name, "image", &image, "replicas", &replicas, "command", &command,
-			 "env", &env, "resources", &res, "writable_paths", &paths, "user",
-			 &user) < 0)
+			 "env", &env, "resources", &res, "writable_paths", &paths, "user", &user,
+			 "secrets", &secrets) < 0)
+		return ODX_EINVAL;
+	if (secrets && secrets_check(secrets, msg) < 0)
 		return ODX_EINVAL;
 	if (partial && name)
 		return fail(msg, "the name of a deployment cannot change");
@@ -276,6 +294,8 @@ int deploy_spec_parse(json_t *body, bool partial, struct deploy_spec *out,
 		json_object_set(t, "writable_paths", paths);
 	if (user)
 		json_object_set_new(t, "user", json_string(user));
+	if (secrets)
+		json_object_set(t, "secrets", secrets);
 	snprintf(out->name, sizeof(out->name), "%s", name ? name : "");
 	out->template = t;
 	out->replicas = replicas ? json_integer_value(replicas) : partial ? -1 : 1;

@@ -572,6 +572,24 @@ int sched_container_node(struct sched *s, const char *tenant_id, const char *id,
 	return rc;
 }
 
+int sched_container_secrets(struct sched *s, const char *node_id, const char *id,
+			    char tenant[static ID_MAX_LEN], char deployment[static 64],
+			    json_t **names)
+{
+	pthread_mutex_lock(&s->lock);
+	struct ctr *c = find(s, id);
+	int rc = c && strcmp(c->node, node_id) == 0 ? 0 : ODX_ENOTFOUND;
+	if (rc == 0) {
+		snprintf(tenant, ID_MAX_LEN, "%s", c->tenant);
+		snprintf(deployment, 64, "%s", c->deployment);
+		json_t *a = json_object_get(c->template, "secrets");
+		*names = a ? json_deep_copy(a) : json_array();
+		rc = *names ? 0 : ODX_ENOMEM;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment)
 {
 	int64_t total = 0, run = 0, pending = 0;

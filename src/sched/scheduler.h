@@ -57,6 +57,13 @@ int sched_container(struct sched *s, const char *tenant_id, const char *id, json
 /* The node a tenant's container is placed on ("" while pending). */
 int sched_container_node(struct sched *s, const char *tenant_id, const char *id, char *node,
 			 size_t size);
+/*
+ * For the node's own container id: its tenant, deployment and the secret
+ * names its template lists (owned). ODX_ENOTFOUND unless placed on node_id.
+ */
+int sched_container_secrets(struct sched *s, const char *node_id, const char *id,
+			    char tenant[static ID_MAX_LEN], char deployment[static 64],
+			    json_t **names);
 /* {"desired": N, "running": R, "pending": P} of a deployment. */
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment);
 /* Desired state of one container: "running" or "stopped"; or "replace" (a restart). */

@@ -197,13 +197,13 @@ static int dek_create_in(struct secrets_keyring *kr, struct store_tx *tx, const 
 static int dek_create(struct secrets_keyring *kr, const char *tenant, struct wrapped_row *row)
 {
 	pthread_mutex_lock(&kr->gen_lock);
-	struct store_tx *tx;
+	struct store_tx *tx = NULL;
 	int rc = store_tx_begin(kr->store, tenant, STORE_WRITE, &tx);
 	if (rc == 0)
 		rc = dek_create_in(kr, tx, tenant, row);
 	if (rc == 0)
 		rc = store_tx_commit(tx);
-	else
+	else if (tx)
 		store_tx_abort(tx);
 	pthread_mutex_unlock(&kr->gen_lock);
 	return rc < 0 ? rc : 0;

@@ -167,6 +167,30 @@ static const char *const tenant_steps[] = {
     "  created_at INTEGER NOT NULL,"
     "  wrapped_at INTEGER NOT NULL"
     ") STRICT;",
+    /* 5: secret values (sealed, one row per version), which deployments may
+     * receive each secret, and the rotation policy (docs/secrets.md). */
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  version INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  rotated_at INTEGER NOT NULL,"
+    "  rotate_every_s INTEGER," /* NULL: rotated by hand only */
+    "  generate_length INTEGER,"
+    "  generate_alphabet TEXT"
+    ") STRICT;"
+    "CREATE TABLE secret_versions ("
+    "  name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,"
+    "  version INTEGER NOT NULL,"
+    "  sealed BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (name, version)"
+    ") STRICT;"
+    "CREATE TABLE secret_grants ("
+    "  name TEXT NOT NULL REFERENCES secrets(name) ON DELETE CASCADE,"
+    "  deployment TEXT NOT NULL,"
+    "  PRIMARY KEY (name, deployment)"
+    ") STRICT;",
 };
 /* clang-format on */
 

@@ -96,6 +96,13 @@ EXPECTED = {
     ("GET", "/v1/containers/{id}/logs"): roles("admin", "operator", "developer", "readonly"),
     ("POST", "/v1/containers/{id}/restart"): roles("admin", "operator"),
     ("POST", "/v1/containers/{id}/stop"): roles("admin", "operator"),
+    # SPEC §3 secrets rows: write/rotate/revoke/grant A O; list names and metadata A O D
+    ("GET", "/v1/secrets"): roles("admin", "operator", "developer"),
+    ("GET", "/v1/secrets/{name}"): roles("admin", "operator", "developer"),
+    ("PUT", "/v1/secrets/{name}"): roles("admin", "operator"),
+    ("DELETE", "/v1/secrets/{name}"): roles("admin", "operator"),
+    ("POST", "/v1/secrets/{name}/rotate"): roles("admin", "operator"),
+    ("POST", "/v1/secrets/{name}/grants"): roles("admin", "operator"),
     ("GET", "/v1/users"): TENANT_ADMIN,
     ("POST", "/v1/users"): TENANT_ADMIN,
     ("GET", "/v1/users/{id}"): TENANT_ADMIN,
@@ -216,6 +223,7 @@ class World:
         self.login_user = self.make_user("readonly")
         self.target_set = self.make_set()
         self.target_deployment = self.make_deployment()
+        self.target_secret = self.make_secret()
         # Tenant B, the other tenant.
         self.b_email = unique("authz-b") + "@tenant.test"
         self.tenant_b = server.create_tenant(unique("authz-b"), self.b_email)
@@ -261,6 +269,13 @@ class World:
                          json={"env": {"REV": str(i + 1)}})
             assert r2.status_code == 200, r2.text
         return r.json()
+
+    def make_secret(self, s=None):
+        s = s or self.admin
+        name = unique("authz-s")
+        r = s.put(self.url + "/v1/secrets/" + name, json={"value": "secret-value"})
+        assert r.status_code == 201, r.text
+        return name
 
     def make_tenant(self):
         return self.server.create_tenant(unique("authz-x"), unique("authz-x") + "@tenant.test")
@@ -327,6 +342,19 @@ class World:
             if template.endswith("/restart"):
                 ok = 202
             return template.replace("{name}", d["name"]), body, ok
+        if key == ("GET", "/v1/secrets"):
+            return template, None, 200
+        if key == ("GET", "/v1/secrets/{name}"):
+            return "/v1/secrets/" + self.target_secret, None, 200
+        if key == ("PUT", "/v1/secrets/{name}"):
+            return "/v1/secrets/" + unique("authz-s"), {"value": "v"}, 201
+        if key in (("DELETE", "/v1/secrets/{name}"), ("POST", "/v1/secrets/{name}/rotate"),
+                   ("POST", "/v1/secrets/{name}/grants")):
+            name = self.make_secret()
+            body = {"DELETE": None}.get(method, {"value": "new"})
+            if template.endswith("/grants"):
+                body = {"deployments": ["web"]}
+            return template.replace("{name}", name), body, 204 if method == "DELETE" else 200
         if key in (("GET", "/v1/containers/{id}"), ("GET", "/v1/containers/{id}/logs"),
                    ("POST", "/v1/containers/{id}/restart"),
                    ("POST", "/v1/containers/{id}/stop")):
@@ -529,6 +557,7 @@ def _cross_tenant_cases(world):
     b_set = world.make_set(s=world.b_admin,
                            rules=[{"effect": "allow", "method": "GET", "path": "/v1/users"}])
     b_dep = world.make_deployment(s=world.b_admin, revisions=2)["name"]
+    b_secret, missing_secret = world.make_secret(s=world.b_admin), unique("authz-missing-s")
     missing_dep = unique("authz-missing-d")
     missing_user, missing_key = "usr_" + "0" * 32, "key_" + "0" * 32
     missing_tenant, missing_set = "ten_" + "0" * 32, unique("authz-missing")
@@ -569,6 +598,15 @@ def _cross_tenant_cases(world):
                                                   "ctr_" + "0" * 32, None),
         ("POST", "/v1/containers/{id}/stop"): ("/v1/containers/%s/stop", "ctr_" + "1" * 32,
                                                "ctr_" + "0" * 32, None),
+        ("GET", "/v1/secrets/{name}"): ("/v1/secrets/%s", b_secret, missing_secret, None),
+        ("DELETE", "/v1/secrets/{name}"): ("/v1/secrets/%s", b_secret, missing_secret, None),
+        ("POST", "/v1/secrets/{name}/rotate"): ("/v1/secrets/%s/rotate", b_secret,
+                                                missing_secret, {"value": "x"}),
+        ("POST", "/v1/secrets/{name}/grants"): ("/v1/secrets/%s/grants", b_secret,
+                                                missing_secret, {"deployments": []}),
+        # PUT creates: B's name is simply a new secret of the caller's (checked below).
+        ("PUT", "/v1/secrets/{name}"): ("/v1/secrets/%s", b_secret, missing_secret,
+                                        {"value": "x"}),
         # Nodes belong to no tenant: a tenant's caller is refused whatever the id.
         ("GET", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
         ("DELETE", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
@@ -588,6 +626,8 @@ def test_cross_tenant_ids_answer_like_missing_ones(world):
                "operator": world.tokens["operator"]}
     problems = []
     for (method, template), (fmt, other, missing, body) in sorted(cases.items()):
+        if (method, template) == ("PUT", "/v1/secrets/{name}"):
+            continue  # an upsert: names are per tenant, see after the loop
         for name, token in callers.items():
             s = world.session(token)
             r_other = s.request(method, world.url + fmt % other, json=body)
@@ -610,6 +650,13 @@ def test_cross_tenant_ids_answer_like_missing_ones(world):
             elif name != "operator" and r_other.status_code != 404:
                 problems.append("%s: expected 404, got %d" % (where, r_other.status_code))
     assert not problems, "\n".join(problems)
+    # A's PUT of B's secret name makes A's own secret; B's keeps its single version.
+    b_secret = cases[("PUT", "/v1/secrets/{name}")][1]
+    r = world.session(world.tokens["admin"]).put(world.url + "/v1/secrets/" + b_secret,
+                                                 json={"value": "a's"})
+    assert r.status_code == 201, r.text
+    got = world.b_admin.get(world.url + "/v1/secrets/" + b_secret).json()
+    assert got["version"] == 1 and len(got["versions"]) == 1, got
     # Nothing of B's changed.
     b = world.b_admin
     got = b.get(world.url + "/v1/users/" + b_user["id"])
