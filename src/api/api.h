@@ -155,6 +155,10 @@ void api_secrets_put(struct http_exchange *ex);
 void api_secrets_rotate(struct http_exchange *ex);
 void api_secrets_grants(struct http_exchange *ex);
 void api_secrets_delete(struct http_exchange *ex);
+/* Replaces, one replica at a time, the deployments that receive the secret (after a rotation). */
+void api_secrets_restart_users(struct api *api, const char *tenant, const char *name);
+/* Rotates the secrets whose policy says so (the daemon's loop calls it). */
+void api_secrets_rotate_due(struct api *api);
 /* 0 when every secret in names exists and is granted to deployment; else 400 set. */
 int api_secrets_check_grants(struct http_exchange *ex, const char *deployment, const json_t *names);
 void api_nodes_list(struct http_exchange *ex);

@@ -228,6 +228,7 @@ static void node_changed(const struct node_info *n, bool unreachable, void *arg)
 /* The main thread's duties between signals: key reloads, the node sweep. */
 static void wait_for_stop(struct api *api, const sigset_t *set)
 {
+	unsigned ticks = 0;
 	for (;;) {
 		struct timespec ts = {1, 0};
 		int sig = sigtimedwait(set, NULL, &ts);
@@ -242,6 +243,9 @@ static void wait_for_stop(struct api *api, const sigset_t *set)
 			log_event(LOG_ERROR, "writing heartbeats failed",
 				  json_pack("{s:s}", "error", odx_strerror(rc)));
 		sched_tick(api->sched, time_now_ns());
+		/* Rotation policies are in minutes at the finest: a look every 30 s. */
+		if (++ticks % 30 == 0)
+			api_secrets_rotate_due(api);
 	}
 }
 

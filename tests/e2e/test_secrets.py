@@ -146,3 +146,25 @@ def test_a_wrong_key_encryption_key_stops_the_start(fresh_server, restart):
         f.write(good)
     srv2 = restart(data_dir)
     assert srv2.session(srv2.admin_token()).get(srv2.url + "/readyz").status_code == 200
+
+
+def test_rotation_policy_rotates_by_itself(fresh_server):
+    import sqlite3
+    srv = fresh_server()
+    t, _, token = new_tenant(srv)
+    s = srv.session(token)
+    r = put(s, srv.url, "auto", rotation={"every_seconds": 60, "generate_length": 24})
+    assert r.status_code == 201, r.text
+    # as if the last rotation were long ago (the daemon looks every 30 s)
+    db = os.path.join(srv.data_dir, "tenants", t["id"] + ".db")
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE secrets SET rotated_at = 0 WHERE name = 'auto'")
+    deadline = time.time() + 45
+    while time.time() < deadline:
+        if s.get(srv.url + "/v1/secrets/auto").json()["version"] >= 2:
+            break
+        time.sleep(1)
+    m = s.get(srv.url + "/v1/secrets/auto").json()
+    assert m["version"] == 2, m
+    recs = s.get(srv.url + "/v1/audit", params={"action": "secret.rotate"}).json()["items"]
+    assert any(r["actor"]["type"] == "system" and r["reason"] == "rotation policy" for r in recs)
