@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define CLIENT_REPLY_MAX (1024 * 1024)
+#define CLIENT_REPLY_MAX (2 * 1024 * 1024) /* a full secrets bundle: 16 x 64 KiB in base64 */
 #define CLIENT_ERROR_LEN 256
 
 struct client;

@@ -9,6 +9,13 @@
  * and publish the report. Only the converge thread runs passes, so only it
  * uses r->d and the per-container records (r->recs).
  *
+ * Secrets (docs/agent.md "Secrets"): before a container that names some is
+ * created to run, a new tmpfs is mounted for it (secretfs), its bundle
+ * fetched through the caller's callback, written and sealed, and the tmpfs
+ * bind-mounted read-only at /run/secrets. A crash, a stop or a removal
+ * unmounts it; a container to start without its tmpfs is made anew; each
+ * pass sweeps the tmpfs of containers that are gone.
+ *
  * Crash loops: a container that dies within QUICK_NS of its start counts a
  * quick crash; the first is replaced at once, then each replacement waits
  * twice as long (1 s … 60 s). One that ran longer starts the count afresh.
@@ -34,6 +41,7 @@
 #include "agent/agent.h"
 #include "agent/client.h"
 #include "agent/reconcile.h"
+#include "agent/secretfs.h"
 #include "core/encoding.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -67,6 +75,9 @@
 #define PATH_MAX_   255
 #define REVISION_HI (1LL << 53)
 
+#define SECRET_NAME_MAX 63    /* the node name rule */
+#define VALUE_B64_MAX	87382 /* b64url_encoded_len(SECRETFS_VALUE_MAX) */
+
 #define STOP_GRACE_S 3 /* SIGTERM, then SIGKILL: state "stopped" */
 #define SUSPECTS_MAX 500
 #define QUICK_NS     (10 * NSEC_PER_SEC)
@@ -97,6 +108,10 @@ struct rec {
 	int64_t mem_bytes;
 	uint64_t cpu_total, sys_total; /* the Engine's counters, for the next delta */
 	double cpu_percent;	       /* of one CPU, between the last two samples; < 0: unknown */
+	/* Secrets: a failed delivery is retried with backoff, its error kept meanwhile. */
+	unsigned deliver_fails;
+	int64_t deliver_ns; /* monotonic: not tried again before */
+	char deliver_error[RECONCILE_ERR_LEN];
 };
 
 #define STATS_EVERY_NS (30LL * NSEC_PER_SEC)
@@ -128,6 +143,13 @@ struct reconciler {
 	struct rec **recs;
 	size_t nrecs, caprecs;
 	bool down; /* the last pass could not reach the Engine */
+	/* Secrets (docs/agent.md "Secrets"); secrets_root "" when there is no source. */
+	char secrets_root[SECRETFS_PATH_MAX];
+	reconcile_fetch_fn fetch;
+	void *fetch_arg;
+	bool swap_said; /* "secret pages could reach swap" was logged */
+	bool swept;	/* the secrets of vanished containers were removed once */
+	int sweep_rc;	/* the last sweep's error, logged when it changes */
 };
 
 /* ---- checking an assignment ------------------------------------------------------- */
@@ -136,8 +158,9 @@ struct reconciler {
 struct asg {
 	const char *ctr, *tenant, *deployment, *state, *image;
 	json_int_t revision, replica, cpu, mem, pids, storage;
-	json_t *command, *env, *paths, *user;
+	json_t *command, *env, *paths, *user, *secrets;
 	char user_s[USER_LEN];
+	int64_t uid, gid; /* of user_s */
 };
 
 static int refuse(char err[static RECONCILE_ERR_LEN], const char *field, const char *why)
@@ -345,15 +368,15 @@ static int id_parse(const char *s, size_t n, int64_t *id)
  * nobody (65534:65534); an absent or root gid gives 65534, since Docker
  * would otherwise run a uid unknown to the image with gid 0.
  */
-static int check_user(const json_t *user, char out[static USER_LEN],
-		      char err[static RECONCILE_ERR_LEN])
+static int check_user(const json_t *user, struct asg *g, char err[static RECONCILE_ERR_LEN])
 {
 	int64_t uid, gid = 0;
 	const char *s, *colon;
 
+	g->uid = g->gid = NOBODY_ID;
 	if (user == NULL || json_is_null(user) ||
 	    (json_is_string(user) && json_string_length(user) == 0)) {
-		snprintf(out, USER_LEN, "%s", NOBODY);
+		snprintf(g->user_s, USER_LEN, "%s", NOBODY);
 		return 0;
 	}
 	if (!text_ok(user, 32))
@@ -363,11 +386,35 @@ static int check_user(const json_t *user, char out[static USER_LEN],
 	if (id_parse(s, colon ? (size_t)(colon - s) : strlen(s), &uid) < 0 ||
 	    (colon && id_parse(colon + 1, strlen(colon + 1), &gid) < 0))
 		return refuse(err, "user", "must be uid[:gid] numbers");
-	if (uid == 0)
-		snprintf(out, USER_LEN, "%s", NOBODY);
-	else
-		snprintf(out, USER_LEN, "%lld:%lld", (long long)uid,
-			 (long long)(gid == 0 ? NOBODY_ID : gid));
+	if (uid == 0) {
+		snprintf(g->user_s, USER_LEN, "%s", NOBODY);
+		return 0;
+	}
+	g->uid = uid;
+	g->gid = gid == 0 ? NOBODY_ID : gid;
+	snprintf(g->user_s, USER_LEN, "%lld:%lld", (long long)g->uid, (long long)g->gid);
+	return 0;
+}
+
+/* Names only, at most 16, each 1-63 of [a-z0-9-] (the node name rule), no duplicate. */
+static int check_secrets(const json_t *names, char err[static RECONCILE_ERR_LEN])
+{
+	size_t i, j;
+	json_t *v;
+
+	if (names == NULL || json_is_null(names))
+		return 0;
+	if (!json_is_array(names) || json_array_size(names) > SECRETFS_NAMES_MAX)
+		return refuse(err, "secrets", "must be an array of at most 16 names");
+	json_array_foreach(names, i, v)
+	{
+		if (!text_ok(v, SECRET_NAME_MAX) ||
+		    name_validate(json_string_value(v), SECRET_NAME_MAX) < 0)
+			return refuse(err, "secrets", "names must be 1-63 of [a-z0-9-]");
+		for (j = 0; j < i; j++)
+			if (json_equal(v, json_array_get(names, j)))
+				return refuse(err, "secrets", "has a duplicate");
+	}
 	return 0;
 }
 
@@ -399,7 +446,9 @@ static int check_fields(struct asg *g, char err[static RECONCILE_ERR_LEN])
 	if (rc == 0)
 		rc = check_paths(g->paths, err);
 	if (rc == 0)
-		rc = check_user(g->user, g->user_s, err);
+		rc = check_user(g->user, g, err);
+	if (rc == 0)
+		rc = check_secrets(g->secrets, err);
 	return rc;
 }
 
@@ -413,13 +462,13 @@ static int asg_parse(const json_t *a, struct asg *g, char err[static RECONCILE_E
 	/* json_unpack_ex does not modify a; its prototype just lacks const. */
 	if (json_unpack_ex((json_t *)a, &e, JSON_STRICT,
 			   "{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s?o, s?o,"
-			   " s:{s:I, s:I, s?I, s?I}, s?o, s?o}",
+			   " s:{s:I, s:I, s?I, s?I}, s?o, s?o, s?o}",
 			   "container", &g->ctr, "tenant", &g->tenant, "deployment", &g->deployment,
 			   "revision", &g->revision, "replica", &g->replica, "state", &g->state,
 			   "image", &g->image, "command", &g->command, "env", &g->env, "resources",
 			   "cpu_millicores", &g->cpu, "memory_mb", &g->mem, "pids", &g->pids,
-			   "storage_mb", &g->storage, "writable_paths", &g->paths, "user",
-			   &g->user) < 0) {
+			   "storage_mb", &g->storage, "writable_paths", &g->paths, "user", &g->user,
+			   "secrets", &g->secrets) < 0) {
 		client_sanitize(e.text, why, sizeof(why));
 		snprintf(err, RECONCILE_ERR_LEN, "invalid assignment: %s", why);
 		return ODX_EINVAL;
@@ -832,37 +881,306 @@ static int start(struct reconciler *r, struct want *x, const char *id)
 	return 0;
 }
 
-static int create(struct reconciler *r, struct want *x)
-{
-	char name[NAME_LEN + 1], id[DOCKER_ID_LEN + 1];
-	bool run = strcmp(x->g.state, "running") == 0;
-	int rc = ensure_network(r, x);
-
-	if (rc == 0)
-		rc = ensure_image(r, x);
-	if (rc < 0)
-		return rc;
-	snprintf(name, sizeof(name), "odx-%s", x->g.ctr);
-	if (json_object_set_new(json_object_get(x->spec, "Labels"), LABEL_NODE,
-				json_string(r->node)) < 0)
-		return set_error(x, ODX_ENOMEM, "refused", "out of memory");
-	rc = docker_container_create(r->d, name, x->spec, id);
-	if (rc == ODX_ECONFLICT)
-		return set_error(x, rc, name,
-				 "the name is in use (a container being removed, or one "
-				 "Odysseus did not make)");
-	if (rc < 0)
-		return fail(r, x, "cannot create the container", rc);
-	log_ctr(LOG_INFO, "container created", x->g.ctr, id);
-	return run ? start(r, x, id) : 0;
-}
-
 static int64_t retry_delay(unsigned quick)
 {
 	if (quick <= 1)
 		return 0;
 	int64_t d = NSEC_PER_SEC << (quick - 2 < 6 ? quick - 2 : 6);
 	return d < RETRY_MAX_NS ? d : RETRY_MAX_NS;
+}
+
+/* Brings *wake forward to at (monotonic ns). */
+static void wake_at(int64_t *wake, int64_t at)
+{
+	if (*wake == 0 || at < *wake)
+		*wake = at;
+}
+
+/* ---- secrets (docs/agent.md "Secrets") ------------------------------------------------- */
+
+static bool wants_secrets(const struct want *x)
+{
+	return json_array_size(x->g.secrets) > 0;
+}
+
+static bool names_has(const json_t *names, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(names, i, v)
+	{
+		if (strcmp(json_string_value(v), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+#define BUNDLE_SHAPE "the answer is not {\"secrets\": [{name, version, value_b64}]}"
+#define BUNDLE_OTHER "the answer does not hold exactly the assignment's secrets"
+
+/* Entry i of the bundle: well formed, a name the assignment has, not seen before. */
+static int item_check(const json_t *list, size_t i, const json_t *names, const char **why)
+{
+	json_t *it = json_array_get(list, i);
+	const char *name, *b64;
+	json_int_t version;
+
+	*why = BUNDLE_SHAPE;
+	if (json_unpack_ex(it, NULL, JSON_STRICT, "{s:s, s:I, s:s}", "name", &name, "version",
+			   &version, "value_b64", &b64) < 0 ||
+	    !in_range(version, 1, REVISION_HI))
+		return ODX_EINVAL;
+	*why = "a value is longer than 64 KiB";
+	if (json_string_length(json_object_get(it, "value_b64")) > VALUE_B64_MAX)
+		return ODX_ETOOBIG;
+	*why = BUNDLE_OTHER;
+	if (!names_has(names, name))
+		return ODX_EINVAL;
+	for (size_t j = 0; j < i; j++)
+		if (json_equal(json_object_get(it, "name"),
+			       json_object_get(json_array_get(list, j), "name")))
+			return ODX_EINVAL;
+	return 0;
+}
+
+/*
+ * The control plane's bundle, checked as strictly as any other message:
+ * {"secrets": [{name, version >= 1, value_b64}]}, exactly the secrets the
+ * assignment names, each once, each value at most 64 KiB. *items is the
+ * array (borrowed from bundle). *why never quotes the answer.
+ */
+static int bundle_check(const json_t *bundle, const json_t *names, json_t **items, const char **why)
+{
+	json_t *list;
+	int rc;
+
+	*why = BUNDLE_SHAPE;
+	if (json_unpack_ex((json_t *)bundle, NULL, JSON_STRICT, "{s:o}", "secrets", &list) < 0 ||
+	    !json_is_array(list))
+		return ODX_EINVAL;
+	for (size_t i = 0; i < json_array_size(list); i++)
+		if ((rc = item_check(list, i, names, why)) < 0)
+			return rc;
+	*why = BUNDLE_OTHER;
+	if (json_array_size(list) != json_array_size(names))
+		return ODX_EINVAL;
+	*items = list;
+	return 0;
+}
+
+/* Decodes each value into one buffer, writes it, and wipes the buffer. */
+static int write_all(struct want *x, const json_t *items, const struct secretfs_mount *m)
+{
+	uint8_t *buf = malloc(SECRETFS_VALUE_MAX);
+	size_t i, n = 0;
+	json_t *it;
+	int rc =
+	    buf != NULL ? 0 : set_error(x, ODX_ENOMEM, "cannot write the secrets", "out of memory");
+
+	json_array_foreach(items, i, it)
+	{
+		const json_t *v = json_object_get(it, "value_b64");
+		if (rc < 0)
+			break;
+		rc = b64url_decode(json_string_value(v), json_string_length(v), buf,
+				   SECRETFS_VALUE_MAX, &n);
+		if (rc < 0) {
+			set_error(x, rc, "the control plane's secrets were refused",
+				  "a value is not base64url of at most 64 KiB");
+			break;
+		}
+		rc = secretfs_write(m, json_string_value(json_object_get(it, "name")), buf, n,
+				    (uid_t)x->g.uid, (gid_t)x->g.gid);
+		if (rc < 0)
+			set_error(x, rc, "cannot write the secrets", odx_strerror(rc));
+	}
+	if (buf != NULL) {
+		explicit_bzero(buf, SECRETFS_VALUE_MAX);
+		free(buf);
+	}
+	return rc;
+}
+
+/* HostConfig.Mounts: the container's tmpfs, read-only; the only host path ever mounted. */
+static int add_mount(struct want *x, const char *dir)
+{
+	json_t *mounts = json_pack("[{s:s, s:s, s:s, s:b}]", "Type", "bind", "Source", dir,
+				   "Target", SECRETFS_TARGET, "ReadOnly", 1);
+
+	if (mounts == NULL ||
+	    json_object_set_new(json_object_get(x->spec, "HostConfig"), "Mounts", mounts) < 0)
+		return set_error(x, ODX_ENOMEM, "cannot deliver the secrets", "out of memory");
+	return 0;
+}
+
+static void say_delivered(const struct want *x, const json_t *items)
+{
+	json_t *versions = json_object(), *it;
+	size_t i;
+
+	json_array_foreach(items, i, it)
+	{
+		json_object_set(versions, json_string_value(json_object_get(it, "name")),
+				json_object_get(it, "version"));
+	}
+	log_event(LOG_INFO, "secrets delivered",
+		  json_pack("{s:s, s:o*}", "container", x->g.ctr, "versions", versions));
+}
+
+static void say_swappable(struct reconciler *r)
+{
+	if (r->swap_said)
+		return;
+	r->swap_said = true;
+	log_event(LOG_WARN,
+		  "this kernel's tmpfs refuses noswap (Linux < 6.4): secret pages could reach swap",
+		  NULL);
+}
+
+/*
+ * Mounts a new tmpfs for x, fetches its bundle, writes the files and seals
+ * the mount, then adds the mount to x's spec. The mount comes first: no
+ * value is asked for that could not be delivered safely. Any failure
+ * leaves nothing behind and is x's error.
+ */
+static int deliver_now(struct reconciler *r, struct want *x)
+{
+	struct secretfs_mount m = {.fd = -1};
+	char err[RECONCILE_ERR_LEN] = "", why[RECONCILE_ERR_LEN];
+	const char *bad;
+	json_t *bundle = NULL, *items = NULL;
+	bool swappable = false;
+	int rc;
+
+	if (r->fetch == NULL)
+		return set_error(x, ODX_EINVAL, "cannot deliver the secrets",
+				 "this agent has no source of secrets");
+	rc = secretfs_mount(r->secrets_root, x->g.ctr, &m, &swappable);
+	if (rc < 0)
+		return set_error(x, rc, "cannot mount a tmpfs for secrets", odx_strerror(rc));
+	if (swappable)
+		say_swappable(r);
+	rc = r->fetch(r->fetch_arg, x->g.ctr, &bundle, err);
+	if (rc < 0) {
+		client_sanitize(err[0] ? err : odx_strerror(rc), why, sizeof(why));
+		set_error(x, rc, "cannot fetch the secrets", why);
+	} else if ((rc = bundle_check(bundle, x->g.secrets, &items, &bad)) < 0) {
+		set_error(x, rc, "the control plane's secrets were refused", bad);
+	} else if ((rc = write_all(x, items, &m)) == 0 &&
+		   (rc = secretfs_seal(&m, (gid_t)x->g.gid)) < 0) {
+		set_error(x, rc, "cannot seal the secrets' tmpfs", odx_strerror(rc));
+	}
+	if (rc == 0)
+		rc = add_mount(x, m.path);
+	if (rc == 0)
+		say_delivered(x, items);
+	else
+		secretfs_abort(&m);
+	json_decref(bundle); /* the wiping allocator zeroes the values' text */
+	return rc;
+}
+
+/*
+ * deliver_now with backoff: after a failure the next try waits 1 s, 2 s, …
+ * 60 s (the error stays meanwhile). Never ODX_EUNAVAIL: that would end the
+ * pass, and only the Engine's absence may.
+ */
+static int deliver(struct reconciler *r, struct want *x, int64_t *wake)
+{
+	struct rec *c = x->rec;
+	int64_t now = time_mono_ns();
+
+	if (now < c->deliver_ns) {
+		wake_at(wake, c->deliver_ns);
+		memcpy(c->error, c->deliver_error, sizeof(c->error));
+		return ODX_EBUSY;
+	}
+	int rc = deliver_now(r, x);
+	if (rc == 0 || rc == -ECANCELED) {
+		c->deliver_fails = 0;
+		c->deliver_ns = 0;
+		return rc;
+	}
+	c->deliver_fails++;
+	c->deliver_ns = now + retry_delay(c->deliver_fails + 1);
+	wake_at(wake, c->deliver_ns);
+	memcpy(c->deliver_error, c->error, sizeof(c->error));
+	return rc == ODX_EUNAVAIL ? ODX_EIO : rc;
+}
+
+/* Unmounts and removes ctr's secrets (nothing there is fine). */
+static void drop_secrets(struct reconciler *r, const char *ctr)
+{
+	if (!r->secrets_root[0])
+		return;
+	int rc = secretfs_remove(r->secrets_root, ctr);
+	if (rc < 0)
+		log_event(LOG_WARN, "cannot remove a container's secrets",
+			  json_pack("{s:s, s:s}", "container", ctr, "error", odx_strerror(rc)));
+}
+
+static bool has_container(const char *ctr, void *list)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach((json_t *)list, i, c)
+	{
+		if (strcmp(label(c, LABEL_CTR), ctr) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Removes the secrets of containers that no longer exist (list: this node's, just listed). */
+static void sweep_secrets(struct reconciler *r, const json_t *list)
+{
+	size_t removed = 0;
+
+	if (!r->secrets_root[0])
+		return;
+	int rc = secretfs_sweep(r->secrets_root, has_container, (void *)list, &removed);
+	if (removed > 0)
+		log_event(LOG_INFO, "secrets of removed containers unmounted",
+			  json_pack("{s:I}", "count", (json_int_t)removed));
+	if (rc < 0 && rc != r->sweep_rc)
+		log_event(LOG_WARN, "cannot remove the secrets of a container that is gone",
+			  json_pack("{s:s}", "error", odx_strerror(rc)));
+	r->sweep_rc = rc;
+}
+
+static int create(struct reconciler *r, struct want *x, int64_t *wake)
+{
+	char name[NAME_LEN + 1], id[DOCKER_ID_LEN + 1];
+	bool run = strcmp(x->g.state, "running") == 0;
+	/* Secrets only for a container about to run; a stopped one gets them when it starts. */
+	bool secrets = run && wants_secrets(x);
+	int rc = ensure_network(r, x);
+
+	if (rc == 0)
+		rc = ensure_image(r, x);
+	if (rc == 0 && secrets)
+		rc = deliver(r, x, wake);
+	if (rc < 0)
+		return rc;
+	snprintf(name, sizeof(name), "odx-%s", x->g.ctr);
+	if (json_object_set_new(json_object_get(x->spec, "Labels"), LABEL_NODE,
+				json_string(r->node)) < 0)
+		rc = set_error(x, ODX_ENOMEM, "refused", "out of memory");
+	else if ((rc = docker_container_create(r->d, name, x->spec, id)) == ODX_ECONFLICT)
+		set_error(x, rc, name,
+			  "the name is in use (a container being removed, or one "
+			  "Odysseus did not make)");
+	else if (rc < 0)
+		fail(r, x, "cannot create the container", rc);
+	if (rc < 0) {
+		if (secrets)
+			drop_secrets(r, x->g.ctr);
+		return rc;
+	}
+	log_ctr(LOG_INFO, "container created", x->g.ctr, id);
+	return run ? start(r, x, id) : 0;
 }
 
 /* A container that should run has exited or died: replace it, with backoff. */
@@ -878,9 +1196,10 @@ static int recreate(struct reconciler *r, struct want *x, int64_t *wake)
 		c->quick = quick ? c->quick + 1 : 0;
 		c->retry_ns = now + retry_delay(c->quick);
 	}
+	if (wants_secrets(x))
+		drop_secrets(r, x->g.ctr); /* it stopped: its secrets go now, a new tmpfs comes */
 	if (now < c->retry_ns) {
-		if (*wake == 0 || c->retry_ns < *wake)
-			*wake = c->retry_ns;
+		wake_at(wake, c->retry_ns);
 		return 0;
 	}
 	int rc = docker_container_remove(r->d, id);
@@ -888,7 +1207,22 @@ static int recreate(struct reconciler *r, struct want *x, int64_t *wake)
 		return fail(r, x, "cannot remove the dead container", rc);
 	c->restarts++;
 	log_ctr(LOG_INFO, "replacing a container that stopped", x->g.ctr, id);
-	return create(r, x);
+	return create(r, x, wake);
+}
+
+/*
+ * A container to start whose secrets are not mounted (it was created or
+ * stopped without them, or the host restarted): made anew, so that it gets
+ * a new tmpfs and a fresh fetch.
+ */
+static int replace(struct reconciler *r, struct want *x, const char *id, int64_t *wake)
+{
+	int rc = docker_container_remove(r->d, id);
+
+	if (rc < 0 && rc != ODX_ENOTFOUND)
+		return fail(r, x, "cannot remove the container", rc);
+	log_ctr(LOG_INFO, "replacing a container to give it its secrets", x->g.ctr, id);
+	return create(r, x, wake);
 }
 
 /* One assignment towards its state. Returns ODX_EUNAVAIL to end the pass. */
@@ -900,20 +1234,24 @@ static int converge(struct reconciler *r, struct want *x, int64_t *wake)
 	if (x->spec == NULL)
 		return 0;
 	if (st == NULL)
-		return create(r, x);
+		return create(r, x, wake);
 	id = field(x->cur, "Id");
 	if (strcmp(x->g.state, "stopped") == 0) {
 		x->rec->held = true;
 		if (strcmp(st, "running") != 0 && strcmp(st, "restarting") != 0 &&
 		    strcmp(st, "paused") != 0)
-			return 0;
-		rc = docker_container_stop(r->d, id, STOP_GRACE_S);
-		if (rc == 0)
+			rc = 0;
+		else if ((rc = docker_container_stop(r->d, id, STOP_GRACE_S)) == 0)
 			log_ctr(LOG_INFO, "container stopped", x->g.ctr, id);
+		if (rc == 0 && wants_secrets(x))
+			drop_secrets(r, x->g.ctr); /* a stopped container keeps no secrets */
 		return rc < 0 ? fail(r, x, "cannot stop the container", rc) : 0;
 	}
-	if (strcmp(st, "created") == 0 || (strcmp(st, "exited") == 0 && x->rec->held))
+	if (strcmp(st, "created") == 0 || (strcmp(st, "exited") == 0 && x->rec->held)) {
+		if (wants_secrets(x) && !secretfs_mounted(r->secrets_root, x->g.ctr))
+			return replace(r, x, id, wake);
 		return start(r, x, id);
+	}
 	if (strcmp(st, "exited") == 0 || strcmp(st, "dead") == 0)
 		return recreate(r, x, wake);
 	return 0; /* running, or paused/restarting by someone: left alone */
@@ -1134,6 +1472,7 @@ static int pass(struct reconciler *r, const json_t *desired, const json_t *suspe
 	list = NULL;
 	if ((rc = list_ours(r, &list)) < 0)
 		goto out;
+	sweep_secrets(r, list);
 	if ((out = report_build(r, list, w, n)) == NULL) {
 		rc = ODX_ENOMEM;
 		goto out;
@@ -1168,6 +1507,22 @@ static void say_reachable(struct reconciler *r, int rc)
 	r->down = down;
 }
 
+/*
+ * Before the first assignments: removes the secrets of containers that are
+ * gone (an agent that crashed, a container removed meanwhile). Reads the
+ * Engine, changes nothing on it.
+ */
+static void sweep_idle(struct reconciler *r)
+{
+	json_t *list = NULL;
+
+	if (r->swept || !r->secrets_root[0] || list_ours(r, &list) < 0)
+		return;
+	sweep_secrets(r, list);
+	r->swept = true;
+	json_decref(list);
+}
+
 static void *converge_main(void *arg)
 {
 	struct reconciler *r = arg;
@@ -1193,6 +1548,9 @@ static void *converge_main(void *arg)
 		if (desired != NULL) {
 			rc = pass(r, desired, suspects, &wake, &report);
 			say_reachable(r, rc);
+			r->swept = true;
+		} else {
+			sweep_idle(r);
 		}
 		json_decref(suspects);
 		pthread_mutex_lock(&r->mu);
@@ -1326,8 +1684,21 @@ static int init_sync(struct reconciler *r)
 	return rc;
 }
 
+/* Takes the secrets' source and makes their directory. */
+static int init_secrets(struct reconciler *r, const struct reconcile_secrets *sec)
+{
+	if (sec == NULL)
+		return 0;
+	if (sec->dir == NULL || sec->fetch == NULL)
+		return ODX_EINVAL;
+	r->fetch = sec->fetch;
+	r->fetch_arg = sec->arg;
+	r->want = 1; /* a first turn at once: sweep_idle */
+	return secretfs_init(sec->dir, r->secrets_root);
+}
+
 int reconcile_new(const char *docker_socket, const char *node_id, int period_ms,
-		  struct reconciler **out)
+		  const struct reconcile_secrets *secrets, struct reconciler **out)
 {
 	struct reconciler *r;
 	size_t n = strlen(node_id);
@@ -1337,6 +1708,10 @@ int reconcile_new(const char *docker_socket, const char *node_id, int period_ms,
 		return ODX_EINVAL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return ODX_ENOMEM;
+	if ((rc = init_secrets(r, secrets)) < 0) {
+		free(r);
+		return rc;
+	}
 	memcpy(r->node, node_id, n + 1);
 	snprintf(r->node_label, sizeof(r->node_label), "%s=%s", LABEL_NODE, node_id);
 	r->period_ns = (int64_t)(period_ms > 0 ? period_ms : RECONCILE_PERIOD_MS) * 1000000;

@@ -19,6 +19,10 @@
  *             asks for a pass, so a killed container is replaced at once
  * One mutex guards what they share with the callers: the last assignments,
  * the last pass's report and the event queue.
+ *
+ * Secrets: a container whose assignment names some gets them as files in a
+ * tmpfs of its own, bind-mounted read-only at /run/secrets (secretfs.h);
+ * the values come from the caller's reconcile_fetch_fn.
  */
 #ifndef ODX_AGENT_RECONCILE_H
 #define ODX_AGENT_RECONCILE_H
@@ -34,16 +38,36 @@
 struct reconciler;
 
 /*
+ * Fetches the bundle of secrets of container ctr (GET
+ * /agent/v1/secrets/{ctr}): 0 with *bundle, the answer's JSON object, which
+ * the caller releases; or a negative code with a printable reason in err
+ * (never a value). Called on the converge thread only, right before a
+ * container whose assignment names secrets is created or recreated.
+ */
+typedef int (*reconcile_fetch_fn)(void *arg, const char *ctr, json_t **bundle,
+				  char err[static RECONCILE_ERR_LEN]);
+
+/* Where secrets come from and where their tmpfs go (docs/agent.md "Secrets"). */
+struct reconcile_secrets {
+	const char *dir; /* <state-dir>/secrets: made 0700 when missing */
+	reconcile_fetch_fn fetch;
+	void *arg;
+};
+
+/*
  * Starts a reconciler for node_id's containers on the Engine at
  * docker_socket (NULL: the default) with a safety-net pass every period_ms
  * (0: RECONCILE_PERIOD_MS). It does nothing to the Engine until the first
- * reconcile_apply: before that it does not know what is wanted. An
+ * reconcile_apply: before that it does not know what is wanted (it only
+ * lists its containers, to remove the secrets of those that are gone). An
  * unreachable Engine is not an error here; the passes fail and are
- * retried. Returns 0, ODX_EINVAL (node_id) or ODX_ENOMEM. Free with
- * reconcile_free.
+ * retried. secrets (copied; NULL: none) is how containers get theirs;
+ * without it an assignment naming secrets is reported missing. Returns 0,
+ * ODX_EINVAL (node_id), an error of secretfs_init for secrets->dir, or
+ * ODX_ENOMEM. Free with reconcile_free.
  */
 int reconcile_new(const char *docker_socket, const char *node_id, int period_ms,
-		  struct reconciler **out);
+		  const struct reconcile_secrets *secrets, struct reconciler **out);
 /* Asks the threads to stop; a waiting reconcile_apply returns -ECANCELED. */
 void reconcile_stop(struct reconciler *r);
 /* Stops and joins the threads and frees r (NULL is fine). */
@@ -72,7 +96,8 @@ int reconcile_report(struct reconciler *r, json_t **containers, json_t **events)
  * Checks one assignment as strictly as the control plane's API does
  * (fields, types, ranges) and builds the Engine's container spec for it
  * (Config + HostConfig + NetworkingConfig, with every hardening setting;
- * the node label is added when the container is created).
+ * the node label, and the /run/secrets mount when it names secrets, are
+ * added when the container is created).
  * Returns 0 with *spec (caller frees), or ODX_EINVAL with the reason in
  * err, or ODX_ENOMEM.
  */

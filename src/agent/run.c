@@ -188,31 +188,48 @@ static enum outcome worker_retry(struct worker *w, const char *path, long status
 }
 
 /*
- * One call. CALL_OK: a 2xx answer in rep. CALL_RETRY: failed, logged, and
- * w->retry_ms says how long to wait. CALL_STOP: the agent is stopping (a
- * signal, or this very call found the node revoked). rep is always to be
- * released with client_reply_done.
+ * Sends one request with the current identity, whatever the answer's
+ * status. CALL_OK: an answer is in rep (or *rc says why none came: then
+ * rep->error may too). CALL_STOP: the agent is stopping (a signal, or this
+ * very call found the node revoked). rep is always to be released with
+ * client_reply_done.
  */
-static enum outcome worker_call(struct worker *w, const char *method, const char *path,
-				const json_t *body, long timeout_s, struct client_reply *rep)
+static enum outcome worker_send(struct worker *w, const char *method, const char *path,
+				const json_t *body, long timeout_s, struct client_reply *rep,
+				int *rc)
 {
 	struct run *r = w->r;
-	int rc = worker_refresh(w);
 
 	memset(rep, 0, sizeof(*rep));
-	if (rc < 0)
-		return worker_retry(w, path, 0, odx_strerror(rc));
-	rc = client_request(w->c, method, path, body, timeout_s, rep);
-	if (rc == -ECANCELED || stopped(r))
+	*rc = worker_refresh(w);
+	if (*rc < 0)
+		return CALL_OK;
+	*rc = client_request(w->c, method, path, body, timeout_s, rep);
+	if (*rc == -ECANCELED || stopped(r))
 		return CALL_STOP;
-	if (rc < 0)
-		return worker_retry(w, path, 0, rep->error[0] ? rep->error : odx_strerror(rc));
-	if (rep->status == 401 && strstr(rep->error, "node revoked") != NULL) {
+	if (*rc == 0 && rep->status == 401 && strstr(rep->error, "node revoked") != NULL) {
 		log_fields(LOG_ERROR, "the control plane revoked this node; stopping", fields(w),
 			   "call", json_string(path), NULL, NULL);
 		run_stop(r, AGENT_EXIT_REFUSED);
 		return CALL_STOP;
 	}
+	return CALL_OK;
+}
+
+/*
+ * One call. CALL_OK: a 2xx answer in rep. CALL_RETRY: failed, logged, and
+ * w->retry_ms says how long to wait. CALL_STOP: as worker_send. rep is
+ * always to be released with client_reply_done.
+ */
+static enum outcome worker_call(struct worker *w, const char *method, const char *path,
+				const json_t *body, long timeout_s, struct client_reply *rep)
+{
+	int rc;
+
+	if (worker_send(w, method, path, body, timeout_s, rep, &rc) == CALL_STOP)
+		return CALL_STOP;
+	if (rc < 0)
+		return worker_retry(w, path, 0, rep->error[0] ? rep->error : odx_strerror(rc));
 	if (rep->status < 200 || rep->status > 299)
 		return worker_retry(w, path, rep->status, rep->error);
 	if (w->failing)
@@ -465,6 +482,60 @@ static void *actions_main(void *arg)
 	}
 	docker_close(d);
 	return NULL;
+}
+
+/* ---- secrets (docs/agent.md "Secrets") ------------------------------------------------- */
+
+/*
+ * The reconciler's reconcile_fetch_fn, on its converge thread with a
+ * client of its own: GET /agent/v1/secrets/{ctr}. Failures are the
+ * reconciler's to report and log (as the container's error, when it
+ * changes); nothing here logs, and no answer is ever logged.
+ */
+static int fetch_secrets(void *arg, const char *ctr, json_t **bundle,
+			 char err[static RECONCILE_ERR_LEN])
+{
+	struct worker *w = arg;
+	struct client_reply rep;
+	char path[96];
+	int rc;
+
+	snprintf(path, sizeof(path), "/agent/v1/secrets/%s", ctr);
+	if (worker_send(w, "GET", path, NULL, CALL_TIMEOUT_S, &rep, &rc) == CALL_STOP) {
+		client_reply_done(&rep);
+		return -ECANCELED;
+	}
+	if (rc < 0) {
+		snprintf(err, RECONCILE_ERR_LEN, "%s", rep.error[0] ? rep.error : odx_strerror(rc));
+	} else if (rep.status != 200) {
+		/* 404: not placed on this node; 403: not granted. */
+		snprintf(err, RECONCILE_ERR_LEN, "%ld %s", rep.status, rep.error);
+		rc = rep.status == 404 ? ODX_ENOTFOUND : ODX_EIO;
+		rc = rep.status == 403 ? ODX_EFORBIDDEN : rc;
+	} else {
+		*bundle = rep.body;
+		rep.body = NULL;
+	}
+	client_reply_done(&rep);
+	return rc;
+}
+
+/* The secrets' source: a worker (and curl handle) for the converge thread. */
+static int secrets_source(struct run *r, struct worker *w, char dir[static PATH_LEN],
+			  struct reconcile_secrets *out)
+{
+	int n = snprintf(dir, PATH_LEN, "%s/secrets", r->dir);
+
+	if (n < 0 || n >= PATH_LEN)
+		return ODX_ETOOBIG;
+	*w = (struct worker){.r = r, .name = "secrets"};
+	agent_backoff_reset(&w->backoff);
+	int rc = client_new(r->server, &w->c);
+	if (rc < 0)
+		return rc;
+	client_set_stop(w->c, &r->stop);
+	*out = (struct reconcile_secrets){.dir = dir, .fetch = fetch_secrets, .arg = w};
+	return 0;
 }
 
 /* ---- renewal ------------------------------------------------------------------------- */
@@ -760,14 +831,20 @@ static void wait_for_stop(struct run *r, const sigset_t *sigs)
 
 static int run_threads(struct run *r, const sigset_t *sigs)
 {
-	struct worker w[NTHREADS] = {0};
+	struct worker w[NTHREADS] = {0}, sw = {0};
+	struct reconcile_secrets sec;
+	char secrets_dir[PATH_LEN] = "";
 	pthread_t t[NTHREADS];
 	size_t started = 0;
-	int rc = reconcile_new(r->docker_socket, r->node_id, 0, &r->rec);
+	int rc = secrets_source(r, &sw, secrets_dir, &sec);
 
+	if (rc == 0)
+		rc = reconcile_new(r->docker_socket, r->node_id, 0, &sec, &r->rec);
 	if (rc < 0) {
-		log_event(LOG_ERROR, "cannot start the reconciler",
-			  json_pack("{s:s}", "error", odx_strerror(rc)));
+		log_event(
+		    LOG_ERROR, "cannot start the reconciler",
+		    json_pack("{s:s, s:s}", "error", odx_strerror(rc), "secrets_dir", secrets_dir));
+		client_free(sw.c);
 		return AGENT_EXIT_ERROR;
 	}
 	for (; started < NTHREADS; started++) {
@@ -795,6 +872,7 @@ static int run_threads(struct run *r, const sigset_t *sigs)
 	}
 	reconcile_free(r->rec);
 	r->rec = NULL;
+	client_free(sw.c);
 	return r->status;
 }
 

@@ -13,6 +13,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -40,7 +41,7 @@
 #endif
 
 #define MAX_OPTS     16
-#define MAX_POS	     32	 /* users set-permission-sets ID NAME... (the server takes 16) */
+#define MAX_POS	     65	 /* secrets grant NAME DEPLOYMENT... (the server takes 64) */
 #define MAX_REPEATED 256 /* values of repeatable options (--rule; the server takes 100) */
 #define EMAIL_MAX    512
 
@@ -236,14 +237,15 @@ static int parse_args(int argc, char **argv, int *i, const struct command *cmd, 
 		else if (s[1] == '-')
 			name = s + 2;
 		else
-			return usage_error("unknown option %s", s);
+			return usage_error("unknown option %.*s", (int)strcspn(s, "="), s);
 		const char *eq = strchr(name, '=');
 		size_t n = eq != NULL ? (size_t)(eq - name) : strlen(name);
 		bool arg, repeat = false;
 		int gi = opt_index(global_opts, name, n, &arg, &repeat);
 		int ci = gi < 0 && cmd != NULL ? opt_index(cmd->opts, name, n, &arg, &repeat) : -1;
+		/* Only the option's name: what follows '=' may be a value not to echo. */
 		if (gi < 0 && ci < 0)
-			return usage_error("unknown option %s", s);
+			return usage_error("unknown option %.*s", (int)strcspn(s, "="), s);
 		if (gi == 1 && cmd != NULL &&
 		    (ci = opt_index(cmd->opts, "server", 6, &arg, &repeat)) >= 0) {
 			/* `audit verify --server [URL]`: a flag whose URL is optional. */
@@ -265,7 +267,7 @@ static int parse_args(int argc, char **argv, int *i, const struct command *cmd, 
 				return usage_error("option %s needs a value", s);
 			}
 		} else if (eq != NULL) {
-			return usage_error("option %s takes no value", s);
+			return usage_error("option %.*s takes no value", (int)strcspn(s, "="), s);
 		}
 		if (gi >= 0) {
 			set_global(a, gi, value);
@@ -1812,29 +1814,44 @@ static int cmd_nodes_rm(const struct ctx *ctx, const struct args *a)
 }
 
 /*
- * Parses a token lifetime: whole seconds, or a number followed by s, m or h
- * ("90s", "30m", "24h"), from 1 s to NODE_TTL_MAX_S. 0 or a usage error.
+ * A duration in seconds into *out: whole seconds, or a number followed by
+ * one of units (a subset of "smhd": seconds, minutes, hours, days). Values
+ * above max become max + 1, so long inputs cannot overflow. false when s
+ * is not a duration.
  */
-static int parse_ttl(const char *s, json_int_t *out)
+static bool scan_duration(const char *s, const char *units, json_int_t max, json_int_t *out)
 {
-	static const char units[] = "smh";
-	static const json_int_t scale[] = {1, 60, 3600};
+	static const char all[] = "smhd";
+	static const json_int_t scale[] = {1, 60, 3600, 86400};
 	size_t digits = strspn(s, "0123456789");
 	const char *u = s[digits] != '\0' ? strchr(units, s[digits]) : NULL;
 	json_int_t v = 0;
 
 	if (digits == 0 || (s[digits] != '\0' && (u == NULL || s[digits + 1] != '\0')))
+		return false;
+	for (size_t i = 0; i < digits && v <= max; i++)
+		v = v * 10 + (s[i] - '0');
+	json_int_t k = u != NULL ? scale[strchr(all, *u) - all] : 1;
+	*out = v > max / k ? max + 1 : v * k;
+	return true;
+}
+
+/*
+ * Parses a token lifetime: whole seconds, or a number followed by s, m or h
+ * ("90s", "30m", "24h"), from 1 s to NODE_TTL_MAX_S. 0 or a usage error.
+ */
+static int parse_ttl(const char *s, json_int_t *out)
+{
+	json_int_t v = 0;
+
+	if (!scan_duration(s, "smh", NODE_TTL_MAX_S, &v))
 		return usage_error("--ttl must be a duration: seconds, or a number with s, m or h "
 				   "(90s, 30m, 24h)");
-	/* Saturates just above the maximum, so long inputs cannot overflow. */
-	for (size_t i = 0; i < digits && v <= NODE_TTL_MAX_S; i++)
-		v = v * 10 + (s[i] - '0');
-	json_int_t k = u != NULL ? scale[u - units] : 1;
 	if (v < 1)
 		return usage_error("--ttl must be at least 1s");
-	if (v > NODE_TTL_MAX_S / k)
+	if (v > NODE_TTL_MAX_S)
 		return usage_error("--ttl must be at most 24h (86400 seconds)");
-	*out = v * k;
+	*out = v;
 	return 0;
 }
 
@@ -2465,6 +2482,394 @@ static int cmd_logs(const struct ctx *ctx, const struct args *a)
 	return rc;
 }
 
+/* ---- secrets (docs/secrets.md): values go in, never out ---------------- */
+
+/* A value is read into SECRET_BUF bytes: at most 64 KiB, a newline, one byte to tell more. */
+#define SECRET_VALUE_MAX 65536 /* the server's limit, bytes (SECRETS_VALUE_MAX) */
+#define SECRET_BUF	 (SECRET_VALUE_MAX + 2)
+#define ROTATE_EVERY_MIN 60	  /* the server's bounds of rotation.every_seconds */
+#define ROTATE_EVERY_MAX 31622400 /* 366 days */
+#define GENERATE_MAX	 256	  /* of rotation.generate_length and the alphabet */
+
+/* GRANTS is the list joined by commas (secret_rows). */
+static const struct cli_column secret_cols[] = {
+    {"NAME", "name", CLI_COL_TEXT},
+    {"VERSION", "version", CLI_COL_TEXT},
+    {"GRANTS", "grants", CLI_COL_TEXT},
+    {"ROTATED", "rotated_at", CLI_COL_TIME},
+};
+
+/* The strings of an array joined by commas, or null when there are none. */
+static json_t *joined(const json_t *arr)
+{
+	size_t n = 0, i;
+	const json_t *v;
+
+	json_array_foreach(arr, i, v)
+	{
+		n += json_string_length(v) + 1;
+	}
+	if (n == 0)
+		return json_null();
+	char *s = malloc(n), *p = s;
+	if (s == NULL)
+		return NULL;
+	json_array_foreach(arr, i, v)
+	{
+		size_t len = json_string_length(v);
+		if (p != s)
+			*p++ = ',';
+		if (len > 0)
+			memcpy(p, json_string_value(v), len);
+		p += len;
+	}
+	json_t *out = json_stringn(s, (size_t)(p - s));
+	free(s);
+	return out;
+}
+
+/* A copy of a secret (or of an array of them) with "grants" as text for the table. */
+static json_t *secret_rows(const json_t *v)
+{
+	if (json_is_array(v)) {
+		json_t *out = json_array();
+		size_t i;
+		const json_t *item;
+		json_array_foreach(v, i, item)
+		{
+			if (out == NULL || json_array_append_new(out, secret_rows(item)) < 0) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	}
+	json_t *out = json_deep_copy(v);
+	json_t *grants = joined(json_object_get(v, "grants"));
+	if (out == NULL || grants == NULL || json_object_set_new(out, "grants", grants) < 0) {
+		if (out == NULL)
+			json_decref(grants);
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Prints a secret's metadata (or an array of them): its JSON, or the table. */
+static int show_secret(const struct ctx *ctx, const json_t *v)
+{
+	if (v == NULL) {
+		cli_errorf("malformed server answer");
+		return CLI_E_FAIL;
+	}
+	if (ctx->json)
+		return cli_print_json(v);
+	json_t *rows = secret_rows(v);
+	if (rows == NULL)
+		return no_memory();
+	int rc = cli_print_table(secret_cols, NCOLS(secret_cols), rows);
+	json_decref(rows);
+	return rc;
+}
+
+/* Sends method to /v1/secrets/<name><suffix> with body (may be NULL); shows the answer. */
+static int secret_call(const struct ctx *ctx, const char *method, const char *name,
+		       const char *suffix, const json_t *body)
+{
+	struct cli_session *s = NULL;
+	json_t *answer = NULL;
+	char *path = resource_path("/v1/secrets/", name, suffix);
+	int rc = path != NULL ? open_session(ctx, &s) : no_memory();
+
+	if (rc == 0)
+		rc = cli_session_call(s, method, path, body, &answer);
+	if (rc == 0)
+		rc = show_secret(ctx, answer);
+	json_decref(answer);
+	cli_session_free(s);
+	free(path);
+	return rc;
+}
+
+/* Reads fd to its end into buf (SECRET_BUF bytes): 0, -EMSGSIZE when it does not fit, -errno. */
+static int read_to_end(int fd, char *buf, size_t *len)
+{
+	size_t n = 0;
+
+	while (n < SECRET_BUF) {
+		ssize_t r = read(fd, buf + n, SECRET_BUF - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) {
+			*len = n;
+			return 0;
+		}
+		n += (size_t)r;
+	}
+	return -EMSGSIZE;
+}
+
+static int value_too_big(void)
+{
+	cli_errorf("the secret value is larger than 64 KiB (%d bytes); nothing was sent",
+		   SECRET_VALUE_MAX);
+	return CLI_E_USAGE;
+}
+
+/* The file's bytes exactly as they are. */
+static int value_from_file(const char *path, char *buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int rc;
+
+	if (fd < 0) {
+		cli_errorf("cannot open %s: %s", path, strerror(errno));
+		return CLI_E_FAIL;
+	}
+	rc = read_to_end(fd, buf, len);
+	close(fd);
+	if (rc == -EMSGSIZE)
+		return value_too_big();
+	if (rc < 0) {
+		cli_errorf("cannot read %s: %s", path, strerror(-rc));
+		return CLI_E_FAIL;
+	}
+	return 0;
+}
+
+/*
+ * stdin to its end; one final newline is dropped when it is the only one
+ * (`echo`'s), so a value that ends in newlines keeps them all when it ends
+ * in two or more. On a terminal: prompted for without echo, twice.
+ */
+static int value_from_stdin(const char *name, char *buf, size_t *len)
+{
+	char prompt[128], sname[80];
+	int rc;
+
+	if (isatty(STDIN_FILENO)) {
+		cli_sanitize(name, sname, sizeof(sname));
+		snprintf(prompt, sizeof(prompt), "Value of secret %s: ", sname);
+		if ((rc = cli_read_password(prompt, true, buf, SECRET_VALUE_MAX + 1)) < 0)
+			return rc;
+		*len = strlen(buf);
+		return 0;
+	}
+	rc = read_to_end(STDIN_FILENO, buf, len);
+	if (rc == -EMSGSIZE)
+		return value_too_big();
+	if (rc < 0) {
+		cli_errorf("cannot read the secret value from stdin: %s", strerror(-rc));
+		return CLI_E_FAIL;
+	}
+	if (*len >= 1 && buf[*len - 1] == '\n' && (*len == 1 || buf[*len - 2] != '\n'))
+		(*len)--;
+	return 0;
+}
+
+/* {"value": buf[0..len)}: a usage error for a value the server would refuse. */
+static int value_json(const char *buf, size_t len, json_t **out)
+{
+	json_t *body, *v;
+
+	if (len == 0) {
+		cli_errorf("the secret value is empty; nothing was sent");
+		return CLI_E_USAGE;
+	}
+	if (len > SECRET_VALUE_MAX)
+		return value_too_big();
+	if (memchr(buf, '\0', len) != NULL || (v = json_stringn(buf, len)) == NULL) {
+		cli_errorf("the secret value must be text (UTF-8, no NUL bytes); nothing was sent");
+		return CLI_E_USAGE;
+	}
+	if ((body = json_object()) == NULL || json_object_set_new(body, "value", v) < 0) {
+		if (body == NULL)
+			json_decref(v);
+		json_decref(body);
+		return no_memory();
+	}
+	*out = body;
+	return 0;
+}
+
+/*
+ * The body {"value": ...} with the value of secret name read from the file
+ * path, or from stdin when path is NULL (docs/cli.md, "Secrets"). Our
+ * buffer is wiped on every path; the body's copy is wiped when it is freed
+ * (cli_init).
+ */
+static int value_body(const char *name, const char *path, json_t **out)
+{
+	char *buf = malloc(SECRET_BUF);
+	size_t len = 0;
+	int rc;
+
+	if (buf == NULL)
+		return no_memory();
+	rc = path != NULL ? value_from_file(path, buf, &len) : value_from_stdin(name, buf, &len);
+	if (rc == 0)
+		rc = value_json(buf, len, out);
+	explicit_bzero(buf, SECRET_BUF);
+	free(buf);
+	return rc;
+}
+
+/* set and rotate take one NAME: a second word would be a value, never taken (or echoed). */
+static int one_name(const struct args *a)
+{
+	if (a->npos > 1)
+		return usage_error("a secret value is never taken from the command line (it would "
+				   "be seen in the process list and the shell's history): give it "
+				   "on stdin or with --from-file");
+	return 0;
+}
+
+/* --rotate-every: a duration (s, m, h or d) from 1m to 366d. */
+static int parse_every(const char *s, json_int_t *out)
+{
+	json_int_t v = 0;
+
+	if (!scan_duration(s, "smhd", ROTATE_EVERY_MAX, &v))
+		return usage_error(
+		    "--rotate-every must be a duration: seconds, or a number with s, "
+		    "m, h or d (3600, 90m, 12h, 30d)");
+	if (v < ROTATE_EVERY_MIN || v > ROTATE_EVERY_MAX)
+		return usage_error("--rotate-every must be from 1m to 366d");
+	*out = v;
+	return 0;
+}
+
+/* --alphabet: 2 to 256 printable ASCII characters (values are drawn bytewise). */
+static bool alphabet_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return n >= 2 && n <= GENERATE_MAX;
+}
+
+static const char *const secret_set_opts[] = {
+    "from-file=", "rotate-every=", "generate-length=", "alphabet=", NULL};
+
+/*
+ * body.rotation from --rotate-every, --generate-length and --alphabet when
+ * one is given. Checked here in full: the server writes the value before
+ * it looks at the policy.
+ */
+static int rotation_from_args(const struct args *a, json_t *body)
+{
+	const char *every = get_opt(a, "rotate-every"), *length = get_opt(a, "generate-length");
+	const char *alphabet = get_opt(a, "alphabet");
+	json_int_t secs = 0, n = 0;
+	json_t *r;
+	int rc;
+
+	if (every == NULL && length == NULL && alphabet == NULL)
+		return 0;
+	if (length == NULL)
+		return usage_error("--rotate-every and --alphabet need --generate-length");
+	if ((rc = parse_count("--generate-length", length, 1, &n)) < 0)
+		return rc;
+	if (n > GENERATE_MAX)
+		return usage_error("--generate-length must be at most %d", GENERATE_MAX);
+	if (every != NULL && (rc = parse_every(every, &secs)) < 0)
+		return rc;
+	if (alphabet != NULL && !alphabet_ok(alphabet))
+		return usage_error("--alphabet must be 2 to %d printable ASCII characters",
+				   GENERATE_MAX);
+	if ((r = json_pack("{s:I}", "generate_length", n)) == NULL ||
+	    json_object_set_new(body, "rotation", r) < 0)
+		return no_memory();
+	if (every != NULL && json_object_set_new(r, "every_seconds", json_integer(secs)) < 0)
+		return no_memory();
+	if (alphabet != NULL)
+		return set_text(r, "generate_alphabet", "--alphabet", alphabet);
+	return 0;
+}
+
+static int cmd_secrets_set(const struct ctx *ctx, const struct args *a)
+{
+	json_t *policy = json_object(), *body = NULL;
+	int rc = policy != NULL ? one_name(a) : no_memory();
+
+	/* Every argument is checked before the value is read. */
+	if (rc == 0)
+		rc = rotation_from_args(a, policy);
+	if (rc == 0)
+		rc = value_body(a->pos[0], get_opt(a, "from-file"), &body);
+	if (rc == 0 && json_object_update(body, policy) < 0)
+		rc = no_memory();
+	if (rc == 0)
+		rc = secret_call(ctx, "PUT", a->pos[0], "", body);
+	json_decref(body);
+	json_decref(policy);
+	return rc;
+}
+
+static int cmd_secrets_ls(const struct ctx *ctx, const struct args *a)
+{
+	struct cli_session *s = NULL;
+	json_t *items = NULL;
+	int rc = open_session(ctx, &s);
+
+	(void)a;
+	if (rc == 0)
+		rc = cli_session_list(s, "/v1/secrets", &items);
+	cli_session_free(s);
+	if (rc == 0)
+		rc = ctx->json ? show_list(ctx, items, NULL, 0) : show_secret(ctx, items);
+	json_decref(items);
+	return rc;
+}
+
+static int cmd_secrets_get(const struct ctx *ctx, const struct args *a)
+{
+	return secret_call(ctx, "GET", a->pos[0], "", NULL);
+}
+
+static const char *const secret_rotate_opts[] = {"from-file=", "stdin", NULL};
+
+static int cmd_secrets_rotate(const struct ctx *ctx, const struct args *a)
+{
+	const char *path = get_opt(a, "from-file");
+	bool given = path != NULL || has_opt(a, "stdin");
+	json_t *body = NULL;
+	int rc = one_name(a);
+
+	if (rc == 0 && path != NULL && has_opt(a, "stdin"))
+		rc = usage_error("--from-file and --stdin exclude each other");
+	/* Neither: no body, and the server generates the value by the secret's policy. */
+	if (rc == 0 && given)
+		rc = value_body(a->pos[0], path, &body);
+	if (rc == 0)
+		rc = secret_call(ctx, "POST", a->pos[0], "/rotate", body);
+	json_decref(body);
+	return rc;
+}
+
+static int cmd_secrets_grant(const struct ctx *ctx, const struct args *a)
+{
+	json_t *deps = string_array(a->pos + 1, a->npos - 1), *body;
+
+	if (deps == NULL)
+		return CLI_E_FAIL;
+	if ((body = json_pack("{s:o}", "deployments", deps)) == NULL)
+		return no_memory();
+	int rc = secret_call(ctx, "POST", a->pos[0], "/grants", body);
+	json_decref(body);
+	return rc;
+}
+
+static int cmd_secrets_rm(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "DELETE", "/v1/secrets/", a->pos[0], "", NULL, secret_cols,
+		      NCOLS(secret_cols), "secret", "deleted");
+}
+
 static const struct command commands[] = {
     {"login", NULL, cmd_login, login_opts, 0, 0, "login [--server URL] [--ca FILE] [--email EMAIL]",
      "Log in; the password is read from stdin, or prompted for on a terminal."},
@@ -2521,6 +2926,29 @@ static const struct command commands[] = {
      "Replace a container: a new one (a new id) starts, the old one goes once it runs."},
     {"containers", "stop", cmd_containers_stop, NULL, 1, 1, "containers stop ID",
      "Stop a container; it stays, not running."},
+    {"secrets", "set", cmd_secrets_set, secret_set_opts, 1, MAX_POS,
+     "secrets set NAME [--from-file FILE] [--generate-length N [--rotate-every DURATION]\n"
+     "         [--alphabet CHARS]]",
+     "Write a new version of secret NAME (version 1 creates it). The value is the bytes of\n"
+     "FILE, else stdin to its end, one final newline dropped (on a terminal: prompted for\n"
+     "twice, without echo); never an argument. At most 64 KiB; nothing is sent otherwise.\n"
+     "--generate-length sets the rotation policy: 'secrets rotate' then generates values of\n"
+     "N characters (1-256) of CHARS (default A-Z a-z 0-9), and the server rotates every\n"
+     "DURATION when given (60s to 366d: seconds, or a number with s, m, h or d)."},
+    {"secrets", "ls", cmd_secrets_ls, NULL, 0, 0, "secrets ls",
+     "List the tenant's secrets: version, grants, last rotation; never values."},
+    {"secrets", "get", cmd_secrets_get, NULL, 1, 1, "secrets get NAME",
+     "Show one secret's metadata (never its value)."},
+    {"secrets", "rotate", cmd_secrets_rotate, secret_rotate_opts, 1, MAX_POS,
+     "secrets rotate NAME [--from-file FILE | --stdin]",
+     "Make a new version: the value from FILE or stdin (read as by 'secrets set'), or with\n"
+     "neither, generated by the secret's policy. Deployments that use the secret replace\n"
+     "their replicas one at a time."},
+    {"secrets", "grant", cmd_secrets_grant, NULL, 1, MAX_POS, "secrets grant NAME [DEPLOYMENT...]",
+     "Set the deployments that may receive the secret to exactly those given (the whole\n"
+     "list); 'secrets grant NAME' with none revokes every grant."},
+    {"secrets", "rm", cmd_secrets_rm, NULL, 1, 1, "secrets rm NAME",
+     "Delete a secret, every version."},
     {"users", "list", cmd_users_list, NULL, 0, 0, "users list", "List the tenant's users."},
     {"users", "get", cmd_users_get, NULL, 1, 1, "users get ID", "Show one user."},
     {"users", "create", cmd_users_create, user_create_opts, 0, 0,

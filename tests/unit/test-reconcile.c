@@ -14,7 +14,25 @@
  * refused assignments and unpullable images are reported, not fatal.
  * Everything carries tenant ten_test<random> and is removed even when a
  * test fails. A reconciler on a missing socket keeps working without it.
+ *
+ * Secrets group, on the Engine with a fake control plane (the fetch
+ * callback) and a temporary state directory: a container's secrets are
+ * read at /run/secrets by its user exactly, not writable, from a sealed
+ * tmpfs on the host (mountinfo); docker inspect shows one read-only bind and
+ * no value; a container without secrets has no /run/secrets; removal,
+ * stop and a crash unmount (a crash gets a new tmpfs and fetch); a failing
+ * fetch or a wrong bundle is reported missing and creates nothing; without
+ * CAP_SYS_ADMIN nothing is fetched; 16 x 64 KiB fit; a new agent sweeps the
+ * tmpfs of vanished containers; no value is in the agent's log (captured at
+ * debug) or under the state directory afterwards.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <ftw.h>
+#include <linux/capability.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,10 +53,13 @@
 
 #include "agent/client.h"
 #include "agent/reconcile.h"
+#include "agent/secretfs.h"
+#include "core/encoding.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "docker/docker.h"
+#include "tmpdir.h"
 
 #define IMAGE1	 "odysseus-test/busybox:1"
 #define IMAGE2	 "odysseus-test/busybox:2"
@@ -358,6 +382,27 @@ static void test_spec_tmpfs(void **state)
 	json_decref(s);
 }
 
+/*
+ * Secret names are taken (16 at most, the node name rule) but the spec
+ * gets no mount from reconcile_spec: the source is only known at creation.
+ */
+static void test_spec_secrets(void **state)
+{
+	(void)state;
+	json_t *a = sleeper("ctr_0123456789abcdef0123456789abcdef", "ten_abc", 0);
+	json_object_set_new(a, "secrets",
+			    json_pack("[s, s, s]", "db-password", "a",
+				      "0123456789-abcdefghijklmnop"
+				      "qrstuvwxyz-0123456789-abcdefghijk"));
+	json_t *s = spec_of(a), *h = json_object_get(s, "HostConfig");
+	assert_null(json_object_get(h, "Mounts"));
+	assert_int_equal(json_array_size(json_object_get(h, "Binds")), 0);
+	json_decref(s);
+	a = sleeper("ctr_0123456789abcdef0123456789abcdef", "ten_abc", 0);
+	json_object_set_new(a, "secrets", json_array());
+	json_decref(spec_of(a));
+}
+
 /* Each case replaces one field (a JSON text; "-" deletes it) of a good assignment. */
 static void test_spec_refused(void **state)
 {
@@ -405,6 +450,17 @@ static void test_spec_refused(void **state)
 	    {"user", "\"99999999999\""},
 	    {"user", "1000"},
 	    {"privileged", "true"}, /* unknown fields are refused */
+	    {"secrets", "\"db\""},
+	    {"secrets", "[1]"},
+	    {"secrets", "[\"Db\"]"},
+	    {"secrets", "[\"-db\"]"},
+	    {"secrets", "[\"db/x\"]"},
+	    {"secrets", "[\"..\"]"},
+	    {"secrets", "[\"\"]"},
+	    {"secrets", "[\"db\", \"db\"]"},
+	    {"secrets", "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]"},
+	    {"secrets", "[\"a1\",\"a2\",\"a3\",\"a4\",\"a5\",\"a6\",\"a7\",\"a8\",\"a9\","
+			"\"b1\",\"b2\",\"b3\",\"b4\",\"b5\",\"b6\",\"b7\",\"b8\"]"},
 	};
 	char err[RECONCILE_ERR_LEN];
 	(void)state;
@@ -445,7 +501,7 @@ static void test_unreachable(void **state)
 	json_t *cs = NULL, *ev = NULL, *l = json_array();
 	(void)state;
 
-	assert_int_equal(reconcile_new("/nonexistent.sock", "nod_x", 0, &r), 0);
+	assert_int_equal(reconcile_new("/nonexistent.sock", "nod_x", 0, NULL, &r), 0);
 	assert_int_equal(reconcile_report(r, &cs, &ev), 0);
 	assert_null(cs);
 	assert_int_equal(json_array_size(ev), 0);
@@ -513,7 +569,7 @@ static int setup_period(void **state, int period_ms)
 	}
 	memcpy(t->node, "nod_test", 8);
 	rand_hex(t->node + 8, 8);
-	if (reconcile_new(NULL, t->node, period_ms, &t->r) != 0) {
+	if (reconcile_new(NULL, t->node, period_ms, NULL, &t->r) != 0) {
 		free(t);
 		return -1;
 	}
@@ -636,7 +692,7 @@ static void test_apply_adopt(void **state)
 		if (round == 1) {
 			reconcile_free(t->r);
 			t->r = NULL;
-			assert_int_equal(reconcile_new(NULL, t->node, 0, &t->r), 0);
+			assert_int_equal(reconcile_new(NULL, t->node, 0, NULL, &t->r), 0);
 		}
 		apply(t, list_of(sleeper(ctr[0], t->tenant[0], 0), sleeper(ctr[1], t->tenant[0], 1),
 				 sleeper(ctr[2], t->tenant[0], 2), NULL));
@@ -905,12 +961,681 @@ static void test_strays_only_ours(void **state)
 	assert_null(e);
 }
 
+/* ---- secrets (docs/agent.md "Secrets") ------------------------------------------- */
+
+#define SECRET	      "db-password"
+#define SECRET_BIN    "tls-key"
+#define SECRETS_FULL  16
+#define VALUE_MAX     (64 * 1024)
+#define CAPTURE_LEVEL LOG_DEBUG
+
+static enum log_level LOG_LVL = LOG_ERROR; /* what main set */
+
+/* The control plane, faked: one bundle for every container, or a 404 for one. */
+struct fake {
+	pthread_mutex_t mu;
+	json_t *bundle;
+	char fail_ctr[37];
+	int calls;
+};
+
+struct st {
+	struct t t; /* first: setup and teardown of the engine group take it */
+	char dir[64], secrets[96];
+	struct fake fake;
+	struct reconcile_secrets sec;
+	char value[64];	      /* printable, cat by the container */
+	uint8_t bin[256 + 3]; /* every byte value, for the host-side check */
+	/* stderr captured while the reconciler logs at debug */
+	int saved_fd;
+	char log_path[64];
+};
+
+static int fake_fetch(void *arg, const char *ctr, json_t **bundle,
+		      char err[static RECONCILE_ERR_LEN])
+{
+	struct fake *f = arg;
+	int rc = 0;
+
+	pthread_mutex_lock(&f->mu);
+	f->calls++;
+	if (strcmp(ctr, f->fail_ctr) == 0) {
+		snprintf(err, RECONCILE_ERR_LEN, "404 the container is not placed on this node");
+		rc = ODX_ENOTFOUND;
+	} else if ((*bundle = json_deep_copy(f->bundle)) == NULL) {
+		rc = ODX_ENOMEM;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+static int fake_calls(struct st *s)
+{
+	pthread_mutex_lock(&s->fake.mu);
+	int n = s->fake.calls;
+	pthread_mutex_unlock(&s->fake.mu);
+	return n;
+}
+
+static json_t *bundle_item(const char *name, int version, const uint8_t *v, size_t n)
+{
+	char *b64 = malloc(b64url_encoded_len(n) + 1);
+	assert_non_null(b64);
+	b64url_encode(v, n, b64);
+	json_t *it =
+	    json_pack("{s:s, s:i, s:s}", "name", name, "version", version, "value_b64", b64);
+	free(b64);
+	assert_non_null(it);
+	return it;
+}
+
+/* The fake's answer from now on (consumed). */
+static void fake_answer(struct st *s, json_t *items)
+{
+	pthread_mutex_lock(&s->fake.mu);
+	json_decref(s->fake.bundle);
+	s->fake.bundle = json_pack("{s:o}", "secrets", items);
+	pthread_mutex_unlock(&s->fake.mu);
+}
+
+/* The usual answer: SECRET (printable) version 3 and SECRET_BIN (all bytes) version 1. */
+static void fake_default(struct st *s)
+{
+	fake_answer(s,
+		    json_pack("[o, o]",
+			      bundle_item(SECRET, 3, (const uint8_t *)s->value, strlen(s->value)),
+			      bundle_item(SECRET_BIN, 1, s->bin, sizeof(s->bin))));
+}
+
+static int setup_secrets(void **state)
+{
+	struct st *s = calloc(1, sizeof(*s));
+	if (s == NULL || tmpdir_make(s->dir, sizeof(s->dir), "reconcile") < 0)
+		return -1;
+	snprintf(s->secrets, sizeof(s->secrets), "%s/secrets", s->dir);
+	memcpy(s->value, "odx-secret-", 11);
+	rand_hex(s->value + 11, 16);
+	for (size_t i = 0; i < sizeof(s->bin); i++)
+		s->bin[i] = (uint8_t)i;
+	pthread_mutex_init(&s->fake.mu, NULL);
+	fake_default(s);
+	s->sec =
+	    (struct reconcile_secrets){.dir = s->secrets, .fetch = fake_fetch, .arg = &s->fake};
+	s->saved_fd = -1;
+	for (int i = 0; i < TENANTS; i++) {
+		memcpy(s->t.tenant[i], T_PREFIX, strlen(T_PREFIX));
+		rand_hex(s->t.tenant[i] + strlen(T_PREFIX), 8);
+	}
+	memcpy(s->t.node, "nod_test", 8);
+	rand_hex(s->t.node + 8, 8);
+	if (reconcile_new(NULL, s->t.node, 0, &s->sec, &s->t.r) != 0)
+		return -1;
+	*state = s;
+	return 0;
+}
+
+static bool keep_none(const char *ctr, void *arg)
+{
+	(void)ctr;
+	(void)arg;
+	return false;
+}
+
+/* Stops capturing stderr: the captured text (caller frees) or NULL when none was. */
+static char *capture_end(struct st *s)
+{
+	if (s->saved_fd < 0)
+		return NULL;
+	dup2(s->saved_fd, STDERR_FILENO);
+	close(s->saved_fd);
+	s->saved_fd = -1;
+	log_set_level(LOG_LVL);
+	FILE *f = fopen(s->log_path, "r");
+	char *text = calloc(1, 4 << 20);
+	size_t n = f && text ? fread(text, 1, (4 << 20) - 1, f) : 0;
+	(void)n;
+	if (f != NULL)
+		fclose(f);
+	unlink(s->log_path);
+	return text;
+}
+
+static int teardown_secrets(void **state)
+{
+	struct st *s = *state;
+	size_t n;
+	char *log = capture_end(s); /* a failed test: show what was logged */
+	if (log != NULL)
+		fprintf(stderr, "captured log:\n%s\n", log);
+	free(log);
+	reconcile_free(s->t.r);
+	for (int i = 0; i < TENANTS; i++)
+		remove_tenant(s->t.tenant[i]);
+	secretfs_sweep(s->secrets, keep_none, NULL, &n);
+	tmpdir_remove(s->dir);
+	json_decref(s->fake.bundle);
+	pthread_mutex_destroy(&s->fake.mu);
+	free(s);
+	return 0;
+}
+
+/* From now on the reconciler's log lines, at debug, go to a file. */
+static void capture_start(struct st *s)
+{
+	snprintf(s->log_path, sizeof(s->log_path), "/tmp/odx-test-reconcile-log-XXXXXX");
+	int fd = mkstemp(s->log_path);
+	assert_true(fd >= 0);
+	s->saved_fd = dup(STDERR_FILENO);
+	assert_true(s->saved_fd >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	log_set_level(CAPTURE_LEVEL);
+}
+
+static json_t *with_secrets(json_t *a, const char *user, json_t *names)
+{
+	json_object_set_new(a, "secrets", names);
+	if (user != NULL)
+		json_object_set_new(a, "user", json_string(user));
+	return a;
+}
+
+/* The container's logs once they hold needle (fails after WAIT_MS). Caller frees. */
+static char *logs_with(const char *id, const char *needle)
+{
+	char *logs = NULL;
+	size_t len = 0;
+	for (int64_t t0 = now_ms(); now_ms() - t0 < WAIT_MS; sleep_ms(100)) {
+		free(logs);
+		logs = NULL;
+		assert_int_equal(docker_container_logs(D, id, 100, 65536, &logs, &len), 0);
+		if (strstr(logs, needle) != NULL)
+			return logs;
+	}
+	fail_msg("no %s in the logs: %s", needle, logs);
+	return NULL;
+}
+
+/*
+ * The topmost mount at dir in /proc/self/mountinfo: its mount id, per-mount
+ * options, file system type and super options. false when nothing is mounted.
+ */
+struct mnt {
+	long id;
+	char opts[256], fstype[32], super[256];
+};
+
+static bool mount_at(const char *dir, struct mnt *out)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], point[1024];
+	bool found = false;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		struct mnt m;
+		char *dash = strstr(line, " - ");
+		if (dash == NULL ||
+		    sscanf(line, "%ld %*d %*s %*s %1023s %255s", &m.id, point, m.opts) != 3 ||
+		    sscanf(dash + 3, "%31s %*s %255s", m.fstype, m.super) != 2)
+			continue;
+		if (strcmp(point, dir) == 0) {
+			*out = m;
+			found = true; /* keep reading: the last one is on top */
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static bool kernel_has_noswap(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+	assert_int_equal(uname(&u), 0);
+	sscanf(u.release, "%d.%d", &major, &minor);
+	return major > 6 || (major == 6 && minor >= 4);
+}
+
+static void ctr_dir(const struct st *s, const char *ctr, char out[static 160])
+{
+	snprintf(out, 160, "%s/%s", s->secrets, ctr);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+/* The file's whole content (caller frees) and its stat. */
+static uint8_t *slurp(const char *path, size_t *len, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, st), 0);
+	uint8_t *buf = malloc((size_t)st->st_size + 1);
+	assert_non_null(buf);
+	assert_int_equal(read(fd, buf, (size_t)st->st_size + 1), st->st_size);
+	close(fd);
+	*len = (size_t)st->st_size;
+	return buf;
+}
+
+/* Whether any file under dir (links not followed) holds needle. */
+static const uint8_t *G_NEEDLE;
+static size_t G_NEEDLE_LEN;
+static bool G_FOUND;
+
+static int grep_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if (flag != FTW_F || !S_ISREG(sb->st_mode))
+		return 0;
+	size_t n;
+	struct stat st;
+	uint8_t *b = slurp(path, &n, &st);
+	if (memmem(b, n, G_NEEDLE, G_NEEDLE_LEN) != NULL) {
+		fprintf(stderr, "found in %s\n", path);
+		G_FOUND = true;
+	}
+	free(b);
+	return 0;
+}
+
+static bool tree_has(const char *dir, const void *needle, size_t len)
+{
+	G_NEEDLE = needle;
+	G_NEEDLE_LEN = len;
+	G_FOUND = false;
+	assert_int_equal(nftw(dir, grep_entry, 16, FTW_PHYS), 0);
+	return G_FOUND;
+}
+
+/* The host side of a delivered container: a sealed tmpfs with exactly the files. */
+static void check_host_tmpfs(struct st *s, const char *dir)
+{
+	struct mnt m;
+	struct stat st;
+	size_t n;
+
+	if (!mount_at(dir, &m))
+		fail_msg("nothing mounted at %s", dir);
+	assert_string_equal(m.fstype, "tmpfs");
+	/* Per mount: read-only once sealed, and nosuid, nodev, noexec. */
+	assert_true(strncmp(m.opts, "ro,", 3) == 0);
+	assert_non_null(strstr(m.opts, "nosuid"));
+	assert_non_null(strstr(m.opts, "nodev"));
+	assert_non_null(strstr(m.opts, "noexec"));
+	assert_non_null(strstr(m.super, "size=1024k"));
+	assert_non_null(strstr(m.super, "nr_inodes=64"));
+	if (kernel_has_noswap())
+		assert_non_null(strstr(m.super, "noswap"));
+	/* The root: 0550 root:<the container's gid>. */
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0550);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_gid, 1000);
+	/* The files: 0400 uid:gid, exactly the values. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, SECRET);
+	uint8_t *b = slurp(path, &n, &st);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	assert_int_equal(st.st_uid, 1000);
+	assert_int_equal(st.st_gid, 1000);
+	assert_int_equal(n, strlen(s->value));
+	assert_memory_equal(b, s->value, n);
+	free(b);
+	snprintf(path, sizeof(path), "%s/%s", dir, SECRET_BIN);
+	b = slurp(path, &n, &st);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	assert_int_equal(n, sizeof(s->bin));
+	assert_memory_equal(b, s->bin, n);
+	free(b);
+}
+
+/* What the Engine holds: the one bind mount, read-only, and the value nowhere. */
+static void check_inspect(struct st *s, const char *id, const char *dir)
+{
+	json_t *j = inspect(id), *h = json_object_get(j, "HostConfig");
+	char *dump = json_dumps(j, 0);
+
+	assert_non_null(dump);
+	assert_null(strstr(dump, s->value)); /* not in Env, Labels, Cmd, anything */
+	free(dump);
+	assert_int_equal(json_array_size(json_object_get(h, "Binds")), 0);
+	json_t *want = json_pack("[{s:s, s:s, s:s, s:b}]", "Type", "bind", "Source", dir, "Target",
+				 "/run/secrets", "ReadOnly", 1);
+	assert_true(json_equal(json_object_get(h, "Mounts"), want));
+	json_decref(want);
+	json_t *mounts = json_object_get(j, "Mounts");
+	assert_int_equal(json_array_size(mounts), 1);
+	json_t *m = json_array_get(mounts, 0);
+	assert_string_equal(str(m, "Source"), dir);
+	assert_string_equal(str(m, "Destination"), "/run/secrets");
+	assert_true(json_is_false(json_object_get(m, "RW")));
+	json_decref(j);
+}
+
+#define READER_CMD                                                                                 \
+	"[\"sh\", \"-c\", \"echo BEGIN$(cat /run/secrets/" SECRET ")END; "                         \
+	"ls -ln /run/secrets; "                                                                    \
+	"(echo x > /run/secrets/" SECRET ") 2>/dev/null && echo FILE_WRITABLE || "                 \
+	"echo FILE_READONLY; "                                                                     \
+	"touch /run/secrets/new 2>/dev/null && echo DIR_WRITABLE || echo DIR_READONLY; "           \
+	"echo DONE; sleep 300\"]"
+
+#define PLAIN_CMD                                                                                  \
+	"[\"sh\", \"-c\", \"test -e /run/secrets && echo HAS_SECRETS || echo NO_SECRETS; "         \
+	"sleep 300\"]"
+
+/*
+ * The whole story with the log captured: delivered, readable by the
+ * container's user only as itself, not writable, a tmpfs on the host, no
+ * value in the Engine's records; a container without secrets has none;
+ * removal unmounts; the value is in no log line and nowhere on disk.
+ */
+static void test_secret_delivered(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char ctr[37], plain[37], id[65], pid[65], dir[160], expect[96];
+	struct mnt m;
+
+	new_ctr(ctr);
+	new_ctr(plain);
+	ctr_dir(s, ctr, dir);
+	capture_start(s);
+	apply(t, list_of(with_secrets(asg(ctr, t->tenant[0], 0, 1, "running", IMAGE1, READER_CMD),
+				      "1000:1000", json_pack("[s, s]", SECRET, SECRET_BIN)),
+			 asg(plain, t->tenant[0], 1, 1, "running", IMAGE1, PLAIN_CMD), NULL));
+	assert_int_equal(fake_calls(s), 1); /* only the container with secrets asked */
+	id_of(ctr, id);
+	id_of(plain, pid);
+
+	/* Inside: exactly the value, its mode, and neither file nor directory writable. */
+	char *logs = logs_with(id, "DONE");
+	snprintf(expect, sizeof(expect), "BEGIN%sEND", s->value);
+	if (strstr(logs, expect) == NULL)
+		fail_msg("logs: %s", logs);
+	assert_non_null(strstr(logs, "-r--------"));
+	assert_non_null(strstr(logs, "FILE_READONLY"));
+	assert_non_null(strstr(logs, "DIR_READONLY"));
+	assert_null(strstr(logs, "WRITABLE"));
+	free(logs);
+	logs = logs_with(pid, "_SECRETS");
+	assert_non_null(strstr(logs, "NO_SECRETS"));
+	free(logs);
+
+	check_host_tmpfs(s, dir);
+	check_inspect(s, id, dir);
+	json_t *j = inspect(pid);
+	assert_int_equal(json_array_size(json_object_get(j, "Mounts")), 0);
+	assert_null(json_object_get(json_object_get(j, "HostConfig"), "Mounts"));
+	json_decref(j);
+	json_t *e = report_entry(t, ctr, NULL);
+	assert_string_equal(str(e, "state"), "running");
+	assert_null(json_object_get(e, "error"));
+	json_decref(e);
+
+	/* Removed: the host's tmpfs is unmounted and its directory gone. */
+	apply(t, json_array());
+	json_t *c = one(ctr);
+	assert_null(c);
+	assert_false(mount_at(dir, &m));
+	assert_false(exists(dir));
+
+	char *log = capture_end(s);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "secrets delivered")); /* the capture did work */
+	assert_null(strstr(log, s->value));
+	char b64[sizeof(s->value) * 2];
+	b64url_encode((const uint8_t *)s->value, strlen(s->value), b64);
+	assert_null(strstr(log, b64));
+	free(log);
+	/* Nothing under the state directory holds either value now. */
+	assert_false(tree_has(s->dir, s->value, strlen(s->value)));
+	assert_false(tree_has(s->dir, s->bin, sizeof(s->bin)));
+}
+
+/*
+ * A crash: the replacement gets a new tmpfs (the old one, held open here,
+ * is another file system) and a fresh fetch (a rotated value shows it).
+ */
+static void test_secret_recreated(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char ctr[37], id[65], id2[65] = "", dir[160];
+	struct stat before, after;
+	struct mnt m;
+
+	new_ctr(ctr);
+	ctr_dir(s, ctr, dir);
+	apply(t, list_of(with_secrets(sleeper(ctr, t->tenant[0], 0), "1000:1000",
+				      json_pack("[s, s]", SECRET, SECRET_BIN)),
+			 NULL));
+	assert_int_equal(fake_calls(s), 1);
+	check_host_tmpfs(s, dir);
+	int old = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(old >= 0);
+	assert_int_equal(fstat(old, &before), 0);
+	rand_hex(s->value + 11, 16); /* rotated meanwhile */
+	fake_default(s);
+	id_of(ctr, id);
+	assert_int_equal(docker_container_kill(D, id, "KILL"), 0);
+	for (int64_t t0 = now_ms(); !id2[0]; sleep_ms(50)) {
+		json_t *c = one(ctr);
+		if (c != NULL && strcmp(str(c, "Id"), id) != 0 &&
+		    strcmp(str(c, "State"), "running") == 0)
+			snprintf(id2, sizeof(id2), "%s", str(c, "Id"));
+		json_decref(c);
+		assert_true(now_ms() - t0 < WAIT_MS);
+	}
+	assert_int_equal(fake_calls(s), 2);
+	assert_true(mount_at(dir, &m));
+	assert_int_equal(stat(dir, &after), 0);
+	assert_true(after.st_dev != before.st_dev);
+	close(old);
+	check_host_tmpfs(s, dir); /* the new value */
+	check_inspect(s, id2, dir);
+}
+
+/* Stopped on purpose: its tmpfs goes; running again, a new container gets a new one. */
+static void test_secret_stopped(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char ctr[37], id[65], id2[65], dir[160];
+	struct mnt m;
+
+	new_ctr(ctr);
+	ctr_dir(s, ctr, dir);
+	json_t *names = json_pack("[s, s]", SECRET, SECRET_BIN);
+	apply(t, list_of(with_secrets(sleeper(ctr, t->tenant[0], 0), "1000:1000",
+				      json_deep_copy(names)),
+			 NULL));
+	id_of(ctr, id);
+	assert_true(mount_at(dir, &m));
+	apply(t, list_of(with_secrets(asg(ctr, t->tenant[0], 0, 1, "stopped", IMAGE1,
+					  "[\"sleep\", \"300\"]"),
+				      "1000:1000", json_deep_copy(names)),
+			 NULL));
+	assert_true(state_is(ctr, "exited"));
+	assert_false(mount_at(dir, &m));
+	assert_false(exists(dir));
+	apply(t, list_of(with_secrets(sleeper(ctr, t->tenant[0], 0), "1000:1000", names), NULL));
+	assert_true(state_is(ctr, "running"));
+	id_of(ctr, id2);
+	assert_string_not_equal(id, id2);
+	assert_int_equal(fake_calls(s), 2);
+	check_host_tmpfs(s, dir);
+	check_inspect(s, id2, dir);
+}
+
+/*
+ * A failing fetch (404), or a bundle that is not exactly the assigned
+ * secrets: reported missing with the error, not created, nothing mounted.
+ */
+static void test_secret_fetch_fails(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char ctr[37], other[37], dir[160];
+
+	new_ctr(ctr);
+	new_ctr(other);
+	pthread_mutex_lock(&s->fake.mu);
+	memcpy(s->fake.fail_ctr, ctr, sizeof(ctr));
+	pthread_mutex_unlock(&s->fake.mu);
+	apply(t, list_of(with_secrets(sleeper(ctr, t->tenant[0], 0), NULL,
+				      json_pack("[s, s]", SECRET, SECRET_BIN)),
+			 with_secrets(sleeper(other, t->tenant[0], 1), NULL,
+				      json_pack("[s, s, s]", SECRET, SECRET_BIN, "not-granted")),
+			 NULL));
+	json_t *c = one(ctr);
+	assert_null(c);
+	c = one(other);
+	assert_null(c);
+	json_t *e = report_entry(t, ctr, NULL);
+	assert_string_equal(str(e, "state"), "missing");
+	assert_non_null(strstr(str(e, "error"), "cannot fetch the secrets"));
+	assert_non_null(strstr(str(e, "error"), "404"));
+	json_decref(e);
+	e = report_entry(t, other, NULL);
+	assert_string_equal(str(e, "state"), "missing");
+	assert_non_null(strstr(str(e, "error"), "exactly the assignment's secrets"));
+	json_decref(e);
+	ctr_dir(s, ctr, dir);
+	assert_false(exists(dir));
+	ctr_dir(s, other, dir);
+	assert_false(exists(dir));
+
+	/* Retried with backoff, then delivered once the control plane answers. */
+	pthread_mutex_lock(&s->fake.mu);
+	s->fake.fail_ctr[0] = '\0';
+	pthread_mutex_unlock(&s->fake.mu);
+	for (int64_t t0 = now_ms(); !state_is(ctr, "running"); sleep_ms(100))
+		assert_true(now_ms() - t0 < WAIT_MS);
+	c = one(other);
+	assert_null(c);
+}
+
+/* Raises or lowers CAP_SYS_ADMIN in this thread's effective set (threads it starts inherit it). */
+static void sys_admin(bool on)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	assert_int_equal(syscall(SYS_capget, &h, d), 0);
+	if (on)
+		d[0].effective |= 1u << CAP_SYS_ADMIN;
+	else
+		d[0].effective &= ~(1u << CAP_SYS_ADMIN);
+	assert_int_equal(syscall(SYS_capset, &h, d), 0);
+}
+
+/* No right to mount (EPERM): missing with the error, never fetched, never a disk directory. */
+static void test_secret_no_mount(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char ctr[37], dir[160];
+
+	reconcile_free(t->r);
+	t->r = NULL;
+	sys_admin(false);
+	int rc = reconcile_new(NULL, t->node, 0, &s->sec, &t->r);
+	sys_admin(true);
+	assert_int_equal(rc, 0);
+	new_ctr(ctr);
+	apply(t,
+	      list_of(with_secrets(sleeper(ctr, t->tenant[0], 0), NULL, json_pack("[s]", SECRET)),
+		      NULL));
+	json_t *c = one(ctr);
+	assert_null(c);
+	json_t *e = report_entry(t, ctr, NULL);
+	assert_string_equal(str(e, "state"), "missing");
+	assert_non_null(strstr(str(e, "error"), "cannot mount a tmpfs for secrets"));
+	json_decref(e);
+	assert_int_equal(fake_calls(s), 0);
+	ctr_dir(s, ctr, dir);
+	assert_false(exists(dir));
+}
+
+/* 16 values of 64 KiB: the tmpfs holds them all. */
+static void test_secret_full(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char ctr[37], dir[160], name[8], path[256];
+	json_t *items = json_array(), *names = json_array();
+	uint8_t *v = malloc(VALUE_MAX);
+	struct stat st;
+	size_t n;
+
+	assert_non_null(v);
+	for (int i = 0; i < SECRETS_FULL; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		memset(v, 'a' + i, VALUE_MAX);
+		json_array_append_new(items, bundle_item(name, 1, v, VALUE_MAX));
+		json_array_append_new(names, json_string(name));
+	}
+	fake_answer(s, items);
+	new_ctr(ctr);
+	apply(t, list_of(with_secrets(sleeper(ctr, t->tenant[0], 0), NULL, names), NULL));
+	assert_true(state_is(ctr, "running"));
+	ctr_dir(s, ctr, dir);
+	for (int i = 0; i < SECRETS_FULL; i++) {
+		snprintf(path, sizeof(path), "%s/s%d", dir, i);
+		uint8_t *b = slurp(path, &n, &st);
+		memset(v, 'a' + i, VALUE_MAX);
+		assert_int_equal(n, VALUE_MAX);
+		assert_memory_equal(b, v, VALUE_MAX);
+		assert_int_equal(st.st_uid, 65534);
+		free(b);
+	}
+	free(v);
+}
+
+/*
+ * A new agent (after a crash) removes the tmpfs of containers that are
+ * gone before any assignment arrives, and leaves what is not a ctr id.
+ */
+static void test_secret_sweep_at_start(void **state)
+{
+	struct st *s = *state;
+	struct t *t = &s->t;
+	char gone[37], dir[160], other[160];
+	struct secretfs_mount m = {.fd = -1};
+	bool swappable;
+	struct mnt mi;
+
+	reconcile_free(t->r);
+	t->r = NULL;
+	new_ctr(gone);
+	ctr_dir(s, gone, dir);
+	assert_int_equal(secretfs_mount(s->secrets, gone, &m, &swappable), 0);
+	assert_int_equal(
+	    secretfs_write(&m, SECRET, (const uint8_t *)s->value, strlen(s->value), 1000, 1000), 0);
+	assert_int_equal(secretfs_seal(&m, 1000), 0);
+	assert_true(mount_at(dir, &mi));
+	snprintf(other, sizeof(other), "%s/not-a-container", s->secrets);
+	assert_int_equal(mkdir(other, 0700), 0);
+
+	assert_int_equal(reconcile_new(NULL, t->node, 0, &s->sec, &t->r), 0);
+	for (int64_t t0 = now_ms(); exists(dir); sleep_ms(50))
+		assert_true(now_ms() - t0 < WAIT_MS);
+	assert_false(mount_at(dir, &mi));
+	assert_true(exists(other));
+	rmdir(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest spec[] = {
 	    cmocka_unit_test(test_spec_hardening), cmocka_unit_test(test_spec_user),
 	    cmocka_unit_test(test_spec_tmpfs),	   cmocka_unit_test(test_spec_refused),
-	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_spec_secrets),   cmocka_unit_test(test_unreachable),
 	};
 	const struct CMUnitTest engine[] = {
 	    cmocka_unit_test_setup_teardown(test_apply_adopt, setup, teardown),
@@ -922,6 +1647,17 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refused_and_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_strays_only_ours, setup, teardown),
 	};
+	const struct CMUnitTest secrets[] = {
+	    cmocka_unit_test_setup_teardown(test_secret_delivered, setup_secrets, teardown_secrets),
+	    cmocka_unit_test_setup_teardown(test_secret_recreated, setup_secrets, teardown_secrets),
+	    cmocka_unit_test_setup_teardown(test_secret_stopped, setup_secrets, teardown_secrets),
+	    cmocka_unit_test_setup_teardown(test_secret_fetch_fails, setup_secrets,
+					    teardown_secrets),
+	    cmocka_unit_test_setup_teardown(test_secret_no_mount, setup_secrets, teardown_secrets),
+	    cmocka_unit_test_setup_teardown(test_secret_full, setup_secrets, teardown_secrets),
+	    cmocka_unit_test_setup_teardown(test_secret_sweep_at_start, setup_secrets,
+					    teardown_secrets),
+	};
 
 	if (client_global_init() != 0)
 		return 1;
@@ -930,10 +1666,13 @@ int main(void)
 	if (getenv("ODX_TEST_LOG") != NULL)
 		log_level_parse(getenv("ODX_TEST_LOG"), &lvl);
 	log_set_level(lvl);
+	LOG_LVL = lvl;
 	if (getenv("ODX_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("ODX_TEST_FILTER"));
 	int failed = cmocka_run_group_tests_name("spec", spec, NULL, NULL);
 	failed += cmocka_run_group_tests_name("engine", engine, engine_group_setup,
+					      engine_group_teardown);
+	failed += cmocka_run_group_tests_name("secrets", secrets, engine_group_setup,
 					      engine_group_teardown);
 	client_global_done();
 	return failed;
