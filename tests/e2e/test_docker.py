@@ -194,3 +194,41 @@ def test_hardened_isolated_replaced_adopted_rolled_back(cluster):
     # deleting removes the containers from the engine
     assert sa.delete(srv.url + "/v1/deployments/web").status_code == 204
     assert wait_for(lambda: ours(ta["id"]) == [], timeout=30)
+
+
+def test_secrets_reach_only_granted_containers_on_a_tmpfs(cluster):
+    srv, running_agent, agents, tenants = cluster
+    t, _, token = new_tenant(srv)
+    tenants.append(t["id"])
+    s = srv.session(token)
+    value = "delivered-secret-9d1e"
+    assert s.put(srv.url + "/v1/secrets/db", json={"value": value}).status_code == 201
+    assert s.post(srv.url + "/v1/secrets/db/grants",
+                  json={"deployments": ["with"]}).status_code == 200
+    for name, secrets in (("with", ["db"]), ("without", [])):
+        r = s.post(srv.url + "/v1/deployments", json={
+            "name": name, "image": IMG1, "replicas": 1, "command": ["sleep", "3600"],
+            "resources": {"cpu_millicores": 100, "memory_mb": 32}, "secrets": secrets})
+        assert r.status_code == 201, r.text
+    w = wait_running(srv, s, "with", 1)["containers"][0]
+    wo = wait_running(srv, s, "without", 1)["containers"][0]
+    # readable by the container's user, exactly the value; not writable
+    assert docker("exec", w["docker_id"], "cat", "/run/secrets/db").stdout == value
+    assert docker("exec", w["docker_id"], "sh", "-c", "echo x > /run/secrets/db",
+                  check=False).returncode != 0
+    assert docker("exec", wo["docker_id"], "ls", "/run/secrets", check=False).returncode != 0
+    # nowhere in the container's configuration; its mount comes from a host tmpfs
+    i = inspect(w["docker_id"])
+    assert value not in json.dumps(i)
+    (m,) = [m for m in i["Mounts"] if m["Destination"] == "/run/secrets"]
+    assert m["RW"] is False
+    src = m["Source"]
+    mounts = open("/proc/self/mountinfo").read().splitlines()
+    line = [l for l in mounts if " %s " % src in l]
+    assert line and " - tmpfs " in line[0], line
+    # the container goes: so does the tmpfs
+    assert s.delete(srv.url + "/v1/deployments/with").status_code == 204
+    assert wait_for(lambda: not any(" %s " % src in l
+                                    for l in open("/proc/self/mountinfo").read().splitlines()),
+                    timeout=30)
+    assert not os.path.exists(src)
