@@ -489,12 +489,17 @@ void agentapi_secrets(struct http_exchange *ex)
 	    add_secret(api, tenant, dep, json_string_value(v), bundle);
 	json_decref(names);
 	if (rc == 0) {
+		json_array_foreach(bundle, i, v)
+			sched_note_delivery(api->sched, ctr,
+					    json_string_value(json_object_get(v, "name")),
+					    json_integer_value(json_object_get(v, "version")));
 		reply_json(ex, 200, json_pack("{s:o}", "secrets", bundle));
 		bundle = NULL;
 	} else if (rc == ODX_ENOTFOUND) {
 		reply_error(ex, 404, "not_found", "no such container on this node");
 	} else if (rc == ODX_EFORBIDDEN) {
-		reply_error(ex, 403, "forbidden", "a secret is not granted to this deployment");
+		reply_error(ex, 403, "forbidden",
+			    "not this node's container, or a secret not granted to its deployment");
 	} else {
 		reply_odx_error(ex, rc, NULL);
 	}

@@ -146,6 +146,41 @@ void api_secrets_restart_users(struct api *api, const char *tenant, const char *
 	json_decref(deps);
 }
 
+/*
+ * Old versions no container holds any more are revoked (deleted): what the
+ * scheduler remembers handing out decides; the current version always stays.
+ */
+static void revoke_unused(struct api *api, const char *tenant)
+{
+	json_t *old = NULL;
+	if (!api->sched || secret_with_old_versions(api->store, tenant, &old) < 0)
+		return;
+	size_t i;
+	json_t *v;
+	json_array_foreach(old, i, v)
+	{
+		const char *name = json_string_value(json_object_get(v, "name"));
+		int64_t current = json_integer_value(json_object_get(v, "version"));
+		int64_t oldest = sched_oldest_delivered(api->sched, tenant, name);
+		int64_t removed = 0;
+		if (secret_prune(api->store, tenant, name, oldest ? oldest : current, &removed) < 0 ||
+		    !removed)
+			continue;
+		char resource[96], reason[64];
+		snprintf(resource, sizeof(resource), "/v1/secrets/%s", name);
+		snprintf(reason, sizeof(reason), "%lld old version(s) no container holds",
+			 (long long)removed);
+		struct audit_record r = {.actor_type = AUDIT_ACTOR_SYSTEM,
+					 .tenant_id = tenant,
+					 .action = "secret.revoke_version",
+					 .resource = resource,
+					 .outcome = AUDIT_SUCCESS,
+					 .reason = reason};
+		api_trail_record(api, &r);
+	}
+	json_decref(old);
+}
+
 /* Policy rotations that are due, as the system: generated, audited, rolled out. */
 void api_secrets_rotate_due(struct api *api)
 {
@@ -158,7 +193,11 @@ void api_secrets_rotate_due(struct api *api)
 	size_t i;
 	json_t *t;
 	json_array_foreach(tenants, i, t)
-		secret_due(api->store, json_string_value(json_object_get(t, "id")), now_s, due);
+	{
+		const char *tenant = json_string_value(json_object_get(t, "id"));
+		secret_due(api->store, tenant, now_s, due);
+		revoke_unused(api, tenant);
+	}
 	json_array_foreach(due, i, t)
 	{
 		const char *tenant = json_string_value(json_object_get(t, "tenant"));

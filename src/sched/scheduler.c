@@ -10,7 +10,7 @@
 #include "sched/deployment.h"
 #include "sched/scheduler.h"
 
-#define MAX_NODES 1024
+#define MAX_NODES   1024
 #define MAX_TOUCHED 64
 
 struct ctr {
@@ -25,6 +25,7 @@ struct ctr {
 	/* as the agent last reported it */
 	char state[16], docker_id[65];
 	int64_t exit_code, restarts, started_at;
+	json_t *delivered;    /* {"secret": version} handed to its node, NULL: none */
 	int64_t memory_bytes; /* -1: not reported */
 	double cpu_percent;   /* < 0: not reported */
 };
@@ -209,6 +210,7 @@ static void ctr_remove(struct sched *s, size_t i)
 		memcpy(g->tenant, c->tenant, sizeof(g->tenant));
 	}
 	json_decref(c->template);
+	json_decref(c->delivered);
 	s->c[i] = s->c[--s->n];
 }
 
@@ -233,16 +235,16 @@ static int write_rows(struct sched *s, const char *tenant)
 		const struct ctr *c = &s->c[i];
 		if (!c->dirty || strcmp(c->tenant, tenant) != 0)
 			continue;
-		rc = store_exec(tx,
-				"INSERT OR REPLACE INTO containers (id, deployment, node_id, state, "
-				"cpu_millicores, memory_mb, storage_mb, replica, revision, generation, "
-				"desired, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				STORE_ARGS(S_TEXT(c->id), S_TEXT(c->deployment),
-					   c->node[0] ? S_TEXT(c->node) : S_NULL, S_TEXT(c->state),
-					   S_INT(c->cpu), S_INT(c->mem), S_INT(c->storage),
-					   S_INT(c->replica), S_INT(c->revision), S_INT(c->generation),
-					   S_TEXT(c->stopped ? "stopped" : "running"),
-					   S_INT(c->created_at)));
+		rc = store_exec(
+		    tx,
+		    "INSERT OR REPLACE INTO containers (id, deployment, node_id, state, "
+		    "cpu_millicores, memory_mb, storage_mb, replica, revision, generation, "
+		    "desired, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		    STORE_ARGS(S_TEXT(c->id), S_TEXT(c->deployment),
+			       c->node[0] ? S_TEXT(c->node) : S_NULL, S_TEXT(c->state),
+			       S_INT(c->cpu), S_INT(c->mem), S_INT(c->storage), S_INT(c->replica),
+			       S_INT(c->revision), S_INT(c->generation),
+			       S_TEXT(c->stopped ? "stopped" : "running"), S_INT(c->created_at)));
 	}
 	if (rc < 0) {
 		store_tx_abort(tx);
@@ -347,7 +349,8 @@ static int sync_locked(struct sched *s, const char *tenant, const char *dep)
 		if (!cur) {
 			if (!ctr_new(s, tenant, &d, r))
 				rc = ODX_ENOMEM;
-		} else if ((cur->revision != d.revision || cur->generation != d.restart_generation) &&
+		} else if ((cur->revision != d.revision ||
+			    cur->generation != d.restart_generation) &&
 			   !rollout_busy(s, tenant, dep)) {
 			/* one replica at a time: the next only once this one runs */
 			cur->retiring = true; /* cur may move: ctr_new grows the array */
@@ -405,7 +408,8 @@ void sched_tick(struct sched *s, int64_t now_ns)
 		const struct ctr *c = &s->c[i];
 		bool seen = !c->retiring;
 		for (size_t j = 0; !seen && j < nb; j++)
-			seen = strcmp(busy[j].tenant, c->tenant) == 0 && strcmp(busy[j].dep, c->deployment) == 0;
+			seen = strcmp(busy[j].tenant, c->tenant) == 0 &&
+			       strcmp(busy[j].dep, c->deployment) == 0;
 		if (seen)
 			continue;
 		memcpy(busy[nb].tenant, c->tenant, sizeof(busy[nb].tenant));
@@ -491,7 +495,8 @@ void sched_report(struct sched *s, const char *node_id, const json_t *containers
 		snprintf(c->docker_id, sizeof(c->docker_id), "%s", docker ? docker : "");
 		c->exit_code = json_integer_value(json_object_get(v, "exit_code"));
 		c->restarts = json_integer_value(json_object_get(v, "restarts"));
-		json_t *mem = json_object_get(v, "memory_bytes"), *cpu = json_object_get(v, "cpu_percent");
+		json_t *mem = json_object_get(v, "memory_bytes"),
+		       *cpu = json_object_get(v, "cpu_percent");
 		c->memory_bytes = json_is_integer(mem) ? json_integer_value(mem) : -1;
 		c->cpu_percent = json_is_number(cpu) ? json_number_value(cpu) : -1;
 		const char *started = json_string_value(json_object_get(v, "started_at"));
@@ -509,31 +514,29 @@ static json_t *ctr_json(const struct ctr *c)
 	time_format_rfc3339(c->created_at, created);
 	if (c->started_at)
 		time_format_rfc3339(c->started_at, started);
-	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s, s:b}",
-			 "id", c->id, "deployment", c->deployment, "replica",
-			 (json_int_t)c->replica, "revision", (json_int_t)c->revision, "node_id",
-			 c->node[0] ? json_string(c->node) : json_null(), "desired",
-			 c->stopped ? "stopped" : "running", "state", c->state, "exit_code",
-			 (json_int_t)c->exit_code, "restarts", (json_int_t)c->restarts, "docker_id",
-			 c->docker_id[0] ? json_string(c->docker_id) : json_null(), "started_at",
-			 c->started_at ? json_string(started) : json_null(), "created_at", created,
-			 "image", json_string_value(json_object_get(c->template, "image")),
-			 "retiring", c->retiring);
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:I, s:I, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s, s:b}", "id", c->id,
+	    "deployment", c->deployment, "replica", (json_int_t)c->replica, "revision",
+	    (json_int_t)c->revision, "node_id", c->node[0] ? json_string(c->node) : json_null(),
+	    "desired", c->stopped ? "stopped" : "running", "state", c->state, "exit_code",
+	    (json_int_t)c->exit_code, "restarts", (json_int_t)c->restarts, "docker_id",
+	    c->docker_id[0] ? json_string(c->docker_id) : json_null(), "started_at",
+	    c->started_at ? json_string(started) : json_null(), "created_at", created, "image",
+	    json_string_value(json_object_get(c->template, "image")), "retiring", c->retiring);
 	if (o)
-		json_object_set_new(o, "stats",
-				    c->memory_bytes >= 0 || c->cpu_percent >= 0
-					? json_pack("{s:o, s:o}", "memory_bytes",
-						    c->memory_bytes >= 0 ? json_integer(c->memory_bytes)
-									 : json_null(),
-						    "cpu_percent",
-						    c->cpu_percent >= 0 ? json_real(c->cpu_percent)
-									: json_null())
-					: json_null());
+		json_object_set_new(
+		    o, "stats",
+		    c->memory_bytes >= 0 || c->cpu_percent >= 0
+			? json_pack("{s:o, s:o}", "memory_bytes",
+				    c->memory_bytes >= 0 ? json_integer(c->memory_bytes)
+							 : json_null(),
+				    "cpu_percent",
+				    c->cpu_percent >= 0 ? json_real(c->cpu_percent) : json_null())
+			: json_null());
 	return o;
 }
 
-int sched_containers(struct sched *s, const char *tenant_id, const char *deployment,
-		     json_t **items)
+int sched_containers(struct sched *s, const char *tenant_id, const char *deployment, json_t **items)
 {
 	json_t *a = json_array();
 	if (!a)
@@ -578,7 +581,9 @@ int sched_container_secrets(struct sched *s, const char *node_id, const char *id
 {
 	pthread_mutex_lock(&s->lock);
 	struct ctr *c = find(s, id);
-	int rc = c && strcmp(c->node, node_id) == 0 ? 0 : ODX_ENOTFOUND;
+	/* Another node's container: refused, not merely unknown (a node asking for it is
+	 * suspicious). */
+	int rc = !c ? ODX_ENOTFOUND : strcmp(c->node, node_id) != 0 ? ODX_EFORBIDDEN : 0;
 	if (rc == 0) {
 		snprintf(tenant, ID_MAX_LEN, "%s", c->tenant);
 		snprintf(deployment, 64, "%s", c->deployment);
@@ -588,6 +593,42 @@ int sched_container_secrets(struct sched *s, const char *node_id, const char *id
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+static bool uses_secret(const struct ctr *c, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(c->template, "secrets"), i,
+			   v) if (strcmp(json_string_value(v), name) == 0) return true;
+	return false;
+}
+
+void sched_note_delivery(struct sched *s, const char *id, const char *name, int64_t version)
+{
+	pthread_mutex_lock(&s->lock);
+	struct ctr *c = find(s, id);
+	if (c && (c->delivered || (c->delivered = json_object())))
+		json_object_set_new(c->delivered, name, json_integer(version));
+	pthread_mutex_unlock(&s->lock);
+}
+
+int64_t sched_oldest_delivered(struct sched *s, const char *tenant_id, const char *name)
+{
+	int64_t oldest = 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct ctr *c = &s->c[i];
+		if (strcmp(c->tenant, tenant_id) != 0 || !uses_secret(c, name))
+			continue;
+		json_t *v = c->delivered ? json_object_get(c->delivered, name) : NULL;
+		/* Not known what it holds (delivered before a restart, or not yet): keep all. */
+		int64_t held = v ? json_integer_value(v) : 1;
+		if (!oldest || held < oldest)
+			oldest = held;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return oldest;
 }
 
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment)
@@ -633,7 +674,8 @@ int sched_container_set(struct sched *s, const char *tenant_id, const char *id, 
 	return rc;
 }
 
-/* ---- start ------------------------------------------------------------------------------------ */
+/* ---- start ------------------------------------------------------------------------------------
+ */
 
 struct load {
 	struct sched *s;
@@ -672,10 +714,11 @@ static int load_tenant(struct sched *s, const char *tenant)
 {
 	struct load l = {s, tenant};
 	size_t first = s->n;
-	int rc = store_read(s->store, tenant,
-			    "SELECT id, deployment, node_id, state, cpu_millicores, memory_mb, "
-			    "storage_mb, replica, revision, generation, desired, created_at FROM containers",
-			    STORE_NOARGS, load_row, &l);
+	int rc = store_read(
+	    s->store, tenant,
+	    "SELECT id, deployment, node_id, state, cpu_millicores, memory_mb, "
+	    "storage_mb, replica, revision, generation, desired, created_at FROM containers",
+	    STORE_NOARGS, load_row, &l);
 	for (size_t i = first; rc >= 0 && i < s->n; i++) {
 		struct ctr *c = &s->c[i];
 		/* A revision no longer kept: the container is replaced by the sync below. */
@@ -747,8 +790,10 @@ void sched_free(struct sched *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n; i++)
+	for (size_t i = 0; i < s->n; i++) {
 		json_decref(s->c[i].template);
+		json_decref(s->c[i].delivered);
+	}
 	free(s->c);
 	free(s->revs);
 	free(s->gone);

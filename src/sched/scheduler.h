@@ -59,11 +59,21 @@ int sched_container_node(struct sched *s, const char *tenant_id, const char *id,
 			 size_t size);
 /*
  * For the node's own container id: its tenant, deployment and the secret
- * names its template lists (owned). ODX_ENOTFOUND unless placed on node_id.
+ * names its template lists (owned). ODX_ENOTFOUND for no such container,
+ * ODX_EFORBIDDEN for one placed on another node.
  */
 int sched_container_secrets(struct sched *s, const char *node_id, const char *id,
 			    char tenant[static ID_MAX_LEN], char deployment[static 64],
 			    json_t **names);
+/* The agent of a container's node received `version` of secret name for it. */
+void sched_note_delivery(struct sched *s, const char *id, const char *name, int64_t version);
+/*
+ * The oldest version of a secret that an existing container using it was
+ * given (0: no container uses it). A container whose delivery is not known
+ * (made before a restart, or not made yet) counts as holding version 1:
+ * deliveries are remembered in memory only, so nothing is revoked on a guess.
+ */
+int64_t sched_oldest_delivered(struct sched *s, const char *tenant_id, const char *name);
 /* {"desired": N, "running": R, "pending": P} of a deployment. */
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment);
 /* Desired state of one container: "running" or "stopped"; or "replace" (a restart). */

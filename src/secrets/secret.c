@@ -392,3 +392,40 @@ int secret_due(struct store *s, const char *tenant, int64_t now_s, json_t *out)
 			    STORE_ARGS(S_INT(now_s)), append_due, &d);
 	return rc < 0 ? rc : 0;
 }
+
+int secret_prune(struct store *s, const char *tenant, const char *name, int64_t keep_from,
+		 int64_t *removed)
+{
+	int rc = store_write(s, tenant,
+			     "DELETE FROM secret_versions WHERE name = ? AND version < ? AND "
+			     "version < (SELECT version FROM secrets WHERE name = ?)",
+			     STORE_ARGS(S_TEXT(name), S_INT(keep_from), S_TEXT(name)));
+	if (rc < 0)
+		return rc;
+	*removed = rc;
+	return 0;
+}
+
+static int append_old(struct store_stmt *q, void *arg)
+{
+	return json_array_append_new(arg, json_pack("{s:s, s:I}", "name", store_col_text(q, 0),
+						    "version", (json_int_t)store_col_int(q, 1))) == 0
+		   ? 0
+		   : ODX_ENOMEM;
+}
+
+int secret_with_old_versions(struct store *s, const char *tenant, json_t **out)
+{
+	json_t *a = json_array();
+	int rc = a ? store_read(s, tenant,
+				"SELECT s.name, s.version FROM secrets s WHERE EXISTS (SELECT 1 FROM "
+				"secret_versions v WHERE v.name = s.name AND v.version < s.version)",
+				STORE_NOARGS, append_old, a)
+		   : ODX_ENOMEM;
+	if (rc < 0) {
+		json_decref(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}

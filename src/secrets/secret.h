@@ -49,6 +49,14 @@ int secret_value(struct store *s, struct secrets_keyring *kr, const char *tenant
 		 const char *name, uint8_t **value, size_t *len, int64_t *version);
 /* Deployments granted this secret (names, owned). */
 int secret_deployments(struct store *s, const char *tenant, const char *name, json_t **out);
+/*
+ * Revokes (deletes) the versions of name older than keep_from, never the
+ * current one; *removed gets how many went.
+ */
+int secret_prune(struct store *s, const char *tenant, const char *name, int64_t keep_from,
+		 int64_t *removed);
+/* [{"name", "version"}] of the tenant's secrets that have older versions stored. */
+int secret_with_old_versions(struct store *s, const char *tenant, json_t **out);
 /* Secrets whose policy makes them due at now_s: [{"tenant","name"}] across tenants of list. */
 int secret_due(struct store *s, const char *tenant, int64_t now_s, json_t *out);
 

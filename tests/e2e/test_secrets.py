@@ -86,9 +86,12 @@ def test_grants_rotation_and_delivery(fresh_server, tmp_path):
     assert got["name"] == "db" and got["version"] == 1
     pad = "=" * (-len(got["value_b64"]) % 4)
     assert base64.urlsafe_b64decode(got["value_b64"] + pad).decode() == VALUE
-    # another node gets nothing for it
+    # another node gets nothing for it: refused (403), and an unknown id is 404
     b = FakeAgent(srv, tmp_path, "other-node")
-    status, _ = call(agent_conn(srv, b.crt, b.key), "GET", "/agent/v1/secrets/" + x["container"])
+    bconn = agent_conn(srv, b.crt, b.key)
+    status, _ = call(bconn, "GET", "/agent/v1/secrets/" + x["container"])
+    assert status == 403
+    status, _ = call(bconn, "GET", "/agent/v1/secrets/ctr_" + "0" * 32)
     assert status == 404
     # rotation: a new version, and the deployment's replicas are replaced
     r = s.post(srv.url + "/v1/secrets/db/rotate", json={"value": "rotated-value-77"})
@@ -148,23 +151,49 @@ def test_a_wrong_key_encryption_key_stops_the_start(fresh_server, restart):
     assert srv2.session(srv2.admin_token()).get(srv2.url + "/readyz").status_code == 200
 
 
-def test_rotation_policy_rotates_by_itself(fresh_server):
+def test_rotation_policy_rotates_by_itself_and_old_versions_go(fresh_server, tmp_path):
     import sqlite3
-    srv = fresh_server()
+    srv = fresh_server(extra=("--heartbeat-interval", "1"))
     t, _, token = new_tenant(srv)
     s = srv.session(token)
     r = put(s, srv.url, "auto", rotation={"every_seconds": 60, "generate_length": 24})
     assert r.status_code == 201, r.text
+    # a replica that holds version 1
+    a = FakeAgent(srv, tmp_path, "holder")
+    assert s.post(srv.url + "/v1/secrets/auto/grants", json={"deployments": ["user"]}).status_code == 200
+    assert deploy(s, srv.url, name="user", replicas=1, secrets=["auto"]).status_code == 201
+    conn = agent_conn(srv, a.crt, a.key)
+    (x,) = a.run_all()
+    assert call(conn, "GET", "/agent/v1/secrets/" + x["container"])[1]["secrets"][0]["version"] == 1
     # as if the last rotation were long ago (the daemon looks every 30 s)
     db = os.path.join(srv.data_dir, "tenants", t["id"] + ".db")
     with sqlite3.connect(db) as c:
         c.execute("UPDATE secrets SET rotated_at = 0 WHERE name = 'auto'")
     deadline = time.time() + 45
     while time.time() < deadline:
+        a.beat()  # heartbeats keep the node ready (and its connection open)
         if s.get(srv.url + "/v1/secrets/auto").json()["version"] >= 2:
             break
         time.sleep(1)
+    conn = agent_conn(srv, a.crt, a.key)
     m = s.get(srv.url + "/v1/secrets/auto").json()
     assert m["version"] == 2, m
     recs = s.get(srv.url + "/v1/audit", params={"action": "secret.rotate"}).json()["items"]
     assert any(r["actor"]["type"] == "system" and r["reason"] == "rotation policy" for r in recs)
+    # the replica is replaced and the new one gets version 2; version 1 is then revoked
+    deadline = time.time() + 15
+    new = []
+    while time.time() < deadline and not new:
+        new = [y for y in a.run_all() if y["container"] != x["container"]]
+        time.sleep(0.5)
+    assert new
+    assert call(conn, "GET", "/agent/v1/secrets/" + new[0]["container"])[1]["secrets"][0]["version"] == 2
+    deadline = time.time() + 45
+    while time.time() < deadline:
+        a.run_all()
+        if [v["version"] for v in s.get(srv.url + "/v1/secrets/auto").json()["versions"]] == [2]:
+            break
+        time.sleep(1)
+    assert [v["version"] for v in s.get(srv.url + "/v1/secrets/auto").json()["versions"]] == [2]
+    recs = s.get(srv.url + "/v1/audit", params={"action": "secret.revoke_version"}).json()["items"]
+    assert recs and recs[0]["resource"] == "/v1/secrets/auto"
