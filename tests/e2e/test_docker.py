@@ -232,3 +232,41 @@ def test_secrets_reach_only_granted_containers_on_a_tmpfs(cluster):
                                     for l in open("/proc/self/mountinfo").read().splitlines()),
                     timeout=30)
     assert not os.path.exists(src)
+
+
+def test_secret_rotation_rolls_three_replicas_keeping_two_up(cluster):
+    srv, running_agent, agents, tenants = cluster
+    t, _, token = new_tenant(srv)
+    tenants.append(t["id"])
+    s = srv.session(token)
+    assert s.put(srv.url + "/v1/secrets/db", json={"value": "first-value"}).status_code == 201
+    assert s.post(srv.url + "/v1/secrets/db/grants",
+                  json={"deployments": ["trio"]}).status_code == 200
+    assert s.post(srv.url + "/v1/deployments", json={
+        "name": "trio", "image": IMG1, "replicas": 3, "command": ["sleep", "3600"],
+        "resources": {"cpu_millicores": 100, "memory_mb": 32}, "secrets": ["db"]}).status_code == 201
+    wait_running(srv, s, "trio", 3)
+    assert s.post(srv.url + "/v1/secrets/db/rotate",
+                  json={"value": "second-value"}).json()["version"] == 2
+    low = 3
+    deadline = time.time() + 120
+    done = False
+    while time.time() < deadline and not done:
+        d = status(srv, s, "trio")
+        live = [c for c in d["containers"] if c["state"] == "running"]
+        low = min(low, len(live))
+        values = set()
+        for c in d["containers"]:
+            if not c["retiring"] and c["state"] == "running":
+                p = docker("exec", c["docker_id"], "cat", "/run/secrets/db", check=False)
+                values.add(p.stdout)
+        done = (values == {"second-value"} and
+                len([c for c in d["containers"] if not c["retiring"]]) == 3 and
+                not any(c["retiring"] for c in d["containers"]))
+        time.sleep(0.3)
+    assert done, json.dumps(status(srv, s, "trio"), indent=1)
+    assert low >= 2, low  # never fewer than two running while it rolled
+    # version 1 is revoked once no container holds it (the daemon looks every 30 s)
+    assert wait_for(lambda: [v["version"] for v in
+                             s.get(srv.url + "/v1/secrets/db").json()["versions"]] == [2],
+                    timeout=45)
