@@ -106,8 +106,8 @@ struct rec {
 	/* Resource use, sampled at most every STATS_EVERY_NS (a one-shot stats call each). */
 	int64_t stats_ns;	     /* monotonic, of the last sample; 0: none yet */
 	int64_t mem_bytes;
-	uint64_t cpu_total, sys_total; /* the Engine's counters, for the next delta */
-	double cpu_percent;	       /* of one CPU, between the last two samples; < 0: unknown */
+	uint64_t cpu_total;  /* cgroup CPU time in ns at the last sample */
+	double cpu_percent;  /* of one CPU, between the last two samples; < 0: unknown */
 	/* Secrets: a failed delivery is retried with backoff, its error kept meanwhile. */
 	unsigned deliver_fails;
 	int64_t deliver_ns; /* monotonic: not tried again before */
@@ -1314,29 +1314,77 @@ static const json_t *find_listed(const json_t *list, struct want *x)
 	return found;
 }
 
-/* Memory in use and CPU share since the previous sample (SPEC §5: stats in heartbeats). */
+/*
+ * Reads one number from the first of the cgroup files that exists (v1 with the
+ * cgroupfs driver, v1 with systemd, v2): -1 when none does.
+ */
+struct cgpath {
+	const char *pre, *post; /* the path is pre <container id> post */
+};
+
+static int64_t cgroup_read(const struct cgpath paths[], size_t n, const char *id,
+			   const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		char path[256], buf[4096];
+		snprintf(path, sizeof(path), "%s%s%s", paths[i].pre, id, paths[i].post);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[len] = '\0';
+		const char *p = buf;
+		if (key) { /* "key value" lines (cpu.stat) */
+			p = strstr(buf, key);
+			if (!p)
+				return -1;
+			p += strlen(key);
+		}
+		char *end;
+		long long v = strtoll(p, &end, 10);
+		return end != p && v >= 0 ? v : -1;
+	}
+	return -1;
+}
+
+/*
+ * Memory in use and CPU share since the previous sample (SPEC §5: stats in
+ * heartbeats), from the container's cgroup: no Engine call, which would wait
+ * for the Engine's one-second stats tick on the reconcile thread.
+ */
 static void sample_stats(struct reconciler *r, struct rec *c)
 {
+	(void)r;
+	static const struct cgpath mem[] = {
+	    {"/sys/fs/cgroup/memory/docker/", "/memory.usage_in_bytes"},
+	    {"/sys/fs/cgroup/memory/system.slice/docker-", ".scope/memory.usage_in_bytes"},
+	    {"/sys/fs/cgroup/system.slice/docker-", ".scope/memory.current"},
+	    {"/sys/fs/cgroup/docker/", "/memory.current"}};
+	static const struct cgpath cpu_ns[] = {
+	    {"/sys/fs/cgroup/cpuacct/docker/", "/cpuacct.usage"},
+	    {"/sys/fs/cgroup/cpuacct/system.slice/docker-", ".scope/cpuacct.usage"}};
+	static const struct cgpath cpu_us[] = {
+	    {"/sys/fs/cgroup/system.slice/docker-", ".scope/cpu.stat"},
+	    {"/sys/fs/cgroup/docker/", "/cpu.stat"}};
 	int64_t now = time_mono_ns();
-	json_t *st;
-	if ((c->stats_ns && now - c->stats_ns < STATS_EVERY_NS) || !c->docker_id[0] ||
-	    docker_container_stats(r->d, c->docker_id, &st) < 0)
+	if ((c->stats_ns && now - c->stats_ns < STATS_EVERY_NS / 6) || !c->docker_id[0])
 		return;
-	const json_t *mem = json_object_get(st, "memory_stats");
-	const json_t *cpu = json_object_get(st, "cpu_stats");
-	uint64_t total = (uint64_t)json_integer_value(
-	    json_object_get(json_object_get(cpu, "cpu_usage"), "total_usage"));
-	uint64_t sys = (uint64_t)json_integer_value(json_object_get(cpu, "system_cpu_usage"));
-	json_int_t ncpu = json_integer_value(json_object_get(cpu, "online_cpus"));
-	c->mem_bytes = json_integer_value(json_object_get(mem, "usage"));
+	int64_t m = cgroup_read(mem, 4, c->docker_id, NULL);
+	int64_t used = cgroup_read(cpu_ns, 2, c->docker_id, NULL);
+	if (used < 0) {
+		int64_t us = cgroup_read(cpu_us, 2, c->docker_id, "usage_usec ");
+		used = us < 0 ? -1 : us * 1000;
+	}
+	if (m < 0 && used < 0)
+		return;
+	c->mem_bytes = m;
 	c->cpu_percent = -1;
-	if (c->stats_ns && sys > c->sys_total && total >= c->cpu_total)
-		c->cpu_percent = (double)(total - c->cpu_total) / (double)(sys - c->sys_total) *
-				 (double)(ncpu > 0 ? ncpu : 1) * 100.0;
-	c->cpu_total = total;
-	c->sys_total = sys;
+	if (c->stats_ns && used >= 0 && (uint64_t)used >= c->cpu_total)
+		c->cpu_percent = (double)((uint64_t)used - c->cpu_total) / (double)(now - c->stats_ns) *
+				 100.0;
+	c->cpu_total = used < 0 ? 0 : (uint64_t)used;
 	c->stats_ns = now;
-	json_decref(st);
 }
 
 static json_t *report_one(struct reconciler *r, const json_t *list, struct want *x)
@@ -1359,7 +1407,7 @@ static json_t *report_one(struct reconciler *r, const json_t *list, struct want 
 			rc |= json_object_set_new(e, "started_at", json_string(c->started_at));
 		if (strcmp(c->dstate, "running") == 0)
 			sample_stats(r, c);
-		if (c->stats_ns)
+		if (c->stats_ns && c->mem_bytes >= 0)
 			rc |= json_object_set_new(e, "memory_bytes", json_integer(c->mem_bytes));
 		if (c->stats_ns && c->cpu_percent >= 0)
 			rc |= json_object_set_new(e, "cpu_percent", json_real(c->cpu_percent));

@@ -377,7 +377,7 @@ void agentapi_assignments(struct http_exchange *ex)
 	reply_json(ex, 200, res);
 	if (rev <= since && wait > 0) {
 		ex->hold_ms = (int)wait * 1000;
-		snprintf(ex->hold_key, sizeof(ex->hold_key), "%s", p->id);
+		snprintf(ex->hold_key, sizeof(ex->hold_key), "a:%s", p->id);
 	}
 out:
 	evhttp_clear_headers(&q);
@@ -404,7 +404,7 @@ void agentapi_actions(struct http_exchange *ex)
 	reply_json(ex, 200, json_pack("{s:o}", "actions", list ? list : json_array()));
 	if (none && wait > 0) {
 		ex->hold_ms = (int)wait * 1000;
-		snprintf(ex->hold_key, sizeof(ex->hold_key), "%s", p->id);
+		snprintf(ex->hold_key, sizeof(ex->hold_key), "x:%s", p->id);
 	}
 }
 

@@ -33,11 +33,16 @@ static void reply_meta(struct http_exchange *ex, int status, const char *name)
 {
 	struct api *api = ex->app;
 	json_t *o;
-	int rc = secret_get(api->store, api_principal(ex)->tenant_id, name, &o);
-	if (rc < 0)
+	const char *tenant = api_principal(ex)->tenant_id;
+	int rc = secret_get(api->store, tenant, name, &o);
+	if (rc < 0) {
 		reply_odx_error(ex, rc, NULL);
-	else
-		reply_json(ex, status, o);
+		return;
+	}
+	/* Which deployments run which version: a rotation's progress. */
+	if (api->sched)
+		json_object_set_new(o, "in_use", sched_secret_in_use(api->sched, tenant, name));
+	reply_json(ex, status, o);
 }
 
 void api_secrets_list(struct http_exchange *ex)

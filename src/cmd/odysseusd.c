@@ -58,6 +58,7 @@ static void usage(FILE *f)
 	    "                       [--log-level debug|info|warn|error]\n"
 	    "       odysseusd keys rotate [--data-dir DIR]\n"
 	    "       odysseusd ca rotate [--data-dir DIR]\n"
+	    "       odysseusd kek rotate --new-kek-file FILE [--kek-file FILE] [--data-dir DIR]\n"
 	    "       odysseusd routes\n",
 	    f);
 }
@@ -252,13 +253,17 @@ static void wait_for_stop(struct api *api, const sigset_t *set)
 /* Set once the agent server runs; the scheduler may wake before (nobody polls yet). */
 static _Atomic(struct http_server *) agent_server;
 
-/* A node's assignments changed: its held long poll answers now. */
+/*
+ * A node's assignments (arg "a") or actions (arg "x") changed: that long poll of
+ * the node answers now. One key per kind, so neither re-arms the other's wait.
+ */
 static void wake_node(const char *node_id, void *arg)
 {
-	(void)arg;
 	struct http_server *srv = atomic_load(&agent_server);
+	char key[48];
+	snprintf(key, sizeof(key), "%s:%s", (const char *)arg, node_id ? node_id : "");
 	if (srv)
-		http_server_wake(srv, node_id);
+		http_server_wake(srv, node_id ? key : NULL);
 }
 
 /*
@@ -418,8 +423,8 @@ static int cmd_serve(int argc, char **argv)
 		fail(cfg.bootstrap_token_file, rc);
 		goto out;
 	}
-	if ((rc = sched_open(api.store, api.nodes, wake_node, NULL, &api.sched)) < 0 ||
-	    (rc = actions_new(wake_node, NULL, &api.actions)) < 0) {
+	if ((rc = sched_open(api.store, api.nodes, wake_node, "a", &api.sched)) < 0 ||
+	    (rc = actions_new(wake_node, "x", &api.actions)) < 0) {
 		fail("starting the scheduler", rc);
 		goto out;
 	}
@@ -565,6 +570,60 @@ static int cmd_ca(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * odysseusd kek rotate --new-kek-file NEW [--kek-file OLD] [--data-dir DIR], with the daemon
+ * stopped: every tenant's data key re-wrapped under NEW (made if missing); values untouched.
+ */
+static int cmd_kek(int argc, char **argv)
+{
+	const char *new_kek = NULL;
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	int nrest = 0, status = 2;
+	if (!rest)
+		return fail("kek", ODX_ENOMEM);
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--new-kek-file") == 0 && i + 1 < argc)
+			new_kek = argv[++i];
+		else
+			rest[nrest++] = argv[i];
+	}
+	struct config cfg;
+	struct store *store = NULL;
+	char old[CONFIG_STR_MAX + 8];
+	bool created = false;
+	if (argc < 1 || strcmp(argv[0], "rotate") != 0 || !new_kek) {
+		usage(stderr);
+		goto out;
+	}
+	if (load_config(&cfg, nrest, rest) < 0)
+		goto out;
+	snprintf(old, sizeof(old), "%s", cfg.kek_file);
+	if (!old[0])
+		snprintf(old, sizeof(old), "%s.kek", cfg.data_dir);
+	status = 1;
+	int rc = secrets_kek_outside(new_kek, cfg.data_dir);
+	if (rc == 0)
+		rc = store_open(cfg.data_dir, &store);
+	if (rc == 0)
+		rc = secrets_kek_init(new_kek, &created);
+	if (rc == 0)
+		rc = secrets_kek_rotate(old, new_kek, store);
+	if (rc < 0) {
+		fprintf(stderr, "odysseusd: rotating the key-encryption key: %s\n",
+			rc == ODX_EINVAL ? "the new key file must be outside the data directory"
+					 : secrets_kek_strerror(rc));
+		goto out;
+	}
+	printf("data keys re-wrapped under %s%s; start odysseusd with --kek-file %s (the old "
+	       "key is no longer needed: keep it until a backup of the data is taken)\n",
+	       new_kek, created ? " (made now: back it up)" : "", new_kek);
+	status = 0;
+out:
+	store_free(store);
+	free(rest);
+	return status;
+}
+
 static int cmd_routes(void)
 {
 	for (size_t i = 0; i < api_nroutes; i++)
@@ -588,6 +647,8 @@ int main(int argc, char **argv)
 		return cmd_keys(argc - 2, argv + 2);
 	if (strcmp(cmd, "ca") == 0)
 		return cmd_ca(argc - 2, argv + 2);
+	if (strcmp(cmd, "kek") == 0)
+		return cmd_kek(argc - 2, argv + 2);
 	if (strcmp(cmd, "routes") == 0)
 		return cmd_routes();
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -631,6 +631,38 @@ int64_t sched_oldest_delivered(struct sched *s, const char *tenant_id, const cha
 	return oldest;
 }
 
+json_t *sched_secret_in_use(struct sched *s, const char *tenant_id, const char *name)
+{
+	json_t *out = json_object(); /* "deployment/version" -> count, folded below */
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; out && i < s->n; i++) {
+		const struct ctr *c = &s->c[i];
+		if (strcmp(c->tenant, tenant_id) != 0 || !uses_secret(c, name))
+			continue;
+		json_t *v = c->delivered ? json_object_get(c->delivered, name) : NULL;
+		char key[96];
+		snprintf(key, sizeof(key), "%s/%lld", c->deployment,
+			 (long long)(v ? json_integer_value(v) : 0));
+		json_t *n = json_object_get(out, key);
+		json_object_set_new(out, key, json_integer(n ? json_integer_value(n) + 1 : 1));
+	}
+	pthread_mutex_unlock(&s->lock);
+	json_t *list = json_array();
+	const char *key;
+	json_t *n;
+	json_object_foreach(out, key, n)
+	{
+		const char *slash = strrchr(key, '/');
+		long long version = strtoll(slash + 1, NULL, 10);
+		json_array_append_new(
+		    list, json_pack("{s:s%, s:o, s:O}", "deployment", key, (size_t)(slash - key),
+				    "version", version ? json_integer(version) : json_null(),
+				    "containers", n));
+	}
+	json_decref(out);
+	return list;
+}
+
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment)
 {
 	int64_t total = 0, run = 0, pending = 0;

@@ -74,6 +74,11 @@ void sched_note_delivery(struct sched *s, const char *id, const char *name, int6
  * deliveries are remembered in memory only, so nothing is revoked on a guess.
  */
 int64_t sched_oldest_delivered(struct sched *s, const char *tenant_id, const char *name);
+/*
+ * Who holds which version of a secret: [{"deployment", "version" (null: not
+ * delivered yet, or before a restart), "containers"}] — a rotation's progress.
+ */
+json_t *sched_secret_in_use(struct sched *s, const char *tenant_id, const char *name);
 /* {"desired": N, "running": R, "pending": P} of a deployment. */
 json_t *sched_deployment_status(struct sched *s, const char *tenant_id, const char *deployment);
 /* Desired state of one container: "running" or "stopped"; or "replace" (a restart). */

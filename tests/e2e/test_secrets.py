@@ -104,6 +104,9 @@ def test_grants_rotation_and_delivery(fresh_server, tmp_path):
     assert new, a.assignments()
     status, body = call(conn, "GET", "/agent/v1/secrets/" + new[0]["container"])
     assert status == 200 and body["secrets"][0]["version"] == 2
+    # the rotation's progress: which deployment's containers hold which version
+    in_use = s.get(srv.url + "/v1/secrets/db").json()["in_use"]
+    assert {"deployment": "app", "version": 2, "containers": 1} in in_use, in_use
     # generated rotation needs a policy
     check_error(s.post(srv.url + "/v1/secrets/db/rotate", json={}), 400, "bad_request")
     r = put(s, srv.url, "db", rotation={"every_seconds": 3600, "generate_length": 40})
@@ -197,3 +200,28 @@ def test_rotation_policy_rotates_by_itself_and_old_versions_go(fresh_server, tmp
     assert [v["version"] for v in s.get(srv.url + "/v1/secrets/auto").json()["versions"]] == [2]
     recs = s.get(srv.url + "/v1/audit", params={"action": "secret.revoke_version"}).json()["items"]
     assert recs and recs[0]["resource"] == "/v1/secrets/auto"
+
+
+def test_kek_rotation_keeps_every_value(fresh_server, restart, tmp_path):
+    srv = fresh_server()
+    t, _, token = new_tenant(srv)
+    s = srv.session(token)
+    assert put(s, srv.url, "kept", value="value-before-rotation").status_code == 201
+    data_dir = srv.data_dir
+    assert srv.stop() == 0
+    old = data_dir.rstrip("/") + ".kek"
+    new = str(tmp_path / "new.kek")
+    p = subprocess.run([ODYSSEUSD, "kek", "rotate", "--data-dir", data_dir, "--new-kek-file", new],
+                       capture_output=True, text=True, env=clean_env())
+    assert p.returncode == 0, p.stdout + p.stderr
+    os.unlink(old)  # only the new key is needed now
+    srv2 = restart(data_dir, extra=("--kek-file", new))
+    a = FakeAgent(srv2, tmp_path, "after-kek")
+    s = srv2.session(token)
+    assert s.post(srv2.url + "/v1/secrets/kept/grants", json={"deployments": ["k"]}).status_code == 200
+    assert deploy(s, srv2.url, name="k", replicas=1, secrets=["kept"]).status_code == 201
+    (x,) = a.run_all()
+    status, body = call(agent_conn(srv2, a.crt, a.key), "GET", "/agent/v1/secrets/" + x["container"])
+    assert status == 200
+    got = body["secrets"][0]["value_b64"]
+    assert base64.urlsafe_b64decode(got + "=" * (-len(got) % 4)) == b"value-before-rotation"
