@@ -53,11 +53,19 @@ void api_secrets_list(struct http_exchange *ex)
 	if (api_list_params(ex, NULL, &limit, after, sizeof(after)) < 0)
 		return;
 	json_t *items;
-	int rc = secret_list(api->store, api_principal(ex)->tenant_id, after, limit, &items);
-	if (rc < 0)
+	const char *tenant = api_principal(ex)->tenant_id;
+	int rc = secret_list(api->store, tenant, after, limit, &items);
+	if (rc < 0) {
 		reply_odx_error(ex, rc, NULL);
-	else
-		api_reply_list_by(ex, items, limit, "name");
+		return;
+	}
+	/* Each item as GET /v1/secrets/{name} shows it. */
+	size_t i;
+	json_t *v;
+	json_array_foreach(items, i, v) if (api->sched) json_object_set_new(
+	    v, "in_use",
+	    sched_secret_in_use(api->sched, tenant, json_string_value(json_object_get(v, "name"))));
+	api_reply_list_by(ex, items, limit, "name");
 }
 
 void api_secrets_get(struct http_exchange *ex)
