@@ -2143,7 +2143,7 @@ static int resources_from_args(const struct args *a, json_t *spec)
 
 static const char *const deploy_opts[] = {"image=", "replicas=", "cpu=",  "memory=",
 					  "pids=",  "storage=",	 "env=*", "writable=*",
-					  "user=",  "cmd=*",	 NULL};
+					  "secret=*", "user=",	 "cmd=*",   NULL};
 
 /* The deployment fields the options give (all but the name) into *out. */
 static int spec_from_args(const struct args *a, json_t **out)
@@ -2172,6 +2172,8 @@ static int spec_from_args(const struct args *a, json_t **out)
 		rc = env_from_args(a, spec);
 	if (rc == 0)
 		rc = array_from_args(a, "writable", spec, "writable_paths");
+	if (rc == 0)
+		rc = array_from_args(a, "secret", spec, "secrets");
 	if (rc == 0 && user != NULL)
 		rc = set_text(spec, "user", "--user", user);
 	if (rc == 0)
@@ -2900,12 +2902,14 @@ static const struct command commands[] = {
      "Revoke a node: it leaves the inventory and its next request is refused."},
     {"deploy", NULL, cmd_deploy, deploy_opts, 1, 1,
      "deploy NAME --image REF [--replicas N] [--cpu MILLICORES] [--memory MB] [--pids N]\n"
-     "         [--storage MB] [--env NAME=VALUE]... [--writable PATH]... [--user UID[:GID]]\n"
-     "         [-- COMMAND [ARG...]]",
+     "         [--storage MB] [--env NAME=VALUE]... [--writable PATH]... [--secret NAME]...\n"
+     "         [--user UID[:GID]] [-- COMMAND [ARG...]]",
      "Create deployment NAME, or update it when it exists (a new revision when the template\n"
      "changes). On an update what is not given is kept: --replicas, each resource, the\n"
-     "user; --env, --writable and the command replace the whole list when given. The\n"
-     "command is every word after -- (or one word per --cmd ARG)."},
+     "user; --env, --writable, --secret and the command replace the whole list when given.\n"
+     "A --secret must be granted to the deployment first (secrets grant); the replicas\n"
+     "read it at /run/secrets/NAME. The command is every word after -- (or one word per\n"
+     "--cmd ARG)."},
     {"ls", NULL, cmd_ls, NULL, 0, 1, "ls [NAME]",
      "List the deployments; with NAME, the containers of that deployment."},
     {"scale", NULL, cmd_scale, NULL, 2, 2, "scale NAME REPLICAS",

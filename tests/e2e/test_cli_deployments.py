@@ -56,6 +56,17 @@ def cli(tmp_path, dep_server):
 
 # --- deploy ----------------------------------------------------------------------
 
+def test_deploy_with_secrets_needs_a_grant(cli):
+    api, url = cli.api(), cli.server.url
+    assert api.put(url + "/v1/secrets/db", json={"value": "v"}).status_code == 201
+    # not granted yet: the server's refusal names the secret
+    p = cli.run("deploy", "sec", "--image", IMAGE, "--replicas", "0", "--secret", "db")
+    assert p.returncode == EXIT_INVALID and "db" in p.stderr, p.stderr
+    assert api.post(url + "/v1/secrets/db/grants", json={"deployments": ["sec"]}).status_code == 200
+    cli.ok("deploy", "sec", "--image", IMAGE, "--replicas", "0", "--secret", "db")
+    assert api.get(url + "/v1/deployments/sec").json()["secrets"] == ["db"]
+
+
 def test_deploy_creates_then_updates_with_new_revisions(cli):
     p = cli.ok("deploy", "web", "--image", IMAGE, "--replicas", "0", "--env", "MODE=a",
                "--env", "EMPTY=", "--env", "EQ=a=b", "--writable", "/tmp", "--cpu", "100",
