@@ -103,7 +103,7 @@ struct rec {
 	char started_at[TIME_RFC3339_LEN];
 	char error[RECONCILE_ERR_LEN], prev_error[RECONCILE_ERR_LEN];
 	bool used; /* in this pass's assignments */
-	/* Resource use, sampled at most every STATS_EVERY_NS (a one-shot stats call each). */
+	/* Resource use, read from the cgroup at most every STATS_EVERY_NS. */
 	int64_t stats_ns;	     /* monotonic, of the last sample; 0: none yet */
 	int64_t mem_bytes;
 	uint64_t cpu_total;  /* cgroup CPU time in ns at the last sample */
@@ -114,7 +114,7 @@ struct rec {
 	char deliver_error[RECONCILE_ERR_LEN];
 };
 
-#define STATS_EVERY_NS (30LL * NSEC_PER_SEC)
+#define STATS_EVERY_NS (5LL * NSEC_PER_SEC)
 
 struct reconciler {
 	int64_t period_ns;
@@ -1368,7 +1368,7 @@ static void sample_stats(struct reconciler *r, struct rec *c)
 	    {"/sys/fs/cgroup/system.slice/docker-", ".scope/cpu.stat"},
 	    {"/sys/fs/cgroup/docker/", "/cpu.stat"}};
 	int64_t now = time_mono_ns();
-	if ((c->stats_ns && now - c->stats_ns < STATS_EVERY_NS / 6) || !c->docker_id[0])
+	if ((c->stats_ns && now - c->stats_ns < STATS_EVERY_NS) || !c->docker_id[0])
 		return;
 	int64_t m = cgroup_read(mem, 4, c->docker_id, NULL);
 	int64_t used = cgroup_read(cpu_ns, 2, c->docker_id, NULL);

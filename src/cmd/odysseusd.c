@@ -310,13 +310,19 @@ static int write_bootstrap_token(const struct config *cfg, struct api *api)
  * it must be backed up apart from the data), then checked against the data keys
  * before anything is served — a wrong key stops the start and changes nothing.
  */
+/* The KEK file: --kek-file, else beside the data directory, never in it (docs/secrets.md). */
+static void kek_path(const struct config *cfg, char out[static CONFIG_STR_MAX + 8])
+{
+	if (cfg->kek_file[0])
+		snprintf(out, CONFIG_STR_MAX + 8, "%s", cfg->kek_file);
+	else
+		snprintf(out, CONFIG_STR_MAX + 8, "%s.kek", cfg->data_dir);
+}
+
 static int open_secrets(const struct config *cfg, struct api *api)
 {
 	char id[SECRETS_KEK_ID_LEN], kek[CONFIG_STR_MAX + 8];
-	/* Default: beside the data directory, never in it (docs/secrets.md: move it away). */
-	snprintf(kek, sizeof(kek), "%s", cfg->kek_file);
-	if (!kek[0])
-		snprintf(kek, sizeof(kek), "%s.kek", cfg->data_dir);
+	kek_path(cfg, kek);
 	int rc = secrets_kek_outside(kek, cfg->data_dir);
 	if (rc < 0) {
 		fprintf(stderr, "odysseusd: --kek-file %s: %s\n", kek,
@@ -597,9 +603,7 @@ static int cmd_kek(int argc, char **argv)
 	}
 	if (load_config(&cfg, nrest, rest) < 0)
 		goto out;
-	snprintf(old, sizeof(old), "%s", cfg.kek_file);
-	if (!old[0])
-		snprintf(old, sizeof(old), "%s.kek", cfg.data_dir);
+	kek_path(&cfg, old);
 	status = 1;
 	int rc = secrets_kek_outside(new_kek, cfg.data_dir);
 	if (rc == 0)
