@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <strings.h>
 
 #include "api/api.h"
@@ -207,6 +208,16 @@ int api_limit_param(struct http_exchange *ex, struct evkeyvalq *q, int *limit)
 	return 0;
 }
 
+int api_query(struct http_exchange *ex, struct evkeyvalq *q)
+{
+	TAILQ_INIT(q);
+	if (ex->query && evhttp_parse_query_str(ex->query, q) != 0) {
+		reply_error(ex, 400, "bad_request", "malformed query string");
+		return ODX_EINVAL;
+	}
+	return 0;
+}
+
 int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after,
 		    size_t after_len)
 {
@@ -215,10 +226,8 @@ int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit,
 	if (!ex->query)
 		return 0;
 	struct evkeyvalq q;
-	if (evhttp_parse_query_str(ex->query, &q) != 0) {
-		reply_error(ex, 400, "bad_request", "malformed query string");
+	if (api_query(ex, &q) < 0)
 		return ODX_EINVAL;
-	}
 	int rc = api_limit_param(ex, &q, limit);
 	const char *c = evhttp_find_header(&q, "cursor");
 	if (rc == 0 && c && *c) {

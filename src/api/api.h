@@ -21,6 +21,8 @@
 #define API_AUTH_MAX_BODY 8192
 #define API_LIST_DEFAULT  50
 #define API_LIST_MAX	  500
+/* Imported reports: the webgoat pair in tests/data is 4 MiB; big images reach tens of MiB. */
+#define API_SCAN_IMPORT_MAX_BODY (32 * 1024 * 1024)
 
 struct api_trail;
 struct audit_log;
@@ -29,6 +31,7 @@ struct actions;
 struct sched;
 struct secrets_keyring;
 struct x509_ca;
+struct api_scans;
 
 struct api {
 	struct store *store;
@@ -46,6 +49,12 @@ struct api {
 	struct sched *sched; /* deployments' containers on nodes (docs/deployments.md) */
 	struct actions *actions; /* what the API asks of agents (container logs) */
 	struct secrets_keyring *secrets; /* seals and opens secret values (docs/secrets.md) */
+	/* Scanning (docs/scanning.md): the engines' programs (a path or a name in PATH), how long
+	 * one may run, and the queue of scans the worker runs (scans.c). */
+	const char *scan_trivy, *scan_grype;
+	int scan_timeout_s;
+	int64_t scan_rescan_floor_s; /* shortest rescan interval a tenant may ask for */
+	struct api_scans *scans;
 };
 
 extern const struct http_route api_routes[];
@@ -68,6 +77,9 @@ int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...);
 int api_list_params(struct http_exchange *ex, const char *id_prefix, int *limit, char *after,
 		    size_t after_len);
 struct evkeyvalq;
+/* Parses the query string into q (empty when there is none); replies 400 and returns < 0 when
+ * it is malformed. Free with evhttp_clear_headers. */
+int api_query(struct http_exchange *ex, struct evkeyvalq *q);
 /* Reads ?limit= from parsed query q (default 50, 1..500); replies 400 on a bad one. */
 int api_limit_param(struct http_exchange *ex, struct evkeyvalq *q, int *limit);
 /* Replies 200 {"items": first `limit` of items, "next_cursor"}; consumes items. */
@@ -164,6 +176,32 @@ int api_secrets_check_grants(struct http_exchange *ex, const char *deployment, c
 void api_nodes_list(struct http_exchange *ex);
 void api_nodes_get(struct http_exchange *ex);
 void api_nodes_delete(struct http_exchange *ex);
+void api_scans_create(struct http_exchange *ex);
+void api_scans_import(struct http_exchange *ex);
+void api_scans_list(struct http_exchange *ex);
+void api_scans_get(struct http_exchange *ex);
+void api_scan_policies_list(struct http_exchange *ex);
+void api_scan_policies_get(struct http_exchange *ex);
+void api_scan_policies_create(struct http_exchange *ex);
+void api_scan_policies_put(struct http_exchange *ex);
+void api_scan_policies_delete(struct http_exchange *ex);
+void api_scan_settings_get(struct http_exchange *ex);
+void api_scan_settings_put(struct http_exchange *ex);
+/* Starts the scan worker and queues the scans a restart interrupted. */
+int api_scans_start(struct api *api);
+/* Stops the worker (a running engine is waited for); NULL scans ok. */
+void api_scans_stop(struct api *api);
+/* Queues a rescan of every deployed image whose newest scan is older than its tenant's interval. */
+void api_scans_rescan_due(struct api *api);
+/*
+ * The tenant's scan policies on the image a deployment is about to run
+ * (create, update, rollback): 0 when it may run — no policy blocks it, or
+ * policy_override ({"justification"}, NULL when absent) came from an Admin
+ * or Operator and is recorded and audited; otherwise < 0 with the reply set
+ * (422 blocked_by_policy listing the findings, 403, 400).
+ */
+int api_scan_gate(struct http_exchange *ex, const char *deployment, const char *image_ref,
+		  json_t *policy_override);
 void api_permsets_list(struct http_exchange *ex);
 void api_permsets_get(struct http_exchange *ex);
 void api_permsets_create(struct http_exchange *ex);

@@ -83,6 +83,53 @@ static int tenant_of(struct http_exchange *ex, struct tenant *t)
 	return rc;
 }
 
+/* Removes the body's "policy_override" (not part of a deployment) and hands it over (or NULL). */
+static json_t *take_override(json_t *body)
+{
+	json_t *o = json_incref(json_object_get(body, "policy_override"));
+	json_object_del(body, "policy_override");
+	return o;
+}
+
+static const char *template_image(const json_t *template)
+{
+	return json_string_value(json_object_get(template, "image"));
+}
+
+/*
+ * The scan gate for the image a changed deployment will run: the update's
+ * (template given), else revision `to` of a rollback (0: the one before),
+ * else (to < 0) the current one. 0, or < 0 with the reply set.
+ */
+static int gate_revision(struct http_exchange *ex, const char *name, int64_t to,
+			 const json_t *template, json_t *override)
+{
+	struct api *api = ex->app;
+	const char *tenant = api_principal(ex)->tenant_id;
+	if (template_image(template))
+		return api_scan_gate(ex, name, template_image(template), override);
+	struct deployment cur;
+	json_t *old = NULL;
+	int rc = deploy_get(api->store, tenant, name, &cur);
+	if (rc < 0) {
+		write_failed(ex, rc, NULL);
+		return rc;
+	}
+	int64_t want = to > 0 ? to : to == 0 ? cur.revision - 1 : cur.revision;
+	rc = want >= 1 && want <= cur.revision ? deploy_template(api->store, tenant, name, want, &old)
+					       : ODX_ENOTFOUND;
+	/* A revision that is not kept: deploy_rollback refuses it with its own message. */
+	if (rc == 0)
+		rc = api_scan_gate(ex, name, template_image(old), override);
+	else if (rc == ODX_ENOTFOUND)
+		rc = 0;
+	else
+		reply_odx_error(ex, rc, NULL);
+	json_decref(old);
+	deployment_free(&cur);
+	return rc;
+}
+
 void api_deployments_list(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
@@ -112,12 +159,14 @@ void api_deployments_create(struct http_exchange *ex)
 	struct tenant t;
 	if (api_body(ex, &body) < 0)
 		return;
+	json_t *override = take_override(body);
 	if (deploy_spec_parse(body, false, &spec, msg) < 0) {
 		reply_error(ex, 400, "bad_request", msg[0] ? msg : "invalid deployment");
 		goto out;
 	}
 	if (tenant_of(ex, &t) < 0 ||
-	    api_secrets_check_grants(ex, spec.name, json_object_get(spec.template, "secrets")) < 0)
+	    api_secrets_check_grants(ex, spec.name, json_object_get(spec.template, "secrets")) < 0 ||
+	    api_scan_gate(ex, spec.name, template_image(spec.template), override) < 0)
 		goto out;
 	struct deployment d;
 	const char *limit = NULL;
@@ -127,6 +176,7 @@ void api_deployments_create(struct http_exchange *ex)
 	else
 		changed(ex, 201, &d);
 out:
+	json_decref(override);
 	deploy_spec_free(&spec);
 	json_decref(body);
 }
@@ -161,12 +211,16 @@ void api_deployments_update(struct http_exchange *ex)
 	struct tenant t;
 	if (!name || api_body(ex, &body) < 0)
 		return;
+	json_t *override = take_override(body);
 	if (deploy_spec_parse(body, true, &spec, msg) < 0) {
 		reply_error(ex, 400, "bad_request", msg[0] ? msg : "invalid deployment");
 		goto out;
 	}
 	if (tenant_of(ex, &t) < 0 ||
-	    api_secrets_check_grants(ex, name, json_object_get(spec.template, "secrets")) < 0)
+	    api_secrets_check_grants(ex, name, json_object_get(spec.template, "secrets")) < 0 ||
+	    /* a new revision runs the image: gated; replicas alone are not */
+	    (json_object_size(spec.template) &&
+	     gate_revision(ex, name, -1, spec.template, override) < 0))
 		goto out;
 	struct deployment d;
 	const char *limit = NULL;
@@ -176,6 +230,7 @@ void api_deployments_update(struct http_exchange *ex)
 	else
 		changed(ex, 200, &d);
 out:
+	json_decref(override);
 	deploy_spec_free(&spec);
 	json_decref(body);
 }
@@ -232,14 +287,16 @@ void api_deployments_rollback(struct http_exchange *ex)
 	const char *name = name_param(ex);
 	json_t *body = NULL;
 	json_int_t to = 0;
+	json_t *override = NULL;
 	struct tenant t;
 	if (!name)
 		return;
 	/* The body is optional: {} or none rolls back to the revision before. */
 	if (ex->body_len && (api_body(ex, &body) < 0 ||
-			     api_unpack(ex, body, "{s?I}", "revision", &to) < 0))
+			     api_unpack(ex, body, "{s?I, s?O}", "revision", &to, "policy_override",
+					&override) < 0))
 		goto out;
-	if (tenant_of(ex, &t) < 0)
+	if (tenant_of(ex, &t) < 0 || gate_revision(ex, name, to, NULL, override) < 0)
 		goto out;
 	struct deployment d;
 	const char *limit = NULL;
@@ -251,6 +308,7 @@ void api_deployments_rollback(struct http_exchange *ex)
 	else
 		changed(ex, 200, &d);
 out:
+	json_decref(override);
 	json_decref(body);
 }
 

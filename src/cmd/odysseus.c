@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2143,7 +2144,8 @@ static int resources_from_args(const struct args *a, json_t *spec)
 
 static const char *const deploy_opts[] = {"image=", "replicas=", "cpu=",  "memory=",
 					  "pids=",  "storage=",	 "env=*", "writable=*",
-					  "secret=*", "user=",	 "cmd=*",   NULL};
+					  "secret=*", "user=",	 "cmd=*",   "override-justification=",
+					  NULL};
 
 /* The deployment fields the options give (all but the name) into *out. */
 static int spec_from_args(const struct args *a, json_t **out)
@@ -2212,6 +2214,92 @@ static const char *error_code(const struct cli_response *r)
 	return code != NULL ? code : "";
 }
 
+/* A string value as text for a line on the terminal ("-" when it is none). */
+static void text_of(const json_t *v, char *out, size_t size)
+{
+	cli_sanitize(json_is_string(v) ? json_string_value(v) : "-", out, size);
+}
+
+#define BLOCKED_SHOWN 20 /* findings listed under a blocked_by_policy error */
+
+/*
+ * What blocked a deployment (error.details of a blocked_by_policy answer),
+ * on stderr under the error line: each policy's reason, then the first
+ * BLOCKED_SHOWN findings.
+ */
+static void print_blocked(const json_t *details)
+{
+	char a[128], b[160], c[128], d[128];
+	const json_t *list = json_object_get(details, "policies"), *v;
+	size_t i;
+	json_int_t total;
+
+	json_array_foreach(list, i, v)
+	{
+		text_of(json_object_get(v, "name"), a, sizeof(a));
+		text_of(json_object_get(v, "reason"), b, sizeof(b));
+		fprintf(stderr, "  policy %s: %s\n", a, b);
+	}
+	list = json_object_get(details, "findings");
+	for (i = 0; i < json_array_size(list) && i < BLOCKED_SHOWN; i++) {
+		v = json_array_get(list, i);
+		const json_t *pkg = json_object_get(v, "package");
+		text_of(json_object_get(v, "id"), a, sizeof(a));
+		text_of(json_object_get(v, "severity"), b, sizeof(b));
+		text_of(json_object_get(pkg, "name"), c, sizeof(c));
+		text_of(json_object_get(pkg, "version"), d, sizeof(d));
+		fprintf(stderr, "  %s %s %s %s\n", a, b, c, d);
+	}
+	total = json_integer_value(json_object_get(details, "findings_total"));
+	text_of(json_object_get(details, "scan_id"), a, sizeof(a));
+	if (total > BLOCKED_SHOWN)
+		fprintf(stderr,
+			"  (%" JSON_INTEGER_FORMAT " in all: odysseus scans show %s --findings)\n",
+			total, a);
+	fprintf(stderr,
+		"An admin or operator may deploy it anyway: --override-justification TEXT\n");
+}
+
+/* cli_response_check; a blocked_by_policy answer also prints what blocked it. */
+static int check_gated(const struct cli_response *r)
+{
+	int rc = cli_response_check(r);
+
+	if (rc < 0 && strcmp(error_code(r), "blocked_by_policy") == 0)
+		print_blocked(json_object_get(json_object_get(r->body, "error"), "details"));
+	return rc;
+}
+
+/* cli_session_call for a request the tenant's scan policies may refuse (check_gated). */
+static int gated_call(struct cli_session *s, const char *method, const char *path,
+		      const json_t *body, json_t **answer)
+{
+	struct cli_response r;
+	int rc = cli_session_request(s, method, path, body, &r);
+
+	if (rc == 0 && (rc = check_gated(&r)) == 0) {
+		*answer = r.body;
+		r.body = NULL;
+	}
+	cli_response_done(&r);
+	return rc;
+}
+
+/* body.policy_override from --override-justification, when given. */
+static int override_from_args(const struct args *a, json_t *body)
+{
+	const char *why = get_opt(a, "override-justification");
+	json_t *o;
+
+	if (why == NULL)
+		return 0;
+	if (why[0] == '\0')
+		return usage_error("--override-justification must not be empty");
+	if ((o = json_object()) == NULL || json_object_set_new(body, "policy_override", o) < 0)
+		return no_memory();
+	return set_text(o, "justification", "--override-justification", why);
+}
+
 /* GET the deployment at path: 0 with *found, 1 when there is none, or an error. */
 static int deploy_current(struct cli_session *s, const char *path, json_t **found)
 {
@@ -2242,7 +2330,7 @@ static int deploy_new(struct cli_session *s, const char *name, const json_t *spe
 		return rc;
 	if (r.status == 409 && strcmp(error_code(&r), "conflict") == 0) {
 		rc = 1;
-	} else if ((rc = cli_response_check(&r)) == 0) {
+	} else if ((rc = check_gated(&r)) == 0) {
 		*answer = r.body;
 		r.body = NULL;
 	}
@@ -2265,7 +2353,7 @@ static int deploy_apply(struct cli_session *s, const char *name, json_t *spec, j
 		json_t *cur = NULL;
 		rc = deploy_current(s, path, &cur);
 		if (rc == 0 && (rc = keep_resources(spec, cur)) == 0)
-			rc = cli_session_call(s, "PATCH", path, spec, answer);
+			rc = gated_call(s, "PATCH", path, spec, answer);
 		else if (rc == 1)
 			rc = deploy_new(s, name, spec, answer);
 		json_decref(cur);
@@ -2284,6 +2372,8 @@ static int cmd_deploy(const struct ctx *ctx, const struct args *a)
 	json_t *spec = NULL, *answer = NULL;
 	int rc = spec_from_args(a, &spec);
 
+	if (rc == 0)
+		rc = override_from_args(a, spec);
 	if (rc == 0)
 		rc = open_session(ctx, &s);
 	if (rc == 0)
@@ -2341,24 +2431,35 @@ static int cmd_restart(const struct ctx *ctx, const struct args *a)
 		      DEPLOY_ROW, NULL, NULL);
 }
 
-static const char *const rollback_opts[] = {"to=", NULL};
+static const char *const rollback_opts[] = {"to=", "override-justification=", NULL};
 
 static int cmd_rollback(const struct ctx *ctx, const struct args *a)
 {
 	const char *to = get_opt(a, "to");
+	char *path = resource_path("/v1/deployments/", a->pos[0], "/rollback");
+	struct cli_session *s = NULL;
 	json_int_t rev = 0;
-	json_t *body;
-	int rc;
+	json_t *body = NULL, *answer = NULL;
+	int rc = path != NULL ? 0 : no_memory();
 
-	if (to != NULL && (rc = parse_count("--to", to, 1, &rev)) < 0)
-		return rc;
+	if (rc == 0 && to != NULL)
+		rc = parse_count("--to", to, 1, &rev);
 	/* {}: the revision before the current one. */
-	body = to != NULL ? json_pack("{s:I}", "revision", rev) : json_object();
-	if (body == NULL)
-		return no_memory();
-	rc = run_on(ctx, "POST", "/v1/deployments/", a->pos[0], "/rollback", body, deploy_cols,
-		    DEPLOY_ROW, NULL, NULL);
+	if (rc == 0 &&
+	    (body = to != NULL ? json_pack("{s:I}", "revision", rev) : json_object()) == NULL)
+		rc = no_memory();
+	if (rc == 0)
+		rc = override_from_args(a, body);
+	if (rc == 0)
+		rc = open_session(ctx, &s);
+	if (rc == 0)
+		rc = gated_call(s, "POST", path, body, &answer);
+	if (rc == 0)
+		rc = show(ctx, answer, deploy_cols, DEPLOY_ROW);
+	json_decref(answer);
 	json_decref(body);
+	cli_session_free(s);
+	free(path);
 	return rc;
 }
 
@@ -2872,6 +2973,613 @@ static int cmd_secrets_rm(const struct ctx *ctx, const struct args *a)
 		      NCOLS(secret_cols), "secret", "deleted");
 }
 
+/* ---- vulnerability scans (docs/scanning.md) ---------------------------- */
+
+#define SCAN_POLL_S	   1   /* scan IMAGE asks for the scan's state this often */
+#define SCAN_TIMEOUT_S	   900 /* default of scan --timeout */
+#define SCAN_TIMEOUT_MAX_S 86400
+#define REPORT_FILE_MAX	   (32L << 20) /* the server's limit for an import, bytes */
+#define POLICY_FILE_MAX	   (1L << 20)
+#define SCAN_ERROR_SHOWN   640 /* bytes of a failed scan's error shown (engine.h keeps 512) */
+
+static const struct cli_column scan_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},
+    {"IMAGE", "image", CLI_COL_TEXT},
+    {"STATUS", "status", CLI_COL_TEXT},
+    {"TRIGGER", "trigger", CLI_COL_TEXT},
+    {"CRITICAL", "summary.after.critical", CLI_COL_TEXT},
+    {"HIGH", "summary.after.high", CLI_COL_TEXT},
+    {"MEDIUM", "summary.after.medium", CLI_COL_TEXT},
+    {"LOW", "summary.after.low", CLI_COL_TEXT},
+    {"NEW", "diff.new", CLI_COL_TEXT}, /* counts in a list */
+    {"FIXED", "diff.fixed", CLI_COL_TEXT},
+    {"CREATED", "created_at", CLI_COL_TIME},
+};
+
+/* The first table of one scan; ERROR is why a failed scan failed. */
+static const struct cli_column scan_head_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},		  {"IMAGE", "image", CLI_COL_TEXT},
+    {"DIGEST", "digest", CLI_COL_TEXT},	  {"STATUS", "status", CLI_COL_TEXT},
+    {"TRIGGER", "trigger", CLI_COL_TEXT}, {"CREATED", "created_at", CLI_COL_TIME},
+    {"ERROR", "error", CLI_COL_TEXT},
+};
+
+/* A row per engine (counts before the merge), then "merged" (after): see count_rows. */
+static const struct cli_column count_cols[] = {
+    {"ENGINE", "engine", CLI_COL_TEXT},	  {"STATUS", "status", CLI_COL_TEXT},
+    {"VERSION", "version", CLI_COL_TEXT}, {"CRITICAL", "critical", CLI_COL_TEXT},
+    {"HIGH", "high", CLI_COL_TEXT},	  {"MEDIUM", "medium", CLI_COL_TEXT},
+    {"LOW", "low", CLI_COL_TEXT},	  {"NEGLIGIBLE", "negligible", CLI_COL_TEXT},
+    {"UNKNOWN", "unknown", CLI_COL_TEXT}, {"TOTAL", "total", CLI_COL_TEXT},
+    {"BOTH", "both", CLI_COL_TEXT},	  {"ONLY", "only", CLI_COL_TEXT},
+    {"ERROR", "error", CLI_COL_TEXT},
+};
+
+static const struct cli_column diff_cols[] = {
+    {"PREVIOUS", "previous_scan_id", CLI_COL_TEXT},
+    {"NEW", "new", CLI_COL_TEXT},
+    {"FIXED", "fixed", CLI_COL_TEXT},
+    {"UNCHANGED", "unchanged", CLI_COL_TEXT},
+};
+
+static const struct cli_column change_cols[] = {
+    {"CHANGE", "change", CLI_COL_TEXT},		  {"ID", "id", CLI_COL_TEXT},
+    {"SEVERITY", "severity", CLI_COL_TEXT},	  {"PACKAGE", "package.name", CLI_COL_TEXT},
+    {"VERSION", "package.version", CLI_COL_TEXT},
+};
+
+/* FIXED and ENGINES are the lists joined by commas (finding_row). */
+static const struct cli_column finding_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},
+    {"SEVERITY", "severity", CLI_COL_TEXT},
+    {"PACKAGE", "package.name", CLI_COL_TEXT},
+    {"VERSION", "package.version", CLI_COL_TEXT},
+    {"FIXED", "fixed", CLI_COL_TEXT},
+    {"ENGINES", "engines", CLI_COL_TEXT},
+};
+
+static const struct cli_column rec_cols[] = {
+    {"PRIORITY", "priority", CLI_COL_TEXT},
+    {"FINDING", "finding", CLI_COL_TEXT},
+    {"PACKAGE", "package.name", CLI_COL_TEXT},
+    {"ACTION", "action", CLI_COL_TEXT},
+};
+
+/* IMAGES joined by commas ("(all)" for none), EXCEPTIONS a count: policy_row. */
+static const struct cli_column policy_cols[] = {
+    {"NAME", "name", CLI_COL_TEXT},
+    {"ENABLED", "enabled", CLI_COL_TEXT},
+    {"BLOCK_CRITICAL", "block_critical", CLI_COL_TEXT},
+    {"MAX_HIGH", "max_high", CLI_COL_TEXT},
+    {"EXCEPTIONS", "exceptions", CLI_COL_TEXT},
+    {"IMAGES", "images", CLI_COL_TEXT},
+};
+
+static const struct cli_column exception_cols[] = {
+    {"ID", "id", CLI_COL_TEXT},
+    {"OWNER", "owner", CLI_COL_TEXT},
+    {"EXPIRES", "expires_at", CLI_COL_TIME},
+    {"REASON", "reason", CLI_COL_TEXT},
+};
+
+/* row(item) for every item of the array v, as a new array; NULL when out of memory. */
+static json_t *map_rows(const json_t *v, json_t *(*row)(const json_t *))
+{
+	json_t *out = json_array();
+	size_t i;
+	const json_t *item;
+
+	json_array_foreach(v, i, item)
+	{
+		if (out == NULL || json_array_append_new(out, row(item)) < 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* Prints rows as a table under a blank line; rows NULL: out of memory. */
+static int table_after(const struct cli_column *cols, size_t ncols, json_t *rows)
+{
+	int rc = rows != NULL ? 0 : no_memory();
+
+	if (rc == 0) {
+		putchar('\n');
+		rc = cli_print_table(cols, ncols, rows);
+	}
+	json_decref(rows);
+	return rc;
+}
+
+static json_t *finding_row(const json_t *f)
+{
+	return json_pack("{s:O?, s:O?, s:O?, s:o, s:o}", "id", json_object_get(f, "id"), "severity",
+			 json_object_get(f, "severity"), "package", json_object_get(f, "package"),
+			 "fixed", joined(json_object_get(f, "fixed_versions")), "engines",
+			 joined(json_object_get(f, "engines")));
+}
+
+/* Appends row to rows (which may be NULL: a failure) when ok, else frees it; -1 on failure. */
+static int append_if(json_t *rows, json_t *row, bool ok)
+{
+	if (!ok) {
+		json_decref(row);
+		return -1;
+	}
+	return json_array_append_new(rows, row); /* takes row, even on failure */
+}
+
+/* obj[key] = v (a new reference) when v is not NULL; -1 when out of memory. */
+static int set_given(json_t *obj, const char *key, json_t *v)
+{
+	return v != NULL ? json_object_set(obj, key, v) : 0;
+}
+
+/* A row of the counts table: counts (may be NULL) with engine = name. */
+static json_t *count_row(const char *name, json_t *counts)
+{
+	json_t *row = json_is_object(counts) ? json_copy(counts) : json_object();
+
+	if (row != NULL && json_object_set_new(row, "engine", json_string(name)) < 0) {
+		json_decref(row);
+		row = NULL;
+	}
+	return row;
+}
+
+/*
+ * The counts table: each engine's status and what it found before the
+ * merge (ONLY: merged findings no other engine saw), then "merged" (BOTH:
+ * merged findings every engine saw).
+ */
+static json_t *count_rows(const json_t *scan)
+{
+	json_t *summary = json_object_get(scan, "summary"),
+	       *engines = json_object_get(scan, "engines");
+	json_t *before = json_object_get(summary, "before"),
+	       *only = json_object_get(summary, "only");
+	json_t *rows = json_array(), *e, *row;
+	const char *name;
+
+	json_object_foreach(engines, name, e)
+	{
+		row = count_row(name, json_object_get(before, name));
+		bool ok = row != NULL && (!json_is_object(e) || json_object_update(row, e) == 0) &&
+			  set_given(row, "only", json_object_get(only, name)) == 0;
+		if (append_if(rows, row, ok) < 0) {
+			json_decref(rows);
+			return NULL;
+		}
+	}
+	row = count_row("merged", json_object_get(summary, "after"));
+	bool ok = row != NULL && set_given(row, "both", json_object_get(summary, "both")) == 0;
+	if (append_if(rows, row, ok) < 0) {
+		json_decref(rows);
+		return NULL;
+	}
+	return rows;
+}
+
+/* Copies of items with key set to value, appended to rows. */
+static int append_tagged(json_t *rows, const json_t *items, const char *key, const char *value)
+{
+	size_t i;
+	const json_t *item;
+
+	json_array_foreach(items, i, item)
+	{
+		json_t *row = json_copy((json_t *)item);
+		bool ok = row != NULL && json_object_set_new(row, key, json_string(value)) == 0;
+		if (append_if(rows, row, ok) < 0)
+			return no_memory();
+	}
+	return 0;
+}
+
+/* The diff against the image's previous scan: the counts, then each new and fixed finding. */
+static int show_diff(const json_t *diff)
+{
+	const json_t *added = json_object_get(diff, "new"), *fixed = json_object_get(diff, "fixed");
+	json_t *changes;
+	int rc;
+
+	if (!json_is_object(diff))
+		return 0; /* the image's first scan */
+	if ((changes = json_array()) == NULL)
+		return no_memory();
+	rc = table_after(diff_cols, NCOLS(diff_cols),
+			 json_pack("{s:O?, s:I, s:I, s:O?}", "previous_scan_id",
+				   json_object_get(diff, "previous_scan_id"), "new",
+				   (json_int_t)json_array_size(added), "fixed",
+				   (json_int_t)json_array_size(fixed), "unchanged",
+				   json_object_get(diff, "unchanged")));
+	if (rc == 0)
+		rc = append_tagged(changes, added, "change", "new");
+	if (rc == 0)
+		rc = append_tagged(changes, fixed, "change", "fixed");
+	if (rc == 0 && json_array_size(changes) > 0)
+		return table_after(change_cols, NCOLS(change_cols), changes);
+	json_decref(changes);
+	return rc;
+}
+
+/*
+ * Prints one scan: its JSON, or its summary (the scan, the counts per
+ * engine and merged, the diff), with findings and recommendations tables
+ * when asked for.
+ */
+static int show_scan(const struct ctx *ctx, const json_t *scan, bool findings, bool recs)
+{
+	if (ctx->json)
+		return cli_print_json(scan);
+	int rc = cli_print_table(scan_head_cols, NCOLS(scan_head_cols), scan);
+
+	if (rc == 0 && (json_object_size(json_object_get(scan, "engines")) > 0 ||
+			json_is_object(json_object_get(scan, "summary"))))
+		rc = table_after(count_cols, NCOLS(count_cols), count_rows(scan));
+	if (rc == 0)
+		rc = show_diff(json_object_get(scan, "diff"));
+	if (rc == 0 && findings)
+		rc = table_after(finding_cols, NCOLS(finding_cols),
+				 map_rows(json_object_get(scan, "findings"), finding_row));
+	json_t *rec = json_object_get(scan, "recommendations");
+	if (rc == 0 && recs)
+		rc = table_after(rec_cols, NCOLS(rec_cols),
+				 json_is_array(rec) ? json_incref(rec) : json_array());
+	return rc;
+}
+
+static bool scan_done(const json_t *scan)
+{
+	const char *st = json_string_value(json_object_get(scan, "status"));
+	return st != NULL && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0);
+}
+
+static double monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * GETs the scan every SCAN_POLL_S until it is completed or failed, for at
+ * most timeout seconds; *done receives its final state.
+ */
+static int scan_wait(struct cli_session *s, const json_t *queued, json_int_t timeout, json_t **done)
+{
+	const char *id = json_string_value(json_object_get(queued, "id"));
+	char *path = id != NULL ? resource_path("/v1/scans/", id, "") : NULL;
+	char sid[64];
+	json_t *scan = json_copy((json_t *)queued);
+	double end = monotonic_s() + (double)timeout;
+	int rc = path != NULL && scan != NULL ? 0 : no_memory();
+
+	if (id == NULL)
+		cli_errorf("malformed server answer: the scan has no id");
+	cli_sanitize(id != NULL ? id : "-", sid, sizeof(sid));
+	while (rc == 0 && !scan_done(scan)) {
+		if (monotonic_s() >= end) {
+			cli_errorf("scan %s has not finished after %" JSON_INTEGER_FORMAT
+				   " s; see 'odysseus scans show %s'",
+				   sid, timeout, sid);
+			rc = CLI_E_FAIL;
+			break;
+		}
+		sleep(SCAN_POLL_S);
+		json_decref(scan);
+		scan = NULL;
+		rc = cli_session_call(s, "GET", path, NULL, &scan);
+	}
+	if (rc == 0)
+		*done = scan;
+	else
+		json_decref(scan);
+	free(path);
+	return rc;
+}
+
+/* CLI_E_FAIL with the server's reason when the scan failed, else 0. */
+static int scan_outcome(const json_t *scan)
+{
+	char id[64], why[SCAN_ERROR_SHOWN];
+	const char *st = json_string_value(json_object_get(scan, "status"));
+
+	if (st == NULL || strcmp(st, "failed") != 0)
+		return 0;
+	text_of(json_object_get(scan, "id"), id, sizeof(id));
+	text_of(json_object_get(scan, "error"), why, sizeof(why));
+	cli_errorf("scan %s failed: %s", id, why);
+	return CLI_E_FAIL;
+}
+
+static const char *const scan_opts[] = {"wait", "no-wait", "timeout=", NULL};
+
+static int cmd_scan(const struct ctx *ctx, const struct args *a)
+{
+	const char *t = get_opt(a, "timeout");
+	bool wait = !has_opt(a, "no-wait");
+	json_int_t timeout = SCAN_TIMEOUT_S;
+	struct cli_session *s = NULL;
+	json_t *body = NULL, *scan = NULL, *done = NULL;
+	int rc = 0;
+
+	if (has_opt(a, "wait") && !wait)
+		return usage_error("--wait and --no-wait exclude each other");
+	if (t != NULL && (rc = parse_count("--timeout", t, 1, &timeout)) < 0)
+		return rc;
+	if (timeout > SCAN_TIMEOUT_MAX_S)
+		return usage_error("--timeout must be at most %d seconds", SCAN_TIMEOUT_MAX_S);
+	if ((body = json_object()) == NULL)
+		return no_memory();
+	rc = set_text(body, "image", "IMAGE", a->pos[0]);
+	if (rc == 0)
+		rc = open_session(ctx, &s);
+	if (rc == 0)
+		rc = cli_session_call(s, "POST", "/v1/scans", body, &scan);
+	if (rc == 0 && wait)
+		rc = scan_wait(s, scan, timeout, &done);
+	if (rc == 0)
+		rc = show_scan(ctx, wait ? done : scan, false, false);
+	if (rc == 0 && wait)
+		rc = scan_outcome(done);
+	json_decref(done);
+	json_decref(scan);
+	json_decref(body);
+	cli_session_free(s);
+	return rc;
+}
+
+/* Bytes counted while jansson reads a file: more than max stops it. */
+struct bounded_file {
+	FILE *f;
+	size_t n, max;
+};
+
+static size_t bounded_read(void *buf, size_t len, void *arg)
+{
+	struct bounded_file *b = arg;
+	size_t got = fread(buf, 1, len, b->f);
+
+	b->n += got;
+	return b->n > b->max || ferror(b->f) ? (size_t)-1 : got;
+}
+
+static int file_too_big(const char *path, size_t max)
+{
+	cli_errorf("%s is larger than %zu MiB; nothing was sent", path, max >> 20);
+	return CLI_E_USAGE;
+}
+
+/*
+ * Parses the JSON file path of at most max bytes into *out. A larger file
+ * is refused before it is read (a pipe: once max bytes came); nothing is
+ * sent then.
+ */
+static int json_from_file(const char *path, size_t max, json_t **out)
+{
+	struct bounded_file b = {.f = fopen(path, "re"), .max = max};
+	struct stat st;
+	json_error_t err;
+	json_t *v;
+
+	if (b.f == NULL) {
+		cli_errorf("cannot open %s: %s", path, strerror(errno));
+		return CLI_E_FAIL;
+	}
+	if (fstat(fileno(b.f), &st) == 0 && S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
+		fclose(b.f);
+		return file_too_big(path, max);
+	}
+	v = json_load_callback(bounded_read, &b, JSON_REJECT_DUPLICATES, &err);
+	bool bad = ferror(b.f) != 0;
+	fclose(b.f);
+	if (b.n > max) {
+		json_decref(v);
+		return file_too_big(path, max);
+	}
+	if (bad) {
+		json_decref(v);
+		cli_errorf("cannot read %s", path);
+		return CLI_E_FAIL;
+	}
+	if (v == NULL) {
+		cli_errorf("%s is not JSON (line %d: %s); nothing was sent", path, err.line,
+			   err.text);
+		return CLI_E_USAGE;
+	}
+	*out = v;
+	return 0;
+}
+
+/* "trivy" or "grype" by a report's top-level keys (FORMATS.md), or NULL. */
+static const char *report_engine(const json_t *r)
+{
+	bool trivy = json_object_get(r, "SchemaVersion") != NULL ||
+		     json_object_get(r, "Results") != NULL ||
+		     json_object_get(r, "ArtifactName") != NULL;
+	bool grype =
+	    json_object_get(r, "matches") != NULL || json_object_get(r, "descriptor") != NULL;
+
+	if (trivy == grype)
+		return NULL;
+	return trivy ? "trivy" : "grype";
+}
+
+/* Reads the report file path into body.trivy or body.grype, whichever it is. */
+static int add_report(json_t *body, const char *path)
+{
+	json_t *report = NULL;
+	int rc = json_from_file(path, REPORT_FILE_MAX, &report);
+	const char *engine = rc == 0 ? report_engine(report) : NULL;
+
+	if (rc == 0 && engine == NULL) {
+		cli_errorf("%s is neither a Trivy JSON report (trivy image -f json) nor a Grype "
+			   "JSON report (grype -o json); nothing was sent",
+			   path);
+		rc = CLI_E_USAGE;
+	} else if (rc == 0 && json_object_get(body, engine) != NULL) {
+		cli_errorf("both files are %s reports: give one Trivy and one Grype report of the "
+			   "same image; nothing was sent",
+			   engine);
+		rc = CLI_E_USAGE;
+	} else if (rc == 0) {
+		rc = json_object_set_new(body, engine, report) < 0 ? no_memory() : 0;
+		report = NULL; /* taken by the body, even on failure */
+	}
+	json_decref(report);
+	return rc;
+}
+
+static const char *const scan_import_opts[] = {"image=", NULL};
+
+static int cmd_scan_import(const struct ctx *ctx, const struct args *a)
+{
+	const char *image = get_opt(a, "image");
+	json_t *body = json_object(), *scan = NULL;
+	int rc = body != NULL ? 0 : no_memory();
+
+	if (rc == 0 && image != NULL)
+		rc = image[0] != '\0' ? set_text(body, "image", "--image", image)
+				      : usage_error("--image must not be empty");
+	for (size_t i = 0; rc == 0 && i < a->npos; i++)
+		rc = add_report(body, a->pos[i]);
+	if (rc == 0)
+		rc = run_create(ctx, "/v1/scans/import", body, &scan);
+	if (rc == 0)
+		rc = show_scan(ctx, scan, false, false);
+	json_decref(scan);
+	json_decref(body);
+	return rc;
+}
+
+static const char *const scans_ls_opts[] = {"image=", NULL};
+
+static int cmd_scans_ls(const struct ctx *ctx, const struct args *a)
+{
+	const char *image = get_opt(a, "image");
+
+	if (image == NULL)
+		return run_list(ctx, "/v1/scans", scan_cols, NCOLS(scan_cols));
+	if (image[0] == '\0')
+		return usage_error("--image must not be empty");
+	char *path = resource_path("/v1/scans?image=", image, "");
+	if (path == NULL)
+		return no_memory();
+	int rc = run_list(ctx, path, scan_cols, NCOLS(scan_cols));
+	free(path);
+	return rc;
+}
+
+static const char *const scans_show_opts[] = {"findings", "recommendations", NULL};
+
+static int cmd_scans_show(const struct ctx *ctx, const struct args *a)
+{
+	json_t *scan = NULL;
+	int rc = call_on(ctx, "GET", "/v1/scans/", a->pos[0], NULL, &scan);
+
+	if (rc == 0)
+		rc = show_scan(ctx, scan, has_opt(a, "findings"), has_opt(a, "recommendations"));
+	json_decref(scan);
+	return rc;
+}
+
+/* A copy of a policy with "images" joined ("(all)": none) and "exceptions" counted. */
+static json_t *policy_row(const json_t *p)
+{
+	const json_t *images = json_object_get(p, "images");
+	json_t *row = json_copy((json_t *)p);
+	json_t *shown = json_array_size(images) > 0 ? joined(images) : json_string("(all)");
+	json_int_t nexc = (json_int_t)json_array_size(json_object_get(p, "exceptions"));
+
+	if (row == NULL || shown == NULL || json_object_set_new(row, "images", shown) < 0 ||
+	    json_object_set_new(row, "exceptions", json_integer(nexc)) < 0) {
+		if (row == NULL)
+			json_decref(shown);
+		json_decref(row);
+		return NULL;
+	}
+	return row;
+}
+
+/* Prints a policy: its JSON, or its row and then its exceptions. */
+static int show_policy(const struct ctx *ctx, const json_t *p)
+{
+	if (ctx->json)
+		return cli_print_json(p);
+	json_t *row = policy_row(p);
+	const json_t *exc = json_object_get(p, "exceptions");
+	int rc = row != NULL ? cli_print_table(policy_cols, NCOLS(policy_cols), row) : no_memory();
+
+	json_decref(row);
+	if (rc == 0 && json_array_size(exc) > 0)
+		rc = table_after(exception_cols, NCOLS(exception_cols), json_incref((json_t *)exc));
+	return rc;
+}
+
+static int cmd_scan_policies_ls(const struct ctx *ctx, const struct args *a)
+{
+	struct cli_session *s = NULL;
+	json_t *items = NULL, *rows = NULL;
+	int rc = open_session(ctx, &s);
+
+	(void)a;
+	if (rc == 0)
+		rc = cli_session_list(s, "/v1/scan-policies", &items);
+	cli_session_free(s);
+	if (rc == 0 && !ctx->json && (rows = map_rows(items, policy_row)) == NULL)
+		rc = no_memory();
+	if (rc == 0)
+		rc = show_list(ctx, ctx->json ? items : rows, policy_cols, NCOLS(policy_cols));
+	json_decref(rows);
+	json_decref(items);
+	return rc;
+}
+
+static int cmd_scan_policies_get(const struct ctx *ctx, const struct args *a)
+{
+	json_t *p = NULL;
+	int rc = call_on(ctx, "GET", "/v1/scan-policies/", a->pos[0], NULL, &p);
+
+	if (rc == 0)
+		rc = show_policy(ctx, p);
+	json_decref(p);
+	return rc;
+}
+
+static const char *const scan_policy_set_opts[] = {"file=", NULL};
+
+static int cmd_scan_policies_set(const struct ctx *ctx, const struct args *a)
+{
+	const char *file = get_opt(a, "file");
+	json_t *body = NULL, *p = NULL;
+	int rc;
+
+	if (file == NULL || file[0] == '\0')
+		return usage_error("--file is required");
+	if ((rc = json_from_file(file, POLICY_FILE_MAX, &body)) < 0)
+		return rc;
+	if (!json_is_object(body)) {
+		cli_errorf("%s does not hold a JSON object (a policy); nothing was sent", file);
+		rc = CLI_E_USAGE;
+	}
+	if (rc == 0)
+		rc = call_on(ctx, "PUT", "/v1/scan-policies/", a->pos[0], body, &p);
+	if (rc == 0)
+		rc = show_policy(ctx, p);
+	json_decref(p);
+	json_decref(body);
+	return rc;
+}
+
+static int cmd_scan_policies_rm(const struct ctx *ctx, const struct args *a)
+{
+	return run_on(ctx, "DELETE", "/v1/scan-policies/", a->pos[0], "", NULL, policy_cols,
+		      NCOLS(policy_cols), "scan policy", "deleted");
+}
+
 static const struct command commands[] = {
     {"login", NULL, cmd_login, login_opts, 0, 0, "login [--server URL] [--ca FILE] [--email EMAIL]",
      "Log in; the password is read from stdin, or prompted for on a terminal."},
@@ -2903,21 +3611,25 @@ static const struct command commands[] = {
     {"deploy", NULL, cmd_deploy, deploy_opts, 1, 1,
      "deploy NAME --image REF [--replicas N] [--cpu MILLICORES] [--memory MB] [--pids N]\n"
      "         [--storage MB] [--env NAME=VALUE]... [--writable PATH]... [--secret NAME]...\n"
-     "         [--user UID[:GID]] [-- COMMAND [ARG...]]",
+     "         [--user UID[:GID]] [--override-justification TEXT] [-- COMMAND [ARG...]]",
      "Create deployment NAME, or update it when it exists (a new revision when the template\n"
      "changes). On an update what is not given is kept: --replicas, each resource, the\n"
      "user; --env, --writable, --secret and the command replace the whole list when given.\n"
      "A --secret must be granted to the deployment first (secrets grant); the replicas\n"
      "read it at /run/secrets/NAME. The command is every word after -- (or one word per\n"
-     "--cmd ARG)."},
+     "--cmd ARG). When the tenant's scan policies block the image, the policies and the\n"
+     "findings are printed and the exit status is 7; an admin or operator may deploy it\n"
+     "anyway with --override-justification TEXT (10 to 1000 characters; audited)."},
     {"ls", NULL, cmd_ls, NULL, 0, 1, "ls [NAME]",
      "List the deployments; with NAME, the containers of that deployment."},
     {"scale", NULL, cmd_scale, NULL, 2, 2, "scale NAME REPLICAS",
      "Set the number of replicas of a deployment."},
     {"restart", NULL, cmd_restart, NULL, 1, 1, "restart NAME",
      "Replace every replica of a deployment, one at a time."},
-    {"rollback", NULL, cmd_rollback, rollback_opts, 1, 1, "rollback NAME [--to REVISION]",
-     "Make a new revision with the template of an older one (default: the one before)."},
+    {"rollback", NULL, cmd_rollback, rollback_opts, 1, 1,
+     "rollback NAME [--to REVISION] [--override-justification TEXT]",
+     "Make a new revision with the template of an older one (default: the one before).\n"
+     "Scan policies apply as for deploy, and so does --override-justification."},
     {"revisions", NULL, cmd_revisions, NULL, 1, 1, "revisions NAME",
      "List the kept revisions of a deployment, newest first."},
     {"rm", NULL, cmd_rm, NULL, 1, 1, "rm NAME", "Delete a deployment and its containers."},
@@ -2953,6 +3665,40 @@ static const struct command commands[] = {
      "list); 'secrets grant NAME' with none revokes every grant."},
     {"secrets", "rm", cmd_secrets_rm, NULL, 1, 1, "secrets rm NAME",
      "Delete a secret, every version."},
+    /* Before "scan IMAGE": a group's command without a name matches any word. */
+    {"scan", "import", cmd_scan_import, scan_import_opts, 1, 2,
+     "scan import FILE [FILE] [--image REF]",
+     "Import a Trivy JSON report (trivy image -f json), a Grype JSON report (grype -o json),\n"
+     "or one of each of the same image: they are merged into a completed scan, whose summary\n"
+     "is printed. The image defaults to the one the report names. A file over 32 MiB, one\n"
+     "that is not such a report, or two of the same engine are refused before sending."},
+    {"scan", NULL, cmd_scan, scan_opts, 1, 1, "scan IMAGE [--wait | --no-wait] [--timeout SECONDS]",
+     "Scan an image with the engines installed on the server (trivy, grype). By default wait\n"
+     "for the result, asking every second for at most SECONDS (default 900), and print its\n"
+     "summary as 'scans show' does; the exit status is 1 when the scan failed. --no-wait\n"
+     "prints the queued scan and returns."},
+    {"scans", "ls", cmd_scans_ls, scans_ls_opts, 0, 0, "scans ls [--image REF]",
+     "List the tenant's scans (of one image), newest first: the merged counts per severity\n"
+     "and how many findings are new and fixed since the image's scan before."},
+    {"scans", "show", cmd_scans_show, scans_show_opts, 1, 1,
+     "scans show ID [--findings] [--recommendations]",
+     "Show a scan: the image and digest, each engine's status, version and counts before the\n"
+     "merge (ONLY: merged findings no other engine saw), the merged counts (BOTH: findings\n"
+     "every engine saw), and the new and fixed findings since the image's scan before.\n"
+     "--findings lists the merged findings, --recommendations what to upgrade, by priority.\n"
+     "--output json prints the whole scan."},
+    {"scan-policies", "ls", cmd_scan_policies_ls, NULL, 0, 0, "scan-policies ls",
+     "List the tenant's scan gating policies."},
+    {"scan-policies", "get", cmd_scan_policies_get, NULL, 1, 1, "scan-policies get NAME",
+     "Show a scan policy and its exceptions."},
+    {"scan-policies", "set", cmd_scan_policies_set, scan_policy_set_opts, 1, 1,
+     "scan-policies set NAME --file FILE",
+     "Create or replace scan policy NAME with the JSON object in FILE: {\"images\": [globs],\n"
+     "\"block_critical\": bool, \"max_high\": N|null, \"exceptions\": [{\"id\", \"owner\",\n"
+     "\"reason\", \"expires_at\"}], \"enabled\": bool}. Deployments of images it covers are\n"
+     "refused while their latest scan breaks it (or when there is no scan)."},
+    {"scan-policies", "rm", cmd_scan_policies_rm, NULL, 1, 1, "scan-policies rm NAME",
+     "Delete a scan policy."},
     {"users", "list", cmd_users_list, NULL, 0, 0, "users list", "List the tenant's users."},
     {"users", "get", cmd_users_get, NULL, 1, 1, "users get ID", "Show one user."},
     {"users", "create", cmd_users_create, user_create_opts, 0, 0,

@@ -55,6 +55,8 @@ static void usage(FILE *f)
 	    "                       [--heartbeat-interval SECONDS] [--node-grace SECONDS]\n"
 	    "                       [--bootstrap-token-file FILE] [--threads N] [--workers N]\n"
 	    "                       [--argon2-memory-kib N] [--argon2-iterations N]\n"
+	    "                       [--trivy PATH] [--grype PATH] [--scan-timeout SECONDS]\n"
+	    "                       [--scan-rescan-floor SECONDS]\n"
 	    "                       [--log-level debug|info|warn|error]\n"
 	    "       odysseusd keys rotate [--data-dir DIR]\n"
 	    "       odysseusd ca rotate [--data-dir DIR]\n"
@@ -247,6 +249,9 @@ static void wait_for_stop(struct api *api, const sigset_t *set)
 		/* Rotation policies are in minutes at the finest: a look every 30 s. */
 		if (++ticks % 30 == 0)
 			api_secrets_rotate_due(api);
+		/* A look every minute, or at the shortest interval a tenant may set. */
+		if (ticks % (unsigned)(api->scan_rescan_floor_s < 60 ? api->scan_rescan_floor_s : 60) == 0)
+			api_scans_rescan_due(api);
 	}
 }
 
@@ -434,6 +439,14 @@ static int cmd_serve(int argc, char **argv)
 		fail("starting the scheduler", rc);
 		goto out;
 	}
+	api.scan_trivy = cfg.trivy;
+	api.scan_grype = cfg.grype;
+	api.scan_timeout_s = (int)cfg.scan_timeout;
+	api.scan_rescan_floor_s = cfg.scan_rescan_floor;
+	if ((rc = api_scans_start(&api)) < 0) {
+		fail("starting the scan worker", rc);
+		goto out;
+	}
 	char cert[CONFIG_STR_MAX + 32], key[CONFIG_STR_MAX + 32];
 	char pki_cert[CONFIG_STR_MAX + 32], pki_key[CONFIG_STR_MAX + 32];
 	snprintf(pki_cert, sizeof(pki_cert), "%s/pki/server.crt", cfg.data_dir);
@@ -515,6 +528,7 @@ out:
 	atomic_store(&agent_server, NULL);
 	http_server_free(agent_srv);
 	http_server_free(srv);
+	api_scans_stop(&api); /* its scans end in audit records: before the trail */
 	api_trail_stop(api.trail); /* after the server: no request is left to record */
 	sched_free(api.sched);
 	secrets_keyring_free(api.secrets);

@@ -43,6 +43,8 @@ static const struct opt opts[] = {
     STR("tls-key", tls_key),
     STR("log-level", log_level),
     STR("config", config_file),
+    STR("trivy", trivy),
+    STR("grype", grype),
     LONG("threads", threads, 0, 64),
     LONG("workers", workers, 1, 256),
     LONG("argon2-memory-kib", argon2_memory_kib, 8192, 4194304),
@@ -50,6 +52,8 @@ static const struct opt opts[] = {
     LONG("agent-cert-lifetime", agent_cert_lifetime, 5, 30 * 86400),
     LONG("heartbeat-interval", heartbeat_interval, 1, 300),
     LONG("node-grace", node_grace, 0, 86400),
+    LONG("scan-timeout", scan_timeout, 1, 3600),
+    LONG("scan-rescan-floor", scan_rescan_floor, 1, 86400),
     BOOL("plain-http", plain_http),
 };
 
@@ -66,6 +70,11 @@ void config_defaults(struct config *cfg)
 	cfg->workers = 4;
 	cfg->argon2_memory_kib = 19456; /* OWASP's Argon2id minimum: m=19 MiB, t=2, p=1 */
 	cfg->argon2_iterations = 2;
+	/* The scanners' CLIs, looked up in PATH; a missing one is reported per scan. */
+	snprintf(cfg->trivy, sizeof(cfg->trivy), "trivy");
+	snprintf(cfg->grype, sizeof(cfg->grype), "grype");
+	cfg->scan_timeout = 600;
+	cfg->scan_rescan_floor = 3600;
 }
 
 static const struct opt *opt_find(const char *name, size_t len)

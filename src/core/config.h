@@ -25,12 +25,16 @@ struct config {
 	char tls_key[CONFIG_STR_MAX];
 	char log_level[16];
 	char config_file[CONFIG_STR_MAX];
+	char trivy[CONFIG_STR_MAX]; /* the Trivy CLI: a path, or a name looked up in PATH */
+	char grype[CONFIG_STR_MAX];
 	long threads; /* event loops; 0 = one per core */
 	long workers; /* worker threads for blocking work */
 	long argon2_memory_kib;
 	long argon2_iterations;
 	long agent_cert_lifetime;  /* seconds */
 	long heartbeat_interval;   /* seconds */
+	long scan_timeout;	   /* seconds one engine may take on one image */
+	long scan_rescan_floor;	   /* the shortest rescan interval a tenant may set (seconds) */
 	long node_grace;	   /* seconds without heartbeat before unreachable; 0 = 3x interval */
 	bool plain_http;
 };

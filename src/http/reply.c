@@ -63,8 +63,14 @@ void reply_text(struct http_exchange *ex, int status, const char *type, const ch
 
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *message)
 {
-	json_t *err = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", message,
-				"request_id", ex->request_id);
+	reply_error_details(ex, status, code, message, NULL);
+}
+
+void reply_error_details(struct http_exchange *ex, int status, const char *code,
+			 const char *message, json_t *details)
+{
+	json_t *err = json_pack("{s:{s:s, s:s, s:s, s:o*}}", "error", "code", code, "message",
+				message, "request_id", ex->request_id, "details", details);
 	char *text = err ? jsonx_dump(err) : NULL;
 	json_decref(err);
 	set_body(ex, status, "application/json", text, text ? strlen(text) : 0);

@@ -25,6 +25,10 @@ void reply_stream(struct http_exchange *ex, int status, const char *type,
 		  struct http_stream stream);
 /* Answers an error; code names one of the SPEC §10 codes, message is shown to the client. */
 void reply_error(struct http_exchange *ex, int status, const char *code, const char *message);
+/* reply_error with "details" (consumed; NULL: none) in the error object, e.g. the findings
+ * that blocked a deployment. */
+void reply_error_details(struct http_exchange *ex, int status, const char *code,
+			 const char *message, json_t *details);
 /* Answers the error for an ODX_E* code with message (or a generic one when NULL). */
 void reply_odx_error(struct http_exchange *ex, int rc, const char *message);
 /* Drops a stream that was set but will not be sent (the server's cleanup). */

@@ -981,6 +981,20 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
+/*
+ * libevent reads a whole body before any handler runs, so its cap is the
+ * largest any route takes (the scan import's) plus room for our own JSON
+ * 413 between a route's limit and this one.
+ */
+static size_t connection_body_cap(const struct http_server_config *cfg)
+{
+	size_t cap = HTTP_MAX_BODY;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (cfg->routes[i].max_body > cap)
+			cap = cfg->routes[i].max_body;
+	return cap + HTTP_MAX_BODY;
+}
+
 static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, char *err,
 		     size_t errlen)
 {
@@ -1001,7 +1015,7 @@ static int loop_init(struct http_server *srv, struct http_loop *loop, int fd, ch
 		return ODX_ENOMEM;
 	}
 	evhttp_set_max_headers_size(loop->http, HTTP_MAX_HEADERS);
-	evhttp_set_max_body_size(loop->http, 2 * HTTP_MAX_BODY);
+	evhttp_set_max_body_size(loop->http, connection_body_cap(&srv->cfg));
 	evhttp_set_timeout(loop->http, HTTP_TIMEOUT_S);
 	evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						   EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE |

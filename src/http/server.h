@@ -9,9 +9,10 @@
  * run on the worker pool and their reply is sent back on the loop that
  * received them. Handlers never see libevent.
  *
- * Limits: headers 16 KiB, bodies HTTP_MAX_BODY (each route may set less),
- * 30 s to read a request. The connection-level cap is twice HTTP_MAX_BODY:
- * between the two the client gets our JSON 413, above it libevent's own.
+ * Limits: headers 16 KiB, bodies HTTP_MAX_BODY (each route may set its
+ * own), 30 s to read a request. The connection-level cap is the largest
+ * route limit plus HTTP_MAX_BODY: between the two the client gets our JSON
+ * 413, above it libevent's own.
  */
 #ifndef ODX_HTTP_SERVER_H
 #define ODX_HTTP_SERVER_H

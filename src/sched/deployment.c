@@ -43,7 +43,7 @@ static bool name_component_ok(const char *s, size_t n)
  * The Docker reference grammar, simplified: [host[:port]/]path[:tag][@sha256:64hex];
  * a first component with '.' or ':' (or "localhost") is the registry host.
  */
-static bool image_valid(const char *ref)
+bool deploy_image_valid(const char *ref)
 {
 	size_t n = strlen(ref);
 	if (n < 1 || n > IMAGE_MAX)
@@ -268,7 +268,7 @@ int deploy_spec_parse(json_t *body, bool partial, struct deploy_spec *out,
 		return fail(msg, "the name of a deployment cannot change");
 	if (name && !deploy_name_valid(name))
 		return fail(msg, "name: 1 to 63 of a-z, 0-9 and '-', not starting with '-'");
-	if (image && !image_valid(image))
+	if (image && !deploy_image_valid(image))
 		return fail(msg, "image must be a Docker image reference (name[:tag][@sha256:digest])");
 	if (replicas && !int_in(replicas, 0, DEPLOY_REPLICAS_MAX))
 		return fail(msg, "replicas must be 0 to 100");
@@ -383,6 +383,37 @@ static int read_deployment(struct store_stmt *q, void *arg)
 	"SELECT d.name, d.revision, d.replicas, d.restart_generation, d.created_by, "          \
 	"d.created_at, d.updated_at, r.template FROM deployments d JOIN deployment_revisions r " \
 	"ON r.deployment = d.name AND r.revision = d.revision "
+
+/* Adds the row's template image to the set (a JSON object used as a set). */
+static int add_image(struct store_stmt *q, void *arg)
+{
+	json_t *t = json_loads(store_col_text(q, 0), 0, NULL);
+	const char *image = json_string_value(json_object_get(t, "image"));
+	int rc = image ? json_object_set_new(arg, image, json_true()) : ODX_ECORRUPT;
+	json_decref(t);
+	return rc == 0 ? 0 : rc < 0 ? rc : ODX_ENOMEM;
+}
+
+int deploy_images(struct store *s, const char *tenant_id, json_t **out)
+{
+	json_t *set = json_object(), *list = json_array();
+	int rc = set && list ? store_read(s, tenant_id,
+					  "SELECT r.template FROM deployments d JOIN deployment_revisions r "
+					  "ON r.deployment = d.name AND r.revision = d.revision",
+					  STORE_NOARGS, add_image, set)
+			     : ODX_ENOMEM;
+	const char *image;
+	json_t *v;
+	json_object_foreach(set, image, v) if (rc >= 0 && json_array_append_new(list, json_string(image)))
+		rc = ODX_ENOMEM;
+	json_decref(set);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
 
 static int get_in(struct store_tx *tx, const char *name, struct deployment *out)
 {

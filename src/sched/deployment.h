@@ -41,6 +41,10 @@ struct deployment {
 void deploy_spec_free(struct deploy_spec *s);
 void deployment_free(struct deployment *d);
 bool deploy_name_valid(const char *name);
+/* The Docker reference grammar, simplified: [host[:port]/]path[:tag][@sha256:64hex]. */
+bool deploy_image_valid(const char *ref);
+/* The images the tenant's deployments run now (their current revisions), unique. */
+int deploy_images(struct store *s, const char *tenant_id, json_t **out);
 
 /*
  * Parses a create (partial false: name and image required) or update body.

@@ -191,6 +191,46 @@ static const char *const tenant_steps[] = {
     "  deployment TEXT NOT NULL,"
     "  PRIMARY KEY (name, deployment)"
     ") STRICT;",
+    /* 6: vulnerability scans (docs/scanning.md): one row per scan, its merged
+     * result and its diff against the image's previous scan as JSON; the
+     * gating policies; the tenant's scan settings; emergency overrides. */
+    "CREATE TABLE scans ("
+    "  seq INTEGER PRIMARY KEY," /* list order, newest first */
+    "  id TEXT NOT NULL UNIQUE,"
+    "  image TEXT NOT NULL," /* normalised reference */
+    "  digest TEXT,"
+    "  status TEXT NOT NULL CHECK (status IN ('queued','running','completed','failed')),"
+    "  trigger TEXT NOT NULL CHECK (trigger IN ('manual','import','rescan')),"
+    "  created_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  completed_at INTEGER,"
+    "  error TEXT,"
+    "  engines TEXT NOT NULL DEFAULT '{}',"
+    "  summary TEXT,"
+    "  result TEXT,"
+    "  diff TEXT"
+    ") STRICT;"
+    "CREATE INDEX scans_image ON scans(image, seq);"
+    "CREATE TABLE scan_policies ("
+    "  name TEXT PRIMARY KEY,"
+    "  body TEXT NOT NULL," /* the policy's JSON (scan/policy.h) */
+    "  updated_by TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE scan_settings ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  rescan_interval_s INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE scan_overrides ("
+    "  id TEXT PRIMARY KEY,"
+    "  deployment TEXT NOT NULL,"
+    "  image TEXT NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  justification TEXT NOT NULL,"
+    "  verdict TEXT NOT NULL," /* what the policies would have blocked */
+    "  created_at INTEGER NOT NULL"
+    ") STRICT;",
 };
 /* clang-format on */
 

@@ -108,7 +108,8 @@ void store_stmt_free(struct store_stmt *st);
  * that code.
  */
 typedef int (*store_row_fn)(struct store_stmt *row, void *ctx);
-/* Runs a query in tx and calls fn for each row; returns the number of rows or an error. */
+/* Runs a query in tx and calls fn (NULL: none, rows are counted) for each row; returns the
+ * number of rows or an error. */
 int store_each(struct store_tx *tx, const char *sql, const struct store_arg *args, size_t nargs,
 	       store_row_fn fn, void *ctx);
 /* store_each in a read transaction of its own in the scope of tenant_id (NULL: platform). */

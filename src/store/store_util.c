@@ -12,7 +12,7 @@ int store_each(struct store_tx *tx, const char *sql, const struct store_arg *arg
 	int rows = 0;
 	while ((rc = store_step(q)) == 1) {
 		rows++;
-		rc = fn(q, ctx);
+		rc = fn ? fn(q, ctx) : 0;
 		if (rc < 0)
 			break;
 	}

@@ -219,7 +219,9 @@ def check_error(r, status, code):
     body = r.json()
     assert set(body) == {"error"}, body
     err = body["error"]
-    assert set(err) == ERROR_KEYS, err
+    # Only a policy block says more: the findings that blocked it (docs/scanning.md).
+    details = {"details"} if code == "blocked_by_policy" else set()
+    assert set(err) == ERROR_KEYS | details, err
     assert err["code"] == code, err
     assert isinstance(err["message"], str) and err["message"], err
     assert err["request_id"] == r.headers.get("X-Request-Id"), (err, r.headers)

@@ -1,0 +1,864 @@
+/*
+ * grype.c — a Grype JSON report (`grype -o json`) into a scan_report.
+ * Field reference: tests/data/scanners/FORMATS.md §2.
+ *
+ * One finding per matches[] entry:
+ *   id, aliases  {vulnerability.id} ∪ relatedVulnerabilities[].id ∪
+ *                vulnerability.advisories[].id; id is vulnerability.id when it
+ *                is a CVE, else the first CVE of the others, else vulnerability.id
+ *   pkg          artifact name, version (epoch kept), type, purl; source:
+ *                upstreams[0].name; paths locations[].path; layer
+ *                locations[0].layerID
+ *   severity     vulnerability.severity ("Negligible" kept); source the
+ *                namespace, severity_source "grype:<namespace>"
+ *   cvss         vulnerability.cvss[] and each related record's cvss[];
+ *                source: the entry's source, else the record's namespace
+ *   fixed        fix.versions; fix state from fix.state ("" and unknown
+ *                values: unknown)
+ *   epss         the epss[] entry for the chosen id, else the highest one
+ *   kev          knownExploited[] non-empty on the match or a related record
+ *   cpe_match    every matchDetails[].type is "cpe-match"
+ *   urls         dataSource then urls[]: the first SCAN_MAX_LIST are kept.
+ *                Only here is a list cut rather than refused: NVD records can
+ *                carry hundreds of references, and they are not findings.
+ * The image comes from source.target and distro; os_eol from a "distro-eol"
+ * alert; the entrypoint from source.target.config, the base64 OCI config
+ * (ignored when it does not decode: it is a hint, not a finding).
+ *
+ * Strict on what is read, silent about everything else (Grype adds fields).
+ * Messages name the place and the field, never a value. Constant strings
+ * (CVSS versions, "grype") are static; all else is copied into the arena.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/encoding.h"
+#include "core/err.h"
+#include "scan/grype.h"
+
+enum { OPT = 0, REQ = 1 };
+
+struct ctx {
+	struct scan_report *r;
+	char *msg;
+	bool in_match;	 /* inside matches[mi] */
+	size_t mi, si;	 /* indices of the match and of an item of its list sub */
+	const char *sub; /* "relatedVulnerabilities", ... inside an item, else NULL */
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, int rc, const char *fmt, ...)
+{
+	char what[SCAN_MSG_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (c->in_match && c->sub)
+		snprintf(c->msg, SCAN_MSG_LEN, "matches[%zu].%s[%zu]: %s", c->mi, c->sub, c->si,
+			 what);
+	else if (c->in_match)
+		snprintf(c->msg, SCAN_MSG_LEN, "matches[%zu]: %s", c->mi, what);
+	else
+		snprintf(c->msg, SCAN_MSG_LEN, "%s", what);
+	return rc;
+}
+
+static int oom(struct ctx *c)
+{
+	return fail(c, ODX_ENOMEM, "out of memory");
+}
+
+/* ---- reading fields: name is a label for messages whose last part is the key ---- */
+
+static const json_t *member(const json_t *o, const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	const json_t *v = json_object_get(o, dot ? dot + 1 : name);
+	return json_is_null(v) ? NULL : v;
+}
+
+/* A string member borrowed from the tree; NULL when absent or null (refused when REQ). */
+static int get_raw(struct ctx *c, const json_t *o, const char *name, int req, const char **s,
+		   size_t *len)
+{
+	const json_t *v = member(o, name);
+	*s = NULL;
+	*len = 0;
+	if (!v)
+		return req ? fail(c, ODX_EINVAL, "%s is missing", name) : 0;
+	if (!json_is_string(v))
+		return fail(c, ODX_EINVAL, "%s must be a string", name);
+	size_t n = json_string_length(v);
+	if (n > SCAN_MAX_STR)
+		return fail(c, ODX_ETOOBIG, "%s is longer than %d bytes", name, SCAN_MAX_STR);
+	if (req && n == 0)
+		return fail(c, ODX_EINVAL, "%s must not be empty", name);
+	*s = json_string_value(v);
+	*len = n;
+	return 0;
+}
+
+/* A string member copied into the arena; NULL when absent or empty. */
+static int get_str(struct ctx *c, const json_t *o, const char *name, int req, const char **out)
+{
+	const char *s;
+	size_t n;
+	int rc = get_raw(c, o, name, req, &s, &n);
+	if (rc < 0)
+		return rc;
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	*out = scan_strndup(c->r, s, n);
+	return *out ? 0 : oom(c);
+}
+
+static int get_typed(struct ctx *c, const json_t *o, const char *name, json_type t,
+		     const json_t **out)
+{
+	const json_t *v = member(o, name);
+	if (v && json_typeof(v) != t)
+		return fail(c, ODX_EINVAL, "%s must be %s", name,
+			    t == JSON_ARRAY ? "an array" : "an object");
+	*out = v;
+	return 0;
+}
+
+/* A number in [0, max]: -1 when absent. */
+static int get_num(struct ctx *c, const json_t *o, const char *name, double max, double *out)
+{
+	const json_t *v = member(o, name);
+	*out = -1;
+	if (!v)
+		return 0;
+	if (!json_is_number(v))
+		return fail(c, ODX_EINVAL, "%s must be a number", name);
+	double d = json_number_value(v);
+	if (!(d >= 0 && d <= max))
+		return fail(c, ODX_EINVAL, "%s is out of range", name);
+	*out = d;
+	return 0;
+}
+
+/* Appends the strings of array member name to v[*n..cap), copied into the arena. */
+static int get_strv(struct ctx *c, const json_t *o, const char *name, const char **v, size_t *n,
+		    size_t cap)
+{
+	const json_t *a;
+	int rc = get_typed(c, o, name, JSON_ARRAY, &a);
+	if (rc < 0 || !a)
+		return rc;
+	if (json_array_size(a) > cap - *n)
+		return fail(c, ODX_ETOOBIG, "%s has more than %zu items", name, cap);
+	size_t i;
+	const json_t *s;
+	json_array_foreach(a, i, s)
+	{
+		if (!json_is_string(s))
+			return fail(c, ODX_EINVAL, "%s[%zu] must be a string", name, i);
+		if (json_string_length(s) > SCAN_MAX_STR)
+			return fail(c, ODX_ETOOBIG, "%s[%zu] is longer than %d bytes", name, i,
+				    SCAN_MAX_STR);
+		v[*n] = scan_strndup(c->r, json_string_value(s), json_string_length(s));
+		if (!v[(*n)++])
+			return oom(c);
+	}
+	return 0;
+}
+
+/* v[0..n) copied into an arena array. */
+static int keep_strv(struct ctx *c, const char **v, size_t n, const char ***out, size_t *nout)
+{
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return 0;
+	const char **a = scan_alloc(c->r, n * sizeof(*a));
+	if (!a)
+		return oom(c);
+	memcpy(a, v, n * sizeof(*a));
+	*out = a;
+	*nout = n;
+	return 0;
+}
+
+/* The items of array a must be objects; names the first that is not. */
+static int check_objects(struct ctx *c, const json_t *a, const char *name)
+{
+	size_t i;
+	const json_t *o;
+	json_array_foreach(a, i, o)
+	{
+		if (!json_is_object(o))
+			return fail(c, ODX_EINVAL, "%s[%zu] must be an object", name, i);
+	}
+	return 0;
+}
+
+/* ---- one match ---- */
+
+/* The parts of a match, checked for type once. */
+struct match {
+	const json_t *vuln, *artifact, *related, *advisories;
+};
+
+static bool is_cve(const char *s)
+{
+	return strncmp(s, "CVE-", 4) == 0;
+}
+
+/* Appends the "id" of each object in a (sub names it in messages). */
+static int append_ids(struct ctx *c, const json_t *a, const char *sub, const char **ids, size_t *n)
+{
+	size_t i;
+	const json_t *o;
+	c->sub = sub;
+	json_array_foreach(a, i, o)
+	{
+		c->si = i;
+		int rc = get_str(c, o, "id", REQ, &ids[(*n)++]);
+		if (rc < 0)
+			return rc;
+	}
+	c->sub = NULL;
+	return 0;
+}
+
+static int match_ids(struct ctx *c, const struct match *m, struct scan_finding *f)
+{
+	const char *ids[SCAN_MAX_LIST];
+	size_t n = 0;
+	size_t more = (m->related ? json_array_size(m->related) : 0) +
+		      (m->advisories ? json_array_size(m->advisories) : 0);
+	if (more > SCAN_MAX_LIST - 1)
+		return fail(c, ODX_ETOOBIG, "more than %d related ids", SCAN_MAX_LIST - 1);
+	int rc = get_str(c, m->vuln, "vulnerability.id", REQ, &ids[n++]);
+	if (rc == 0 && m->related)
+		rc = append_ids(c, m->related, "relatedVulnerabilities", ids, &n);
+	if (rc == 0 && m->advisories)
+		rc = append_ids(c, m->advisories, "vulnerability.advisories", ids, &n);
+	if (rc < 0)
+		return rc;
+	f->id = ids[0];
+	for (size_t i = 1; i < n && !is_cve(f->id); i++)
+		if (is_cve(ids[i]))
+			f->id = ids[i];
+	return keep_strv(c, ids, scan_strv_sort_unique(ids, n), &f->aliases, &f->naliases);
+}
+
+static int match_locations(struct ctx *c, const json_t *a, struct scan_finding *f)
+{
+	const char *paths[SCAN_MAX_LIST];
+	size_t n = 0, i;
+	const json_t *loc;
+	if (json_array_size(a) > SCAN_MAX_LIST)
+		return fail(c, ODX_ETOOBIG, "artifact.locations has more than %d items",
+			    SCAN_MAX_LIST);
+	c->sub = "artifact.locations";
+	json_array_foreach(a, i, loc)
+	{
+		const char *path;
+		c->si = i;
+		if (!json_is_object(loc))
+			return fail(c, ODX_EINVAL, "must be an object");
+		int rc = get_str(c, loc, "path", OPT, &path);
+		if (rc == 0 && i == 0)
+			rc = get_str(c, loc, "layerID", OPT, &f->layer);
+		if (rc < 0)
+			return rc;
+		if (path)
+			paths[n++] = path;
+	}
+	c->sub = NULL;
+	return keep_strv(c, paths, scan_strv_unique(paths, n), &f->paths, &f->npaths);
+}
+
+static int match_package(struct ctx *c, const json_t *art, struct scan_finding *f)
+{
+	struct scan_package *p = &f->pkg;
+	const json_t *ups, *locs;
+	int rc = get_str(c, art, "artifact.name", REQ, &p->name);
+	if (rc == 0)
+		rc = get_str(c, art, "artifact.version", OPT, &p->version);
+	if (rc == 0)
+		rc = get_str(c, art, "artifact.type", OPT, &p->type);
+	if (rc == 0)
+		rc = get_str(c, art, "artifact.purl", OPT, &p->purl);
+	if (rc == 0)
+		rc = get_typed(c, art, "artifact.upstreams", JSON_ARRAY, &ups);
+	if (rc == 0 && ups && json_array_size(ups) > 0) {
+		const json_t *up = json_array_get(ups, 0);
+		rc = json_is_object(up)
+			 ? get_str(c, up, "artifact.upstreams[0].name", OPT, &p->source)
+			 : fail(c, ODX_EINVAL, "artifact.upstreams[0] must be an object");
+	}
+	if (rc == 0)
+		rc = get_typed(c, art, "artifact.locations", JSON_ARRAY, &locs);
+	if (rc == 0 && locs)
+		rc = match_locations(c, locs, f);
+	if (rc < 0)
+		return rc;
+	if (!p->version)
+		p->version = "";
+	if (!p->type)
+		p->type = "";
+	return 0;
+}
+
+static int match_severity(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+{
+	const char *sev, *ns;
+	size_t n, nl;
+	int rc = get_raw(c, vuln, "vulnerability.severity", REQ, &sev, &n);
+	if (rc == 0)
+		rc = get_raw(c, vuln, "vulnerability.namespace", OPT, &ns, &nl);
+	if (rc < 0)
+		return rc;
+	int s = scan_severity_parse(sev);
+	if (s < 0)
+		return fail(c, ODX_EINVAL,
+			    "vulnerability.severity is not one of Grype's severities");
+	f->severity = f->engine_severity[SCAN_ENGINE_GRYPE] = (enum scan_severity)s;
+	if (nl == 0) {
+		f->severity_source = f->engine_severity_source[SCAN_ENGINE_GRYPE] = "grype";
+		return 0;
+	}
+	char *both = scan_alloc(c->r, sizeof("grype:") + nl);
+	if (!both)
+		return oom(c);
+	memcpy(both, "grype:", 6);
+	memcpy(both + 6, ns, nl);
+	f->severity_source = both;
+	f->engine_severity_source[SCAN_ENGINE_GRYPE] = both + 6;
+	return 0;
+}
+
+static const char *version_of(const char *vector)
+{
+	if (vector && strncmp(vector, "CVSS:", 5) == 0) {
+		if (strncmp(vector + 5, "3.1/", 4) == 0)
+			return "3.1";
+		if (strncmp(vector + 5, "4.0/", 4) == 0)
+			return "4.0";
+		return "3.0";
+	}
+	return "2.0";
+}
+
+/* One cvss[] entry; ns: the record's namespace, the source when the entry names none. */
+static int cvss_entry(struct ctx *c, const json_t *e, size_t i, const char *ns, struct scan_cvss *x)
+{
+	const json_t *metrics;
+	if (!json_is_object(e))
+		return fail(c, ODX_EINVAL, "cvss[%zu] must be an object", i);
+	int rc = get_str(c, e, "cvss.source", OPT, &x->source);
+	if (rc == 0)
+		rc = get_str(c, e, "cvss.version", OPT, &x->version);
+	if (rc == 0)
+		rc = get_str(c, e, "cvss.vector", OPT, &x->vector);
+	if (rc == 0)
+		rc = get_typed(c, e, "cvss.metrics", JSON_OBJECT, &metrics);
+	x->score = -1;
+	if (rc == 0 && metrics)
+		rc = get_num(c, metrics, "cvss.metrics.baseScore", 10, &x->score);
+	if (rc < 0)
+		return rc;
+	if (!x->source)
+		x->source = ns ? ns : "";
+	if (!x->version)
+		x->version = version_of(x->vector);
+	if (!x->vector)
+		x->vector = "";
+	return 0;
+}
+
+/* The cvss[] of one record (the match's vulnerability or a related one). */
+static int record_cvss(struct ctx *c, const json_t *rec, struct scan_cvss *out, size_t *n)
+{
+	const json_t *a, *e;
+	const char *ns;
+	size_t i;
+	int rc = get_typed(c, rec, "cvss", JSON_ARRAY, &a);
+	if (rc < 0 || !a || json_array_size(a) == 0)
+		return rc;
+	if (json_array_size(a) > SCAN_MAX_LIST - *n)
+		return fail(c, ODX_ETOOBIG, "more than %d CVSS entries", SCAN_MAX_LIST);
+	rc = get_str(c, rec, "namespace", OPT, &ns);
+	json_array_foreach(a, i, e)
+	{
+		if (rc < 0)
+			break;
+		rc = cvss_entry(c, e, i, ns, &out[(*n)++]);
+	}
+	return rc;
+}
+
+static int match_cvss(struct ctx *c, const struct match *m, struct scan_finding *f)
+{
+	struct scan_cvss tmp[SCAN_MAX_LIST];
+	size_t n = 0, i;
+	const json_t *rel;
+	int rc = record_cvss(c, m->vuln, tmp, &n);
+	c->sub = "relatedVulnerabilities";
+	if (m->related)
+		json_array_foreach(m->related, i, rel)
+		{
+			if (rc < 0)
+				break;
+			c->si = i;
+			rc = record_cvss(c, rel, tmp, &n);
+		}
+	c->sub = NULL;
+	if (rc < 0 || n == 0)
+		return rc;
+	f->cvss = scan_alloc(c->r, n * sizeof(*f->cvss));
+	if (!f->cvss)
+		return oom(c);
+	memcpy(f->cvss, tmp, n * sizeof(*f->cvss));
+	f->ncvss = n;
+	return 0;
+}
+
+static enum scan_fix_state fix_state(const char *state, bool has_fix)
+{
+	if (!state)
+		return has_fix ? SCAN_FIX_FIXED : SCAN_FIX_UNKNOWN;
+	if (strcmp(state, "fixed") == 0)
+		return SCAN_FIX_FIXED;
+	if (strcmp(state, "not-fixed") == 0)
+		return SCAN_FIX_AFFECTED;
+	if (strcmp(state, "wont-fix") == 0)
+		return SCAN_FIX_WONT_FIX;
+	return SCAN_FIX_UNKNOWN; /* "unknown", "" (CPE matches), values newer than this code */
+}
+
+static int match_fix(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+{
+	const json_t *fix;
+	const char *vers[SCAN_MAX_LIST], *state = NULL;
+	size_t n = 0, sl;
+	int rc = get_typed(c, vuln, "vulnerability.fix", JSON_OBJECT, &fix);
+	if (rc == 0 && fix)
+		rc = get_strv(c, fix, "vulnerability.fix.versions", vers, &n, SCAN_MAX_LIST);
+	if (rc == 0 && fix)
+		rc = get_raw(c, fix, "vulnerability.fix.state", OPT, &state, &sl);
+	if (rc < 0)
+		return rc;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (*vers[i])
+			vers[k++] = vers[i];
+	f->fix_state[SCAN_ENGINE_GRYPE] = fix_state(state, k > 0);
+	return keep_strv(c, vers, scan_strv_unique(vers, k), &f->fixed_versions, &f->nfixed);
+}
+
+/* epss[]: the entry for the chosen id, else the highest. */
+static int match_epss(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+{
+	const json_t *a, *e;
+	size_t i;
+	int rc = get_typed(c, vuln, "vulnerability.epss", JSON_ARRAY, &a);
+	if (rc < 0 || !a)
+		return rc;
+	bool exact = false;
+	json_array_foreach(a, i, e)
+	{
+		const char *cve;
+		size_t n;
+		double score, pct;
+		if (!json_is_object(e))
+			return fail(c, ODX_EINVAL, "vulnerability.epss[%zu] must be an object", i);
+		rc = get_raw(c, e, "vulnerability.epss.cve", OPT, &cve, &n);
+		if (rc == 0)
+			rc = get_num(c, e, "vulnerability.epss.epss", 1, &score);
+		if (rc == 0)
+			rc = get_num(c, e, "vulnerability.epss.percentile", 1, &pct);
+		if (rc < 0)
+			return rc;
+		if (score < 0 || exact)
+			continue;
+		exact = cve && strcmp(cve, f->id) == 0;
+		if (exact || score > f->epss) {
+			f->epss = score;
+			f->epss_percentile = pct;
+		}
+	}
+	return 0;
+}
+
+/* knownExploited[] non-empty on the record. */
+static int record_kev(struct ctx *c, const json_t *rec, bool *kev)
+{
+	const json_t *a;
+	int rc = get_typed(c, rec, "knownExploited", JSON_ARRAY, &a);
+	if (rc == 0 && a && json_array_size(a) > 0)
+		*kev = true;
+	return rc;
+}
+
+static int match_kev(struct ctx *c, const struct match *m, struct scan_finding *f)
+{
+	const json_t *rel;
+	size_t i;
+	int rc = record_kev(c, m->vuln, &f->kev);
+	c->sub = "relatedVulnerabilities";
+	if (m->related)
+		json_array_foreach(m->related, i, rel)
+		{
+			if (rc < 0)
+				break;
+			c->si = i;
+			rc = record_kev(c, rel, &f->kev);
+		}
+	c->sub = NULL;
+	return rc;
+}
+
+static int match_cpe(struct ctx *c, const json_t *m, struct scan_finding *f)
+{
+	const json_t *a, *d;
+	size_t i;
+	int rc = get_typed(c, m, "matchDetails", JSON_ARRAY, &a);
+	if (rc < 0 || !a)
+		return rc;
+	bool all = json_array_size(a) > 0;
+	c->sub = "matchDetails";
+	json_array_foreach(a, i, d)
+	{
+		const char *type;
+		size_t n;
+		c->si = i;
+		if (!json_is_object(d))
+			return fail(c, ODX_EINVAL, "must be an object");
+		rc = get_raw(c, d, "type", OPT, &type, &n);
+		if (rc < 0)
+			return rc;
+		all = all && type && strcmp(type, "cpe-match") == 0;
+	}
+	c->sub = NULL;
+	f->cpe_match = all;
+	return 0;
+}
+
+/* dataSource, then urls[]: the first SCAN_MAX_LIST of them (see the top comment). */
+static int match_urls(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+{
+	const char *urls[SCAN_MAX_LIST];
+	size_t n = 0, i;
+	const json_t *a, *s;
+	int rc = get_str(c, vuln, "vulnerability.dataSource", OPT, &urls[n]);
+	if (rc < 0)
+		return rc;
+	n += urls[n] != NULL;
+	rc = get_typed(c, vuln, "vulnerability.urls", JSON_ARRAY, &a);
+	if (rc < 0)
+		return rc;
+	if (a)
+		json_array_foreach(a, i, s)
+		{
+			if (!json_is_string(s))
+				return fail(c, ODX_EINVAL,
+					    "vulnerability.urls[%zu] must be a string", i);
+			size_t len = json_string_length(s);
+			if (len > SCAN_MAX_STR)
+				return fail(c, ODX_ETOOBIG,
+					    "vulnerability.urls[%zu] is longer than %d bytes", i,
+					    SCAN_MAX_STR);
+			if (n == SCAN_MAX_LIST || len == 0)
+				continue;
+			if (!(urls[n++] = scan_strndup(c->r, json_string_value(s), len)))
+				return oom(c);
+		}
+	return keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
+}
+
+static int match_parts(struct ctx *c, const json_t *mj, struct match *m)
+{
+	if (!json_is_object(mj))
+		return fail(c, ODX_EINVAL, "must be an object");
+	int rc = get_typed(c, mj, "vulnerability", JSON_OBJECT, &m->vuln);
+	if (rc == 0 && !m->vuln)
+		rc = fail(c, ODX_EINVAL, "vulnerability is missing");
+	if (rc == 0)
+		rc = get_typed(c, mj, "artifact", JSON_OBJECT, &m->artifact);
+	if (rc == 0 && !m->artifact)
+		rc = fail(c, ODX_EINVAL, "artifact is missing");
+	if (rc == 0)
+		rc = get_typed(c, mj, "relatedVulnerabilities", JSON_ARRAY, &m->related);
+	if (rc == 0 && m->related)
+		rc = check_objects(c, m->related, "relatedVulnerabilities");
+	if (rc == 0)
+		rc = get_typed(c, m->vuln, "vulnerability.advisories", JSON_ARRAY, &m->advisories);
+	if (rc == 0 && m->advisories)
+		rc = check_objects(c, m->advisories, "vulnerability.advisories");
+	return rc;
+}
+
+static int parse_match(struct ctx *c, const json_t *mj, struct scan_finding *f)
+{
+	struct match m;
+	f->epss = f->epss_percentile = -1;
+	f->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_GRYPE);
+	int rc = match_parts(c, mj, &m);
+	if (rc == 0)
+		rc = match_ids(c, &m, f);
+	if (rc == 0)
+		rc = match_package(c, m.artifact, f);
+	if (rc == 0)
+		rc = match_severity(c, m.vuln, f);
+	if (rc == 0)
+		rc = match_cvss(c, &m, f);
+	if (rc == 0)
+		rc = match_fix(c, m.vuln, f);
+	if (rc == 0)
+		rc = match_epss(c, m.vuln, f);
+	if (rc == 0)
+		rc = match_kev(c, &m, f);
+	if (rc == 0)
+		rc = match_cpe(c, mj, f);
+	if (rc == 0)
+		rc = match_urls(c, m.vuln, f);
+	return rc;
+}
+
+static int parse_matches(struct ctx *c, const json_t *matches)
+{
+	size_t n = json_array_size(matches), i;
+	const json_t *m;
+	if (n > SCAN_MAX_FINDINGS)
+		return fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
+	if (n == 0)
+		return 0;
+	c->r->findings = scan_alloc(c->r, n * sizeof(*c->r->findings));
+	if (!c->r->findings)
+		return oom(c);
+	c->in_match = true;
+	json_array_foreach(matches, i, m)
+	{
+		c->mi = i;
+		int rc = parse_match(c, m, &c->r->findings[c->r->nfindings++]);
+		if (rc < 0)
+			return rc;
+	}
+	c->in_match = false;
+	return 0;
+}
+
+/* ---- the image ---- */
+
+/* Appends the strings of array a to argv; 1 when a is not a short list of short strings. */
+static int config_argv(struct ctx *c, const json_t *a, const char **argv, size_t *n)
+{
+	size_t i;
+	const json_t *s;
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > SCAN_MAX_LIST - *n)
+		return 1;
+	json_array_foreach(a, i, s)
+	{
+		if (!json_is_string(s) || json_string_length(s) > SCAN_MAX_STR)
+			return 1;
+		argv[*n] = scan_strndup(c->r, json_string_value(s), json_string_length(s));
+		if (!argv[(*n)++])
+			return oom(c);
+	}
+	return 0;
+}
+
+/* Standard base64 (with padding) through the project's base64url decoder. */
+static uint8_t *b64_decode(const char *in, size_t len, size_t *outlen)
+{
+	while (len > 0 && in[len - 1] == '=')
+		len--;
+	char *t = malloc(len + 1);
+	uint8_t *out = malloc(len / 4 * 3 + 3);
+	bool ok = t && out;
+	for (size_t i = 0; ok && i < len; i++) {
+		char ch = in[i];
+		ok = ch != '-' && ch != '_';
+		t[i] = ch == '+' ? '-' : ch == '/' ? '_' : ch;
+	}
+	if (ok)
+		ok = b64url_decode(t, len, out, len / 4 * 3 + 3, outlen) == 0;
+	free(t);
+	if (!ok) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * source.target.config: base64 of the image's OCI config. Its Entrypoint
+ * then Cmd become the image's entrypoint; a config that does not decode or
+ * has the wrong shape is ignored (0), only ODX_ENOMEM is an error.
+ */
+static int config_entrypoint(struct ctx *c, const json_t *b64)
+{
+	size_t len;
+	const char *argv[SCAN_MAX_LIST];
+	size_t n = 0;
+	uint8_t *raw = b64_decode(json_string_value(b64), json_string_length(b64), &len);
+	if (!raw)
+		return 0; /* not base64, or no memory for a hint: go on without it */
+	json_error_t e;
+	json_t *cfg = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &e);
+	free(raw);
+	const json_t *inner = json_object_get(cfg, "config");
+	int rc = config_argv(c, json_object_get(inner, "Entrypoint"), argv, &n);
+	if (rc == 0)
+		rc = config_argv(c, json_object_get(inner, "Cmd"), argv, &n);
+	json_decref(cfg);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	return keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
+}
+
+static int parse_target(struct ctx *c, const json_t *src)
+{
+	struct scan_image *img = &c->r->image;
+	const json_t *t = member(src, "target"), *cfg;
+	const char *digests[SCAN_MAX_LIST];
+	size_t n = 0;
+	if (!t)
+		return 0;
+	if (json_is_string(t))
+		return get_str(c, src, "source.target", OPT, &img->name);
+	if (!json_is_object(t))
+		return fail(c, ODX_EINVAL, "source.target must be an object or a string");
+	int rc = get_str(c, t, "source.target.userInput", OPT, &img->name);
+	if (rc == 0)
+		rc = get_str(c, t, "source.target.imageID", OPT, &img->image_id);
+	if (rc == 0)
+		rc = get_strv(c, t, "source.target.repoDigests", digests, &n, SCAN_MAX_LIST);
+	if (rc == 0)
+		rc = keep_strv(c, digests, n, &img->repo_digests, &img->nrepo_digests);
+	if (rc < 0)
+		return rc;
+	cfg = member(t, "config");
+	if (cfg && !json_is_string(cfg))
+		return fail(c, ODX_EINVAL, "source.target.config must be a string");
+	return cfg ? config_entrypoint(c, cfg) : 0;
+}
+
+/* alertsByPackage[i].alerts: a "distro-eol" alert marks the image's OS as past its end of life. */
+static int package_alerts(struct ctx *c, const json_t *alerts, size_t i)
+{
+	const json_t *al;
+	size_t j;
+	json_array_foreach(alerts, j, al)
+	{
+		const char *type;
+		size_t n;
+		if (!json_is_object(al))
+			return fail(c, ODX_EINVAL,
+				    "alertsByPackage[%zu].alerts[%zu] must be an object", i, j);
+		int rc = get_raw(c, al, "alertsByPackage.alerts.type", OPT, &type, &n);
+		if (rc < 0)
+			return rc;
+		if (type && strcmp(type, "distro-eol") == 0)
+			c->r->image.os_eol = true;
+	}
+	return 0;
+}
+
+static int parse_alerts(struct ctx *c, const json_t *root)
+{
+	const json_t *a, *p, *alerts;
+	size_t i;
+	int rc = get_typed(c, root, "alertsByPackage", JSON_ARRAY, &a);
+	if (rc < 0 || !a)
+		return rc;
+	json_array_foreach(a, i, p)
+	{
+		if (!json_is_object(p))
+			return fail(c, ODX_EINVAL, "alertsByPackage[%zu] must be an object", i);
+		rc = get_typed(c, p, "alertsByPackage.alerts", JSON_ARRAY, &alerts);
+		if (rc == 0 && alerts)
+			rc = package_alerts(c, alerts, i);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_image(struct ctx *c, const json_t *root)
+{
+	const json_t *src, *distro;
+	int rc = get_typed(c, root, "source", JSON_OBJECT, &src);
+	if (rc == 0 && src)
+		rc = parse_target(c, src);
+	if (rc == 0)
+		rc = get_typed(c, root, "distro", JSON_OBJECT, &distro);
+	if (rc == 0 && distro)
+		rc = get_str(c, distro, "distro.name", OPT, &c->r->image.os_family);
+	if (rc == 0 && distro)
+		rc = get_str(c, distro, "distro.version", OPT, &c->r->image.os_version);
+	if (rc == 0)
+		rc = parse_alerts(c, root);
+	return rc;
+}
+
+/* Refuses what is not a Grype report, with a message that says what it is. */
+static int check_kind(struct ctx *c, const json_t *root)
+{
+	const json_t *d, *m;
+	if (!json_is_object(root))
+		return fail(c, ODX_EINVAL, "a Grype report must be a JSON object");
+	if (json_object_get(root, "SchemaVersion") || json_object_get(root, "Results"))
+		return fail(c, ODX_EINVAL,
+			    "not a Grype report: it has Trivy's SchemaVersion/Results");
+	m = json_object_get(root, "matches");
+	d = json_object_get(root, "descriptor");
+	if (!m || !d)
+		return fail(c, ODX_EINVAL, "not a Grype report: %s is missing",
+			    m ? "descriptor" : "matches");
+	if (!json_is_array(m))
+		return fail(c, ODX_EINVAL, "matches must be an array");
+	const char *name = json_string_value(json_object_get(d, "name"));
+	if (!name || strcmp(name, "grype") != 0)
+		return fail(c, ODX_EINVAL, "not a Grype report: descriptor.name must be \"grype\"");
+	return 0;
+}
+
+int grype_from_json(const json_t *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
+{
+	struct ctx c = {.msg = msg};
+	int rc = check_kind(&c, root);
+	if (rc < 0)
+		return rc;
+	c.r = scan_report_new();
+	if (!c.r)
+		return oom(&c);
+	rc = get_str(&c, json_object_get(root, "descriptor"), "descriptor.version", OPT,
+		     &c.r->engine_version[SCAN_ENGINE_GRYPE]);
+	if (rc == 0)
+		rc = parse_image(&c, root);
+	if (rc == 0)
+		rc = parse_matches(&c, json_object_get(root, "matches"));
+	if (rc < 0)
+		goto out;
+	c.r->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_GRYPE);
+	*out = c.r;
+	c.r = NULL;
+out:
+	scan_report_free(c.r);
+	return rc;
+}
+
+int grype_parse(const char *buf, size_t len, struct scan_report **out,
+		char msg[static SCAN_MSG_LEN])
+{
+	json_t *root;
+	int rc = scan_json_load(buf, len, &root, msg);
+	if (rc < 0)
+		return rc;
+	rc = grype_from_json(root, out, msg);
+	json_decref(root);
+	return rc;
+}

@@ -1,0 +1,847 @@
+/*
+ * trivy.c — a Trivy JSON report (SchemaVersion 2) into a scan_report.
+ * Field reference: tests/data/scanners/FORMATS.md §1.
+ *
+ * One finding per Results[].Vulnerabilities[] entry of an os-pkgs or
+ * lang-pkgs result (secret, config and license results are skipped; a
+ * result without Class counts as os-pkgs when its Type is the OS family,
+ * else as lang-pkgs):
+ *   id, aliases  {VulnerabilityID} ∪ VendorIDs; id is the first CVE of them,
+ *                else VulnerabilityID
+ *   pkg          PkgName, InstalledVersion (epoch kept); type: the OS's package
+ *                manager for os-pkgs ("deb", "rpm", "apk", else the family),
+ *                the result's Type for lang-pkgs; purl PkgIdentifier.PURL;
+ *                source: SrcName of the result's Packages[] entry whose ID is
+ *                PkgID, or whose Name and [Epoch:]Version[-Release] match
+ *   severity     Severity; source SeveritySource ("trivy" when absent), and
+ *                severity_source "trivy:<SeveritySource>" (or "trivy")
+ *   cvss         one entry per vendor and version of the CVSS map
+ *   fixed        FixedVersion split at commas, trimmed, unique; fix state from
+ *                Status (absent: fixed when there is a fixed version, else
+ *                unknown; unknown values: unknown)
+ *   urls         PrimaryURL, DataSource.URL
+ * Trivy has no EPSS or KEV (epss -1, kev false).
+ *
+ * Strict on what is read (a used field of the wrong type refuses the
+ * report), silent about everything else, since Trivy adds fields. Messages
+ * name the place and the field, never a value. Constant strings (CVSS
+ * versions, "deb"/"rpm"/"apk", "trivy") are static; all else is copied
+ * into the report's arena, so the report outlives the JSON tree.
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "scan/trivy.h"
+
+enum { OPT = 0, REQ = 1 };
+
+struct ctx {
+	struct scan_report *r;
+	char *msg;
+	bool in_result;	 /* inside Results[ri] */
+	size_t ri, si;	 /* indices of the result and of its item */
+	const char *sub; /* "Vulnerabilities" or "Packages" inside an item, else NULL */
+};
+
+/* What a result contributes, shared by its findings. */
+struct result {
+	const char *type;     /* package type, in the arena or static */
+	const json_t *pkgs;   /* Packages[], or NULL */
+	const json_t **slots; /* pkgs with a SrcName, hashed by ID and by Name */
+	size_t nslots;	      /* a power of two, or 0 */
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, int rc, const char *fmt, ...)
+{
+	char what[SCAN_MSG_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (c->in_result && c->sub)
+		snprintf(c->msg, SCAN_MSG_LEN, "Results[%zu].%s[%zu]: %s", c->ri, c->sub, c->si,
+			 what);
+	else if (c->in_result)
+		snprintf(c->msg, SCAN_MSG_LEN, "Results[%zu]: %s", c->ri, what);
+	else
+		snprintf(c->msg, SCAN_MSG_LEN, "%s", what);
+	return rc;
+}
+
+static int oom(struct ctx *c)
+{
+	return fail(c, ODX_ENOMEM, "out of memory");
+}
+
+/* ---- reading fields: name is a label for messages whose last part is the key ---- */
+
+static const json_t *member(const json_t *o, const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	const json_t *v = json_object_get(o, dot ? dot + 1 : name);
+	return json_is_null(v) ? NULL : v;
+}
+
+/* A string member borrowed from the tree; NULL when absent or null (refused when REQ). */
+static int get_raw(struct ctx *c, const json_t *o, const char *name, int req, const char **s,
+		   size_t *len)
+{
+	const json_t *v = member(o, name);
+	*s = NULL;
+	*len = 0;
+	if (!v)
+		return req ? fail(c, ODX_EINVAL, "%s is missing", name) : 0;
+	if (!json_is_string(v))
+		return fail(c, ODX_EINVAL, "%s must be a string", name);
+	size_t n = json_string_length(v);
+	if (n > SCAN_MAX_STR)
+		return fail(c, ODX_ETOOBIG, "%s is longer than %d bytes", name, SCAN_MAX_STR);
+	if (req && n == 0)
+		return fail(c, ODX_EINVAL, "%s must not be empty", name);
+	*s = json_string_value(v);
+	*len = n;
+	return 0;
+}
+
+/* A string member copied into the arena; NULL when absent or empty. */
+static int get_str(struct ctx *c, const json_t *o, const char *name, int req, const char **out)
+{
+	const char *s;
+	size_t n;
+	int rc = get_raw(c, o, name, req, &s, &n);
+	if (rc < 0)
+		return rc;
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	*out = scan_strndup(c->r, s, n);
+	return *out ? 0 : oom(c);
+}
+
+static int get_typed(struct ctx *c, const json_t *o, const char *name, json_type t,
+		     const json_t **out)
+{
+	const json_t *v = member(o, name);
+	if (v && json_typeof(v) != t)
+		return fail(c, ODX_EINVAL, "%s must be %s", name,
+			    t == JSON_ARRAY ? "an array" : "an object");
+	*out = v;
+	return 0;
+}
+
+/* A CVSS score: -1 when absent. */
+static int get_score(struct ctx *c, const json_t *o, const char *name, double *out)
+{
+	const json_t *v = member(o, name);
+	*out = -1;
+	if (!v)
+		return 0;
+	if (!json_is_number(v))
+		return fail(c, ODX_EINVAL, "%s must be a number", name);
+	double d = json_number_value(v);
+	if (!(d >= 0 && d <= 10))
+		return fail(c, ODX_EINVAL, "%s must be between 0 and 10", name);
+	*out = d;
+	return 0;
+}
+
+/* Appends the strings of array member name to v[*n..cap), copied into the arena. */
+static int get_strv(struct ctx *c, const json_t *o, const char *name, const char **v, size_t *n,
+		    size_t cap)
+{
+	const json_t *a;
+	int rc = get_typed(c, o, name, JSON_ARRAY, &a);
+	if (rc < 0 || !a)
+		return rc;
+	if (json_array_size(a) > cap - *n)
+		return fail(c, ODX_ETOOBIG, "%s has more than %zu items", name, cap);
+	size_t i;
+	const json_t *s;
+	json_array_foreach(a, i, s)
+	{
+		if (!json_is_string(s))
+			return fail(c, ODX_EINVAL, "%s[%zu] must be a string", name, i);
+		if (json_string_length(s) > SCAN_MAX_STR)
+			return fail(c, ODX_ETOOBIG, "%s[%zu] is longer than %d bytes", name, i,
+				    SCAN_MAX_STR);
+		v[*n] = scan_strndup(c->r, json_string_value(s), json_string_length(s));
+		if (!v[(*n)++])
+			return oom(c);
+	}
+	return 0;
+}
+
+/* v[0..n) copied into an arena array. */
+static int keep_strv(struct ctx *c, const char **v, size_t n, const char ***out, size_t *nout)
+{
+	*out = NULL;
+	*nout = 0;
+	if (n == 0)
+		return 0;
+	const char **a = scan_alloc(c->r, n * sizeof(*a));
+	if (!a)
+		return oom(c);
+	memcpy(a, v, n * sizeof(*a));
+	*out = a;
+	*nout = n;
+	return 0;
+}
+
+/*
+ * ---- the source package: Packages[] hashed by ID and by name + version ----
+ *
+ * Open addressing, at most a quarter full. Probes stop after MAX_PROBE
+ * slots, on insertion too: a crafted report (thousands of packages of one
+ * name, colliding keys) then loses a source, but never costs more than
+ * MAX_PROBE steps per finding.
+ */
+
+#define FNV_INIT  2166136261u
+#define MAX_PROBE 32
+
+static uint32_t fnv(uint32_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* The key of a name and a version; 0xff (never in UTF-8) separates them. */
+static uint32_t nv_hash(const char *name)
+{
+	return (fnv(FNV_INIT, name) ^ 0xffu) * 16777619u;
+}
+
+static const char *pkg_field(const json_t *p, const char *key)
+{
+	return json_string_value(json_object_get(p, key)); /* types checked in srcmap_build */
+}
+
+/* nv_hash of p's name and [Epoch:]Version[-Release], the form of InstalledVersion. */
+static uint32_t pkg_nv_hash(const json_t *p)
+{
+	const char *ver = pkg_field(p, "Version"), *rel = pkg_field(p, "Release");
+	json_int_t epoch = json_integer_value(json_object_get(p, "Epoch"));
+	uint32_t h = nv_hash(pkg_field(p, "Name"));
+	if (epoch > 0) {
+		char e[32];
+		snprintf(e, sizeof(e), "%lld:", (long long)epoch);
+		h = fnv(h, e);
+	}
+	h = fnv(h, ver);
+	return rel && *rel ? fnv(fnv(h, "-"), rel) : h;
+}
+
+/* Does the vulnerability's installed version equal [Epoch:]Version[-Release] of p? */
+static bool version_is(const char *iv, const json_t *p)
+{
+	const char *ver = pkg_field(p, "Version"), *rel = pkg_field(p, "Release");
+	json_int_t epoch = json_integer_value(json_object_get(p, "Epoch"));
+	if (epoch > 0) {
+		char e[32];
+		int k = snprintf(e, sizeof(e), "%lld:", (long long)epoch);
+		if (strncmp(iv, e, (size_t)k) != 0)
+			return false;
+		iv += k;
+	}
+	size_t vl = strlen(ver);
+	if (strncmp(iv, ver, vl) != 0)
+		return false;
+	iv += vl;
+	if (rel && *rel)
+		return iv[0] == '-' && strcmp(iv + 1, rel) == 0;
+	return *iv == '\0';
+}
+
+static void srcmap_put(struct result *res, uint32_t h, const json_t *p)
+{
+	size_t mask = res->nslots - 1, i = h & mask;
+	for (size_t k = 0; k < MAX_PROBE; k++, i = (i + 1) & mask)
+		if (!res->slots[i]) {
+			res->slots[i] = p;
+			return;
+		}
+}
+
+/* Checks the types of the fields we read of a package, which is kept when it has a SrcName. */
+static int srcmap_check(struct ctx *c, const json_t *p, bool *keep)
+{
+	static const char *const strs[] = {"ID", "Name", "Version", "Release"};
+	const char *s;
+	size_t n;
+	*keep = false;
+	if (!json_is_object(p))
+		return fail(c, ODX_EINVAL, "must be an object");
+	int rc = get_raw(c, p, "SrcName", OPT, &s, &n);
+	if (rc < 0 || n == 0)
+		return rc;
+	for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+		const json_t *v = member(p, strs[k]);
+		if (v && !json_is_string(v))
+			return fail(c, ODX_EINVAL, "%s must be a string", strs[k]);
+	}
+	const json_t *e = member(p, "Epoch");
+	if (e && !json_is_integer(e))
+		return fail(c, ODX_EINVAL, "Epoch must be an integer");
+	*keep = true;
+	return 0;
+}
+
+static int srcmap_build(struct ctx *c, struct result *res)
+{
+	size_t i, n = 0;
+	const json_t *p;
+	bool keep;
+	c->sub = "Packages";
+	json_array_foreach(res->pkgs, i, p)
+	{
+		c->si = i;
+		int rc = srcmap_check(c, p, &keep);
+		if (rc < 0)
+			return rc;
+		n += keep;
+	}
+	c->sub = NULL;
+	if (n == 0)
+		return 0;
+	size_t cap = 8; /* two keys per package, at most a quarter full */
+	while (cap / 8 < n)
+		cap *= 2;
+	res->slots = calloc(cap, sizeof(*res->slots));
+	if (!res->slots)
+		return oom(c);
+	res->nslots = cap;
+	json_array_foreach(res->pkgs, i, p)
+	{
+		const char *id = pkg_field(p, "ID"), *src = pkg_field(p, "SrcName");
+		if (!src || !*src)
+			continue;
+		if (id)
+			srcmap_put(res, fnv(FNV_INIT, id), p);
+		if (pkg_field(p, "Name") && pkg_field(p, "Version"))
+			srcmap_put(res, pkg_nv_hash(p), p);
+	}
+	return 0;
+}
+
+static const char *srcmap_find(const struct result *res, const char *pkgid, const char *name,
+			       const char *version)
+{
+	if (!res->nslots)
+		return NULL;
+	size_t mask = res->nslots - 1, i = pkgid ? fnv(FNV_INIT, pkgid) & mask : 0;
+	for (size_t k = 0; pkgid && k < MAX_PROBE && res->slots[i]; k++, i = (i + 1) & mask) {
+		const char *id = pkg_field(res->slots[i], "ID");
+		if (id && strcmp(id, pkgid) == 0)
+			return pkg_field(res->slots[i], "SrcName");
+	}
+	i = fnv(nv_hash(name), version) & mask;
+	for (size_t k = 0; k < MAX_PROBE && res->slots[i]; k++, i = (i + 1) & mask) {
+		const json_t *p = res->slots[i];
+		const char *pn = pkg_field(p, "Name");
+		if (pn && pkg_field(p, "Version") && strcmp(pn, name) == 0 &&
+		    version_is(version, p))
+			return pkg_field(p, "SrcName");
+	}
+	return NULL;
+}
+
+/* ---- one vulnerability ---- */
+
+static bool is_cve(const char *s)
+{
+	return strncmp(s, "CVE-", 4) == 0;
+}
+
+static int vuln_ids(struct ctx *c, const json_t *v, struct scan_finding *f)
+{
+	const char *ids[SCAN_MAX_LIST];
+	size_t n = 0;
+	int rc = get_str(c, v, "VulnerabilityID", REQ, &ids[n++]);
+	if (rc == 0)
+		rc = get_strv(c, v, "VendorIDs", ids, &n, SCAN_MAX_LIST);
+	if (rc < 0)
+		return rc;
+	f->id = ids[0];
+	for (size_t i = 0; i < n && !is_cve(f->id); i++)
+		if (is_cve(ids[i]))
+			f->id = ids[i];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (*ids[i])
+			ids[k++] = ids[i];
+	return keep_strv(c, ids, scan_strv_sort_unique(ids, k), &f->aliases, &f->naliases);
+}
+
+static int vuln_package(struct ctx *c, const struct result *res, const json_t *v,
+			struct scan_finding *f)
+{
+	const char *name, *version, *pkgid, *path;
+	size_t nn, vn, in;
+	const json_t *ident, *layer;
+	int rc = get_raw(c, v, "PkgName", REQ, &name, &nn);
+	if (rc == 0)
+		rc = get_raw(c, v, "InstalledVersion", OPT, &version, &vn);
+	if (rc == 0)
+		rc = get_raw(c, v, "PkgID", OPT, &pkgid, &in);
+	if (rc == 0)
+		rc = get_typed(c, v, "PkgIdentifier", JSON_OBJECT, &ident);
+	if (rc == 0 && ident)
+		rc = get_str(c, ident, "PkgIdentifier.PURL", OPT, &f->pkg.purl);
+	if (rc == 0)
+		rc = get_typed(c, v, "Layer", JSON_OBJECT, &layer);
+	if (rc == 0 && layer)
+		rc = get_str(c, layer, "Layer.DiffID", OPT, &f->layer);
+	if (rc == 0)
+		rc = get_str(c, v, "PkgPath", OPT, &path);
+	if (rc < 0)
+		return rc;
+	if (!version)
+		version = "";
+	f->pkg.name = scan_strndup(c->r, name, nn);
+	f->pkg.version = scan_strndup(c->r, version, vn);
+	f->pkg.type = res->type;
+	const char *src = srcmap_find(res, pkgid, name, version);
+	if (src)
+		f->pkg.source = scan_strdup(c->r, src);
+	if (!f->pkg.name || !f->pkg.version || (src && !f->pkg.source))
+		return oom(c);
+	if (path)
+		return keep_strv(c, &path, 1, &f->paths, &f->npaths);
+	return 0;
+}
+
+static int vuln_severity(struct ctx *c, const json_t *v, struct scan_finding *f)
+{
+	const char *sev, *src;
+	size_t n, sn;
+	int rc = get_raw(c, v, "Severity", REQ, &sev, &n);
+	if (rc == 0)
+		rc = get_raw(c, v, "SeveritySource", OPT, &src, &sn);
+	if (rc < 0)
+		return rc;
+	int s = scan_severity_parse(sev);
+	if (s < 0 || s == SCAN_SEV_NEGLIGIBLE)
+		return fail(c, ODX_EINVAL, "Severity is not one of Trivy's severities");
+	f->severity = f->engine_severity[SCAN_ENGINE_TRIVY] = (enum scan_severity)s;
+	if (sn == 0) {
+		f->severity_source = f->engine_severity_source[SCAN_ENGINE_TRIVY] = "trivy";
+		return 0;
+	}
+	char *both = scan_alloc(c->r, sizeof("trivy:") + sn);
+	if (!both)
+		return oom(c);
+	memcpy(both, "trivy:", 6);
+	memcpy(both + 6, src, sn);
+	f->severity_source = both;
+	f->engine_severity_source[SCAN_ENGINE_TRIVY] = both + 6;
+	return 0;
+}
+
+static const char *v3_version(const char *vector)
+{
+	return vector && strncmp(vector, "CVSS:3.1/", 9) == 0 ? "3.1" : "3.0";
+}
+
+/* The CVSS map: {vendor: {V2Vector, V2Score, V3Vector, V3Score, V40Vector, V40Score}}. */
+static int vuln_cvss(struct ctx *c, const json_t *v, struct scan_finding *f)
+{
+	static const struct {
+		const char *vector, *score, *version;
+	} kinds[] = {{"CVSS.V2Vector", "CVSS.V2Score", "2.0"},
+		     {"CVSS.V3Vector", "CVSS.V3Score", NULL},
+		     {"CVSS.V40Vector", "CVSS.V40Score", "4.0"}};
+	const json_t *map, *e;
+	const char *vendor;
+	int rc = get_typed(c, v, "CVSS", JSON_OBJECT, &map);
+	if (rc < 0 || !map)
+		return rc;
+	if (json_object_size(map) > SCAN_MAX_LIST)
+		return fail(c, ODX_ETOOBIG, "CVSS has more than %d sources", SCAN_MAX_LIST);
+	struct scan_cvss *out = scan_alloc(c->r, 3 * json_object_size(map) * sizeof(*out));
+	if (!out)
+		return oom(c);
+	size_t n = 0;
+	json_object_foreach((json_t *)map, vendor, e)
+	{
+		if (!json_is_object(e))
+			return fail(c, ODX_EINVAL, "CVSS values must be objects");
+		if (strlen(vendor) > SCAN_MAX_STR)
+			return fail(c, ODX_ETOOBIG, "a CVSS source name is too long");
+		const char *source = NULL;
+		for (size_t k = 0; k < 3; k++) {
+			struct scan_cvss *x = &out[n];
+			rc = get_str(c, e, kinds[k].vector, OPT, &x->vector);
+			if (rc == 0)
+				rc = get_score(c, e, kinds[k].score, &x->score);
+			if (rc < 0)
+				return rc;
+			if (!x->vector && x->score < 0)
+				continue;
+			if (!source && !(source = scan_strdup(c->r, vendor)))
+				return oom(c);
+			x->source = source;
+			x->version = kinds[k].version ? kinds[k].version : v3_version(x->vector);
+			if (!x->vector)
+				x->vector = "";
+			n++;
+		}
+	}
+	if (n > SCAN_MAX_LIST)
+		return fail(c, ODX_ETOOBIG, "CVSS has more than %d entries", SCAN_MAX_LIST);
+	f->cvss = n ? out : NULL;
+	f->ncvss = n;
+	return 0;
+}
+
+static enum scan_fix_state fix_state(const char *status, bool has_fix)
+{
+	static const struct {
+		const char *name;
+		enum scan_fix_state state;
+	} map[] = {
+	    {"fixed", SCAN_FIX_FIXED},		 {"affected", SCAN_FIX_AFFECTED},
+	    {"fix_deferred", SCAN_FIX_AFFECTED}, {"under_investigation", SCAN_FIX_AFFECTED},
+	    {"will_not_fix", SCAN_FIX_WONT_FIX}, {"end_of_life", SCAN_FIX_EOL},
+	};
+	if (!status || !*status)
+		return has_fix ? SCAN_FIX_FIXED : SCAN_FIX_UNKNOWN;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(status, map[i].name) == 0)
+			return map[i].state;
+	return SCAN_FIX_UNKNOWN; /* "unknown", "not_affected", values newer than this code */
+}
+
+/* FixedVersion "10.2.1, 9.0.6, ..." into unique trimmed versions. */
+static int vuln_fix(struct ctx *c, const json_t *v, struct scan_finding *f)
+{
+	const char *fixed, *status, *vers[SCAN_MAX_LIST];
+	size_t len, sl, n = 0;
+	int rc = get_raw(c, v, "FixedVersion", OPT, &fixed, &len);
+	if (rc == 0)
+		rc = get_raw(c, v, "Status", OPT, &status, &sl);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < len;) {
+		size_t end = i;
+		while (end < len && fixed[end] != ',')
+			end++;
+		size_t a = i, b = end;
+		while (a < b && (fixed[a] == ' ' || fixed[a] == '\t'))
+			a++;
+		while (b > a && (fixed[b - 1] == ' ' || fixed[b - 1] == '\t'))
+			b--;
+		if (b > a) {
+			if (n == SCAN_MAX_LIST)
+				return fail(c, ODX_ETOOBIG,
+					    "FixedVersion lists more than %d versions",
+					    SCAN_MAX_LIST);
+			if (!(vers[n++] = scan_strndup(c->r, fixed + a, b - a)))
+				return oom(c);
+		}
+		i = end + 1;
+	}
+	f->fix_state[SCAN_ENGINE_TRIVY] = fix_state(status, n > 0);
+	return keep_strv(c, vers, scan_strv_unique(vers, n), &f->fixed_versions, &f->nfixed);
+}
+
+static int vuln_urls(struct ctx *c, const json_t *v, struct scan_finding *f)
+{
+	const char *urls[2];
+	const json_t *ds;
+	int rc = get_str(c, v, "PrimaryURL", OPT, &urls[0]);
+	if (rc == 0)
+		rc = get_typed(c, v, "DataSource", JSON_OBJECT, &ds);
+	urls[1] = NULL;
+	if (rc == 0 && ds)
+		rc = get_str(c, ds, "DataSource.URL", OPT, &urls[1]);
+	if (rc < 0)
+		return rc;
+	size_t n = 0;
+	for (size_t i = 0; i < 2; i++)
+		if (urls[i])
+			urls[n++] = urls[i];
+	return keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
+}
+
+static int parse_vuln(struct ctx *c, const struct result *res, const json_t *v,
+		      struct scan_finding *f)
+{
+	if (!json_is_object(v))
+		return fail(c, ODX_EINVAL, "must be an object");
+	f->epss = f->epss_percentile = -1;
+	f->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_TRIVY);
+	int rc = vuln_ids(c, v, f);
+	if (rc == 0)
+		rc = vuln_package(c, res, v, f);
+	if (rc == 0)
+		rc = vuln_severity(c, v, f);
+	if (rc == 0)
+		rc = get_str(c, v, "Title", OPT, &f->title);
+	if (rc == 0)
+		rc = vuln_cvss(c, v, f);
+	if (rc == 0)
+		rc = vuln_fix(c, v, f);
+	if (rc == 0)
+		rc = vuln_urls(c, v, f);
+	return rc;
+}
+
+/* ---- results ---- */
+
+enum result_kind { RESULT_SKIP, RESULT_OS, RESULT_LANG };
+
+static int result_kind(struct ctx *c, const json_t *res, enum result_kind *kind,
+		       const json_t **vulns)
+{
+	const char *cls, *type;
+	size_t n;
+	if (!json_is_object(res))
+		return fail(c, ODX_EINVAL, "must be an object");
+	int rc = get_raw(c, res, "Class", OPT, &cls, &n);
+	if (rc == 0)
+		rc = get_raw(c, res, "Type", OPT, &type, &n);
+	if (rc == 0)
+		rc = get_typed(c, res, "Vulnerabilities", JSON_ARRAY, vulns);
+	if (rc < 0)
+		return rc;
+	const char *family = c->r->image.os_family;
+	if (!cls)
+		*kind = type && family && strcmp(type, family) == 0 ? RESULT_OS : RESULT_LANG;
+	else if (strcmp(cls, "os-pkgs") == 0)
+		*kind = RESULT_OS;
+	else if (strcmp(cls, "lang-pkgs") == 0)
+		*kind = RESULT_LANG;
+	else
+		*kind = RESULT_SKIP;
+	return 0;
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcmp(s, *list) == 0)
+			return true;
+	return false;
+}
+
+/* The package manager of an OS family (Trivy's Type of an os-pkgs result), or NULL. */
+static const char *os_pkg_type(const char *family)
+{
+	static const char *const deb[] = {"debian", "ubuntu", NULL};
+	static const char *const rpm[] = {"centos",	 "redhat",     "rocky",	 "alma",
+					  "oracle",	 "amazon",     "photon", "fedora",
+					  "cbl-mariner", "azurelinux", NULL};
+	static const char *const apk[] = {"alpine", "wolfi", "chainguard", NULL};
+	if (in_list(family, deb))
+		return "deb";
+	if (in_list(family, rpm) || strstr(family, "suse") || strncmp(family, "sle", 3) == 0)
+		return "rpm";
+	if (in_list(family, apk))
+		return "apk";
+	return NULL;
+}
+
+static int result_setup(struct ctx *c, const json_t *r, enum result_kind kind, struct result *res)
+{
+	const char *type;
+	size_t n;
+	int rc = get_raw(c, r, "Type", OPT, &type, &n);
+	if (rc == 0)
+		rc = get_typed(c, r, "Packages", JSON_ARRAY, &res->pkgs);
+	if (rc == 0 && res->pkgs)
+		rc = srcmap_build(c, res);
+	if (rc < 0)
+		return rc;
+	if (kind == RESULT_OS) {
+		const char *family = type ? type : c->r->image.os_family;
+		res->type = family ? os_pkg_type(family) : NULL;
+		if (!res->type)
+			type = family;
+	}
+	if (!res->type) {
+		res->type = type ? scan_strdup(c->r, type) : "";
+		if (!res->type)
+			return oom(c);
+	}
+	return 0;
+}
+
+static int parse_results(struct ctx *c, const json_t *results)
+{
+	size_t i, total = 0;
+	const json_t *r, *vulns;
+	enum result_kind kind;
+	json_array_foreach(results, i, r)
+	{
+		c->in_result = true;
+		c->ri = i;
+		int rc = result_kind(c, r, &kind, &vulns);
+		if (rc < 0)
+			return rc;
+		if (kind != RESULT_SKIP && vulns)
+			total += json_array_size(vulns);
+		c->in_result = false;
+		if (total > SCAN_MAX_FINDINGS)
+			return fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
+	}
+	if (total == 0)
+		return 0;
+	c->r->findings = scan_alloc(c->r, total * sizeof(*c->r->findings));
+	if (!c->r->findings)
+		return oom(c);
+	json_array_foreach(results, i, r)
+	{
+		c->in_result = true;
+		c->ri = i;
+		result_kind(c, r, &kind, &vulns); /* checked above */
+		if (kind == RESULT_SKIP || !vulns || json_array_size(vulns) == 0)
+			continue;
+		struct result res = {0};
+		int rc = result_setup(c, r, kind, &res);
+		size_t j;
+		const json_t *v;
+		c->sub = "Vulnerabilities";
+		json_array_foreach(vulns, j, v)
+		{
+			if (rc < 0)
+				break;
+			c->si = j;
+			rc = parse_vuln(c, &res, v, &c->r->findings[c->r->nfindings++]);
+		}
+		c->sub = NULL;
+		free(res.slots);
+		if (rc < 0)
+			return rc;
+	}
+	c->in_result = false;
+	return 0;
+}
+
+/* ---- the image ---- */
+
+static int parse_os(struct ctx *c, const json_t *md)
+{
+	const json_t *os, *eosl;
+	int rc = get_typed(c, md, "Metadata.OS", JSON_OBJECT, &os);
+	if (rc < 0 || !os)
+		return rc;
+	rc = get_str(c, os, "Metadata.OS.Family", OPT, &c->r->image.os_family);
+	if (rc == 0)
+		rc = get_str(c, os, "Metadata.OS.Name", OPT, &c->r->image.os_version);
+	if (rc < 0)
+		return rc;
+	eosl = member(os, "EOSL");
+	if (eosl && !json_is_boolean(eosl))
+		return fail(c, ODX_EINVAL, "Metadata.OS.EOSL must be a boolean");
+	c->r->image.os_eol = json_is_true(eosl);
+	return 0;
+}
+
+/* Metadata.ImageConfig.config: Entrypoint then Cmd. */
+static int parse_entrypoint(struct ctx *c, const json_t *md)
+{
+	const json_t *ic, *cfg;
+	const char *argv[SCAN_MAX_LIST];
+	size_t n = 0;
+	int rc = get_typed(c, md, "Metadata.ImageConfig", JSON_OBJECT, &ic);
+	if (rc < 0 || !ic)
+		return rc;
+	rc = get_typed(c, ic, "Metadata.ImageConfig.config", JSON_OBJECT, &cfg);
+	if (rc < 0 || !cfg)
+		return rc;
+	rc = get_strv(c, cfg, "Metadata.ImageConfig.config.Entrypoint", argv, &n, SCAN_MAX_LIST);
+	if (rc == 0)
+		rc = get_strv(c, cfg, "Metadata.ImageConfig.config.Cmd", argv, &n, SCAN_MAX_LIST);
+	if (rc < 0)
+		return rc;
+	return keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
+}
+
+static int parse_image(struct ctx *c, const json_t *root)
+{
+	struct scan_image *img = &c->r->image;
+	const json_t *md, *tv;
+	const char *digests[SCAN_MAX_LIST];
+	size_t n = 0;
+	int rc = get_str(c, root, "ArtifactName", OPT, &img->name);
+	if (rc == 0)
+		rc = get_typed(c, root, "Trivy", JSON_OBJECT, &tv);
+	if (rc == 0 && tv)
+		rc = get_str(c, tv, "Trivy.Version", OPT, &c->r->engine_version[SCAN_ENGINE_TRIVY]);
+	if (rc == 0)
+		rc = get_typed(c, root, "Metadata", JSON_OBJECT, &md);
+	if (rc < 0 || !md)
+		return rc;
+	rc = get_str(c, md, "Metadata.ImageID", OPT, &img->image_id);
+	if (rc == 0)
+		rc = get_strv(c, md, "Metadata.RepoDigests", digests, &n, SCAN_MAX_LIST);
+	if (rc == 0)
+		rc = keep_strv(c, digests, n, &img->repo_digests, &img->nrepo_digests);
+	if (rc == 0)
+		rc = parse_os(c, md);
+	if (rc == 0)
+		rc = parse_entrypoint(c, md);
+	return rc;
+}
+
+/* Refuses what is not a SchemaVersion 2 Trivy report, with a message that says what it is. */
+static int check_kind(struct ctx *c, const json_t *root)
+{
+	if (json_is_array(root))
+		return fail(c, ODX_EINVAL,
+			    "legacy Trivy report (a bare array of results, before "
+			    "SchemaVersion 2) is not supported");
+	if (!json_is_object(root))
+		return fail(c, ODX_EINVAL, "a Trivy report must be a JSON object");
+	if (json_object_get(root, "matches") || json_object_get(root, "descriptor"))
+		return fail(c, ODX_EINVAL, "not a Trivy report: it has Grype's matches/descriptor");
+	const json_t *sv = json_object_get(root, "SchemaVersion");
+	if (!sv)
+		return fail(c, ODX_EINVAL, "not a Trivy report: SchemaVersion is missing");
+	if (!json_is_integer(sv) || json_integer_value(sv) != 2)
+		return fail(c, ODX_EINVAL, "SchemaVersion must be 2");
+	return 0;
+}
+
+int trivy_from_json(const json_t *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
+{
+	struct ctx c = {.msg = msg};
+	const json_t *results;
+	int rc = check_kind(&c, root);
+	if (rc < 0)
+		return rc;
+	c.r = scan_report_new();
+	if (!c.r)
+		return oom(&c);
+	rc = parse_image(&c, root);
+	if (rc == 0)
+		rc = get_typed(&c, root, "Results", JSON_ARRAY, &results);
+	if (rc == 0 && results)
+		rc = parse_results(&c, results);
+	if (rc < 0)
+		goto out;
+	c.r->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_TRIVY);
+	*out = c.r;
+	c.r = NULL;
+out:
+	scan_report_free(c.r);
+	return rc;
+}
+
+int trivy_parse(const char *buf, size_t len, struct scan_report **out,
+		char msg[static SCAN_MSG_LEN])
+{
+	json_t *root;
+	int rc = scan_json_load(buf, len, &root, msg);
+	if (rc < 0)
+		return rc;
+	rc = trivy_from_json(root, out, msg);
+	json_decref(root);
+	return rc;
+}
