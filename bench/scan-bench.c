@@ -51,6 +51,7 @@
 
 #include "core/encoding.h"
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "core/timeutil.h"
 #include "scan/grype.h"
 #include "scan/merge.h"
@@ -605,20 +606,20 @@ static int parse_merge(const struct bcase *c, struct run *r, struct scan_report 
 	return 0;
 }
 
-/* scan_json_load + json_decref of both files: jansson's share of the two parses. */
+/* scan_json_load + jdoc_free of both files: the JSON decoder's share of the two parses. */
 static void decode_only(const struct bcase *c, struct run *r)
 {
 	char msg[SCAN_MSG_LEN];
-	json_t *j;
+	struct jdoc *j;
 	int64_t t0 = time_mono_ns();
 	int rc = scan_json_load(c->tbuf, c->tlen, &j, msg);
 	if (rc == 0) {
-		json_decref(j);
+		jdoc_free(j);
 		rc = scan_json_load(c->gbuf, c->glen, &j, msg);
 	}
 	if (rc < 0)
 		die(msg, rc);
-	json_decref(j);
+	jdoc_free(j);
 	r->t_decode = ms_since(t0);
 }
 

@@ -13,6 +13,7 @@
 #include "authz/permset.h"
 #include "core/encoding.h"
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -180,6 +181,30 @@ int api_body(struct http_exchange *ex, json_t **out)
 		return ODX_EINVAL;
 	}
 	return 0;
+}
+
+int api_body_doc(struct http_exchange *ex, unsigned max_depth, struct jdoc **out)
+{
+	if (!is_json_type(ex->content_type)) {
+		reply_error(ex, 415, "unsupported_media_type",
+			    "Content-Type must be application/json");
+		return ODX_EINVAL;
+	}
+	char msg[JDOC_MSG_LEN];
+	struct jdoc *d;
+	int rc = jdoc_parse(ex->body, ex->body_len, max_depth, &d, msg);
+	if (rc == 0 && !jval_is_object(jdoc_root(d))) {
+		jdoc_free(d);
+		snprintf(msg, sizeof(msg), "body must be a JSON object");
+		rc = ODX_EINVAL;
+	}
+	if (rc == ODX_ENOMEM)
+		reply_odx_error(ex, rc, NULL);
+	else if (rc < 0)
+		reply_error(ex, 400, "bad_request", msg);
+	else
+		*out = d;
+	return rc;
 }
 
 int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...)

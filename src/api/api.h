@@ -67,6 +67,10 @@ void api_dispatch(struct http_exchange *ex);
 const struct principal *api_principal(const struct http_exchange *ex);
 /* Parses the JSON object body; on failure replies 400/415 and returns < 0. */
 int api_body(struct http_exchange *ex, json_t **out);
+struct jdoc;
+/* api_body for big bodies (the scan import): a read-only core/jdoc.h document nested at most
+ * max_depth deep. */
+int api_body_doc(struct http_exchange *ex, unsigned max_depth, struct jdoc **out);
 /* jsonx_unpack on the body; on failure replies 400 with the reason and returns < 0. */
 int api_unpack(struct http_exchange *ex, json_t *body, const char *fmt, ...);
 /*

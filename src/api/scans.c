@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "audit/audit.h"
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "scan/engine.h"
@@ -416,7 +417,7 @@ out:
 }
 
 /* Parses one embedded report; 400 naming the engine and the problem otherwise. */
-static int import_one(struct http_exchange *ex, enum scan_engine e, const json_t *report,
+static int import_one(struct http_exchange *ex, enum scan_engine e, const struct jval *report,
 		      struct scan_report **out)
 {
 	char msg[SCAN_MSG_LEN], text[SCAN_MSG_LEN + 32];
@@ -480,23 +481,49 @@ static int store_import(struct http_exchange *ex, const char *image, struct scan
 	return rc;
 }
 
+/* The import body's fields: {"image"?: string, "trivy"?: object, "grype"?: object}; 400 else. */
+static int import_fields(struct http_exchange *ex, const struct jval *body, const char **image,
+			 const struct jval **trivy, const struct jval **grype)
+{
+	size_t i;
+	const char *key;
+	const struct jval *v;
+	jval_object_foreach(body, i, key, v)
+	{
+		bool ok = strcmp(key, "image") == 0	? jval_is_string(v)
+			  : strcmp(key, "trivy") == 0 ? jval_is_object(v)
+			  : strcmp(key, "grype") == 0 ? jval_is_object(v)
+						      : false;
+		if (!ok) {
+			reply_error(ex, 400, "bad_request",
+				    "the body takes image (a string), trivy and grype (report "
+				    "objects) and nothing else");
+			return ODX_EINVAL;
+		}
+	}
+	*image = jval_str(jval_get(body, "image"));
+	*trivy = jval_get(body, "trivy");
+	*grype = jval_get(body, "grype");
+	if (*trivy || *grype)
+		return 0;
+	reply_error(ex, 400, "bad_request", "give a trivy report, a grype report or both");
+	return ODX_EINVAL;
+}
+
 /* POST /v1/scans/import {"image"?, "trivy"?: report, "grype"?: report}: merged, stored, 201. */
 void api_scans_import(struct http_exchange *ex)
 {
-	json_t *body, *trivy = NULL, *grype = NULL;
-	const char *ref = NULL;
+	struct jdoc *doc;
+	const struct jval *trivy, *grype;
+	const char *ref;
 	struct scan_report *r[SCAN_ENGINE_COUNT] = {NULL, NULL};
 	size_t n = 0;
 	char image[IMAGE_MAX], id[ID_MAX_LEN];
-	if (api_body(ex, &body) < 0)
+	/* The reports nest a level below the body. */
+	if (api_body_doc(ex, SCAN_JSON_DEPTH + 1, &doc) < 0)
 		return;
-	if (api_unpack(ex, body, "{s?s, s?o, s?o}", "image", &ref, "trivy", &trivy, "grype",
-		       &grype) < 0)
+	if (import_fields(ex, jdoc_root(doc), &ref, &trivy, &grype) < 0)
 		goto out;
-	if (!trivy && !grype) {
-		reply_error(ex, 400, "bad_request", "give a trivy report, a grype report or both");
-		goto out;
-	}
 	if ((trivy && import_one(ex, SCAN_ENGINE_TRIVY, trivy, &r[n++]) < 0) ||
 	    (grype && import_one(ex, SCAN_ENGINE_GRYPE, grype, &r[n++]) < 0))
 		goto out;
@@ -516,7 +543,7 @@ void api_scans_import(struct http_exchange *ex)
 out:
 	for (size_t i = 0; i < SCAN_ENGINE_COUNT; i++)
 		scan_report_free(r[i]);
-	json_decref(body);
+	jdoc_free(doc);
 }
 
 /* GET /v1/scans?image=&limit=&cursor= */

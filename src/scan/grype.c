@@ -38,6 +38,7 @@
 
 #include "core/encoding.h"
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "scan/grype.h"
 
 enum { OPT = 0, REQ = 1 };
@@ -74,36 +75,36 @@ static int oom(struct ctx *c)
 
 /* ---- reading fields: name is a label for messages whose last part is the key ---- */
 
-static const json_t *member(const json_t *o, const char *name)
+static const struct jval *member(const struct jval *o, const char *name)
 {
 	const char *dot = strrchr(name, '.');
-	const json_t *v = json_object_get(o, dot ? dot + 1 : name);
-	return json_is_null(v) ? NULL : v;
+	const struct jval *v = jval_get(o, dot ? dot + 1 : name);
+	return jval_is_null(v) ? NULL : v;
 }
 
 /* A string member borrowed from the tree; NULL when absent or null (refused when REQ). */
-static int get_raw(struct ctx *c, const json_t *o, const char *name, int req, const char **s,
+static int get_raw(struct ctx *c, const struct jval *o, const char *name, int req, const char **s,
 		   size_t *len)
 {
-	const json_t *v = member(o, name);
+	const struct jval *v = member(o, name);
 	*s = NULL;
 	*len = 0;
 	if (!v)
 		return req ? fail(c, ODX_EINVAL, "%s is missing", name) : 0;
-	if (!json_is_string(v))
+	if (!jval_is_string(v))
 		return fail(c, ODX_EINVAL, "%s must be a string", name);
-	size_t n = json_string_length(v);
+	size_t n = jval_len(v);
 	if (n > SCAN_MAX_STR)
 		return fail(c, ODX_ETOOBIG, "%s is longer than %d bytes", name, SCAN_MAX_STR);
 	if (req && n == 0)
 		return fail(c, ODX_EINVAL, "%s must not be empty", name);
-	*s = json_string_value(v);
+	*s = jval_str(v);
 	*len = n;
 	return 0;
 }
 
 /* A string member copied into the arena; NULL when absent or empty. */
-static int get_str(struct ctx *c, const json_t *o, const char *name, int req, const char **out)
+static int get_str(struct ctx *c, const struct jval *o, const char *name, int req, const char **out)
 {
 	const char *s;
 	size_t n;
@@ -117,27 +118,28 @@ static int get_str(struct ctx *c, const json_t *o, const char *name, int req, co
 	return *out ? 0 : oom(c);
 }
 
-static int get_typed(struct ctx *c, const json_t *o, const char *name, json_type t,
-		     const json_t **out)
+static int get_typed(struct ctx *c, const struct jval *o, const char *name, enum jval_type t,
+		     const struct jval **out)
 {
-	const json_t *v = member(o, name);
-	if (v && json_typeof(v) != t)
+	const struct jval *v = member(o, name);
+	*out = NULL;
+	if (v && !jval_is(v, t))
 		return fail(c, ODX_EINVAL, "%s must be %s", name,
-			    t == JSON_ARRAY ? "an array" : "an object");
+			    t == JVAL_ARRAY ? "an array" : "an object");
 	*out = v;
 	return 0;
 }
 
 /* A number in [0, max]: -1 when absent. */
-static int get_num(struct ctx *c, const json_t *o, const char *name, double max, double *out)
+static int get_num(struct ctx *c, const struct jval *o, const char *name, double max, double *out)
 {
-	const json_t *v = member(o, name);
+	const struct jval *v = member(o, name);
 	*out = -1;
 	if (!v)
 		return 0;
-	if (!json_is_number(v))
+	if (!jval_is_number(v))
 		return fail(c, ODX_EINVAL, "%s must be a number", name);
-	double d = json_number_value(v);
+	double d = jval_num(v);
 	if (!(d >= 0 && d <= max))
 		return fail(c, ODX_EINVAL, "%s is out of range", name);
 	*out = d;
@@ -145,25 +147,25 @@ static int get_num(struct ctx *c, const json_t *o, const char *name, double max,
 }
 
 /* Appends the strings of array member name to v[*n..cap), copied into the arena. */
-static int get_strv(struct ctx *c, const json_t *o, const char *name, const char **v, size_t *n,
+static int get_strv(struct ctx *c, const struct jval *o, const char *name, const char **v, size_t *n,
 		    size_t cap)
 {
-	const json_t *a;
-	int rc = get_typed(c, o, name, JSON_ARRAY, &a);
+	const struct jval *a;
+	int rc = get_typed(c, o, name, JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
-	if (json_array_size(a) > cap - *n)
+	if (jval_len(a) > cap - *n)
 		return fail(c, ODX_ETOOBIG, "%s has more than %zu items", name, cap);
 	size_t i;
-	const json_t *s;
-	json_array_foreach(a, i, s)
+	const struct jval *s;
+	jval_array_foreach(a, i, s)
 	{
-		if (!json_is_string(s))
+		if (!jval_is_string(s))
 			return fail(c, ODX_EINVAL, "%s[%zu] must be a string", name, i);
-		if (json_string_length(s) > SCAN_MAX_STR)
+		if (jval_len(s) > SCAN_MAX_STR)
 			return fail(c, ODX_ETOOBIG, "%s[%zu] is longer than %d bytes", name, i,
 				    SCAN_MAX_STR);
-		v[*n] = scan_strndup(c->r, json_string_value(s), json_string_length(s));
+		v[*n] = scan_strndup(c->r, jval_str(s), jval_len(s));
 		if (!v[(*n)++])
 			return oom(c);
 	}
@@ -187,13 +189,13 @@ static int keep_strv(struct ctx *c, const char **v, size_t n, const char ***out,
 }
 
 /* The items of array a must be objects; names the first that is not. */
-static int check_objects(struct ctx *c, const json_t *a, const char *name)
+static int check_objects(struct ctx *c, const struct jval *a, const char *name)
 {
 	size_t i;
-	const json_t *o;
-	json_array_foreach(a, i, o)
+	const struct jval *o;
+	jval_array_foreach(a, i, o)
 	{
-		if (!json_is_object(o))
+		if (!jval_is_object(o))
 			return fail(c, ODX_EINVAL, "%s[%zu] must be an object", name, i);
 	}
 	return 0;
@@ -203,7 +205,7 @@ static int check_objects(struct ctx *c, const json_t *a, const char *name)
 
 /* The parts of a match, checked for type once. */
 struct match {
-	const json_t *vuln, *artifact, *related, *advisories;
+	const struct jval *vuln, *artifact, *related, *advisories;
 };
 
 static bool is_cve(const char *s)
@@ -212,12 +214,12 @@ static bool is_cve(const char *s)
 }
 
 /* Appends the "id" of each object in a (sub names it in messages). */
-static int append_ids(struct ctx *c, const json_t *a, const char *sub, const char **ids, size_t *n)
+static int append_ids(struct ctx *c, const struct jval *a, const char *sub, const char **ids, size_t *n)
 {
 	size_t i;
-	const json_t *o;
+	const struct jval *o;
 	c->sub = sub;
-	json_array_foreach(a, i, o)
+	jval_array_foreach(a, i, o)
 	{
 		c->si = i;
 		int rc = get_str(c, o, "id", REQ, &ids[(*n)++]);
@@ -232,8 +234,8 @@ static int match_ids(struct ctx *c, const struct match *m, struct scan_finding *
 {
 	const char *ids[SCAN_MAX_LIST];
 	size_t n = 0;
-	size_t more = (m->related ? json_array_size(m->related) : 0) +
-		      (m->advisories ? json_array_size(m->advisories) : 0);
+	size_t more = (m->related ? jval_len(m->related) : 0) +
+		      (m->advisories ? jval_len(m->advisories) : 0);
 	if (more > SCAN_MAX_LIST - 1)
 		return fail(c, ODX_ETOOBIG, "more than %d related ids", SCAN_MAX_LIST - 1);
 	int rc = get_str(c, m->vuln, "vulnerability.id", REQ, &ids[n++]);
@@ -250,20 +252,20 @@ static int match_ids(struct ctx *c, const struct match *m, struct scan_finding *
 	return keep_strv(c, ids, scan_strv_sort_unique(ids, n), &f->aliases, &f->naliases);
 }
 
-static int match_locations(struct ctx *c, const json_t *a, struct scan_finding *f)
+static int match_locations(struct ctx *c, const struct jval *a, struct scan_finding *f)
 {
 	const char *paths[SCAN_MAX_LIST];
 	size_t n = 0, i;
-	const json_t *loc;
-	if (json_array_size(a) > SCAN_MAX_LIST)
+	const struct jval *loc;
+	if (jval_len(a) > SCAN_MAX_LIST)
 		return fail(c, ODX_ETOOBIG, "artifact.locations has more than %d items",
 			    SCAN_MAX_LIST);
 	c->sub = "artifact.locations";
-	json_array_foreach(a, i, loc)
+	jval_array_foreach(a, i, loc)
 	{
 		const char *path;
 		c->si = i;
-		if (!json_is_object(loc))
+		if (!jval_is_object(loc))
 			return fail(c, ODX_EINVAL, "must be an object");
 		int rc = get_str(c, loc, "path", OPT, &path);
 		if (rc == 0 && i == 0)
@@ -277,10 +279,10 @@ static int match_locations(struct ctx *c, const json_t *a, struct scan_finding *
 	return keep_strv(c, paths, scan_strv_unique(paths, n), &f->paths, &f->npaths);
 }
 
-static int match_package(struct ctx *c, const json_t *art, struct scan_finding *f)
+static int match_package(struct ctx *c, const struct jval *art, struct scan_finding *f)
 {
 	struct scan_package *p = &f->pkg;
-	const json_t *ups, *locs;
+	const struct jval *ups, *locs;
 	int rc = get_str(c, art, "artifact.name", REQ, &p->name);
 	if (rc == 0)
 		rc = get_str(c, art, "artifact.version", OPT, &p->version);
@@ -289,15 +291,15 @@ static int match_package(struct ctx *c, const json_t *art, struct scan_finding *
 	if (rc == 0)
 		rc = get_str(c, art, "artifact.purl", OPT, &p->purl);
 	if (rc == 0)
-		rc = get_typed(c, art, "artifact.upstreams", JSON_ARRAY, &ups);
-	if (rc == 0 && ups && json_array_size(ups) > 0) {
-		const json_t *up = json_array_get(ups, 0);
-		rc = json_is_object(up)
+		rc = get_typed(c, art, "artifact.upstreams", JVAL_ARRAY, &ups);
+	if (rc == 0 && ups && jval_len(ups) > 0) {
+		const struct jval *up = jval_at(ups, 0);
+		rc = jval_is_object(up)
 			 ? get_str(c, up, "artifact.upstreams[0].name", OPT, &p->source)
 			 : fail(c, ODX_EINVAL, "artifact.upstreams[0] must be an object");
 	}
 	if (rc == 0)
-		rc = get_typed(c, art, "artifact.locations", JSON_ARRAY, &locs);
+		rc = get_typed(c, art, "artifact.locations", JVAL_ARRAY, &locs);
 	if (rc == 0 && locs)
 		rc = match_locations(c, locs, f);
 	if (rc < 0)
@@ -309,7 +311,7 @@ static int match_package(struct ctx *c, const json_t *art, struct scan_finding *
 	return 0;
 }
 
-static int match_severity(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+static int match_severity(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
 {
 	const char *sev, *ns;
 	size_t n, nl;
@@ -350,10 +352,10 @@ static const char *version_of(const char *vector)
 }
 
 /* One cvss[] entry; ns: the record's namespace, the source when the entry names none. */
-static int cvss_entry(struct ctx *c, const json_t *e, size_t i, const char *ns, struct scan_cvss *x)
+static int cvss_entry(struct ctx *c, const struct jval *e, size_t i, const char *ns, struct scan_cvss *x)
 {
-	const json_t *metrics;
-	if (!json_is_object(e))
+	const struct jval *metrics;
+	if (!jval_is_object(e))
 		return fail(c, ODX_EINVAL, "cvss[%zu] must be an object", i);
 	int rc = get_str(c, e, "cvss.source", OPT, &x->source);
 	if (rc == 0)
@@ -361,7 +363,7 @@ static int cvss_entry(struct ctx *c, const json_t *e, size_t i, const char *ns, 
 	if (rc == 0)
 		rc = get_str(c, e, "cvss.vector", OPT, &x->vector);
 	if (rc == 0)
-		rc = get_typed(c, e, "cvss.metrics", JSON_OBJECT, &metrics);
+		rc = get_typed(c, e, "cvss.metrics", JVAL_OBJECT, &metrics);
 	x->score = -1;
 	if (rc == 0 && metrics)
 		rc = get_num(c, metrics, "cvss.metrics.baseScore", 10, &x->score);
@@ -377,18 +379,18 @@ static int cvss_entry(struct ctx *c, const json_t *e, size_t i, const char *ns, 
 }
 
 /* The cvss[] of one record (the match's vulnerability or a related one). */
-static int record_cvss(struct ctx *c, const json_t *rec, struct scan_cvss *out, size_t *n)
+static int record_cvss(struct ctx *c, const struct jval *rec, struct scan_cvss *out, size_t *n)
 {
-	const json_t *a, *e;
+	const struct jval *a, *e;
 	const char *ns;
 	size_t i;
-	int rc = get_typed(c, rec, "cvss", JSON_ARRAY, &a);
-	if (rc < 0 || !a || json_array_size(a) == 0)
+	int rc = get_typed(c, rec, "cvss", JVAL_ARRAY, &a);
+	if (rc < 0 || !a || jval_len(a) == 0)
 		return rc;
-	if (json_array_size(a) > SCAN_MAX_LIST - *n)
+	if (jval_len(a) > SCAN_MAX_LIST - *n)
 		return fail(c, ODX_ETOOBIG, "more than %d CVSS entries", SCAN_MAX_LIST);
 	rc = get_str(c, rec, "namespace", OPT, &ns);
-	json_array_foreach(a, i, e)
+	jval_array_foreach(a, i, e)
 	{
 		if (rc < 0)
 			break;
@@ -401,11 +403,11 @@ static int match_cvss(struct ctx *c, const struct match *m, struct scan_finding 
 {
 	struct scan_cvss tmp[SCAN_MAX_LIST];
 	size_t n = 0, i;
-	const json_t *rel;
+	const struct jval *rel;
 	int rc = record_cvss(c, m->vuln, tmp, &n);
 	c->sub = "relatedVulnerabilities";
 	if (m->related)
-		json_array_foreach(m->related, i, rel)
+		jval_array_foreach(m->related, i, rel)
 		{
 			if (rc < 0)
 				break;
@@ -436,12 +438,12 @@ static enum scan_fix_state fix_state(const char *state, bool has_fix)
 	return SCAN_FIX_UNKNOWN; /* "unknown", "" (CPE matches), values newer than this code */
 }
 
-static int match_fix(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+static int match_fix(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
 {
-	const json_t *fix;
+	const struct jval *fix;
 	const char *vers[SCAN_MAX_LIST], *state = NULL;
 	size_t n = 0, sl;
-	int rc = get_typed(c, vuln, "vulnerability.fix", JSON_OBJECT, &fix);
+	int rc = get_typed(c, vuln, "vulnerability.fix", JVAL_OBJECT, &fix);
 	if (rc == 0 && fix)
 		rc = get_strv(c, fix, "vulnerability.fix.versions", vers, &n, SCAN_MAX_LIST);
 	if (rc == 0 && fix)
@@ -457,20 +459,20 @@ static int match_fix(struct ctx *c, const json_t *vuln, struct scan_finding *f)
 }
 
 /* epss[]: the entry for the chosen id, else the highest. */
-static int match_epss(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+static int match_epss(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
 {
-	const json_t *a, *e;
+	const struct jval *a, *e;
 	size_t i;
-	int rc = get_typed(c, vuln, "vulnerability.epss", JSON_ARRAY, &a);
+	int rc = get_typed(c, vuln, "vulnerability.epss", JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
 	bool exact = false;
-	json_array_foreach(a, i, e)
+	jval_array_foreach(a, i, e)
 	{
 		const char *cve;
 		size_t n;
 		double score, pct;
-		if (!json_is_object(e))
+		if (!jval_is_object(e))
 			return fail(c, ODX_EINVAL, "vulnerability.epss[%zu] must be an object", i);
 		rc = get_raw(c, e, "vulnerability.epss.cve", OPT, &cve, &n);
 		if (rc == 0)
@@ -491,23 +493,23 @@ static int match_epss(struct ctx *c, const json_t *vuln, struct scan_finding *f)
 }
 
 /* knownExploited[] non-empty on the record. */
-static int record_kev(struct ctx *c, const json_t *rec, bool *kev)
+static int record_kev(struct ctx *c, const struct jval *rec, bool *kev)
 {
-	const json_t *a;
-	int rc = get_typed(c, rec, "knownExploited", JSON_ARRAY, &a);
-	if (rc == 0 && a && json_array_size(a) > 0)
+	const struct jval *a;
+	int rc = get_typed(c, rec, "knownExploited", JVAL_ARRAY, &a);
+	if (rc == 0 && a && jval_len(a) > 0)
 		*kev = true;
 	return rc;
 }
 
 static int match_kev(struct ctx *c, const struct match *m, struct scan_finding *f)
 {
-	const json_t *rel;
+	const struct jval *rel;
 	size_t i;
 	int rc = record_kev(c, m->vuln, &f->kev);
 	c->sub = "relatedVulnerabilities";
 	if (m->related)
-		json_array_foreach(m->related, i, rel)
+		jval_array_foreach(m->related, i, rel)
 		{
 			if (rc < 0)
 				break;
@@ -518,21 +520,21 @@ static int match_kev(struct ctx *c, const struct match *m, struct scan_finding *
 	return rc;
 }
 
-static int match_cpe(struct ctx *c, const json_t *m, struct scan_finding *f)
+static int match_cpe(struct ctx *c, const struct jval *m, struct scan_finding *f)
 {
-	const json_t *a, *d;
+	const struct jval *a, *d;
 	size_t i;
-	int rc = get_typed(c, m, "matchDetails", JSON_ARRAY, &a);
+	int rc = get_typed(c, m, "matchDetails", JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
-	bool all = json_array_size(a) > 0;
+	bool all = jval_len(a) > 0;
 	c->sub = "matchDetails";
-	json_array_foreach(a, i, d)
+	jval_array_foreach(a, i, d)
 	{
 		const char *type;
 		size_t n;
 		c->si = i;
-		if (!json_is_object(d))
+		if (!jval_is_object(d))
 			return fail(c, ODX_EINVAL, "must be an object");
 		rc = get_raw(c, d, "type", OPT, &type, &n);
 		if (rc < 0)
@@ -545,60 +547,60 @@ static int match_cpe(struct ctx *c, const json_t *m, struct scan_finding *f)
 }
 
 /* dataSource, then urls[]: the first SCAN_MAX_LIST of them (see the top comment). */
-static int match_urls(struct ctx *c, const json_t *vuln, struct scan_finding *f)
+static int match_urls(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
 {
 	const char *urls[SCAN_MAX_LIST];
 	size_t n = 0, i;
-	const json_t *a, *s;
+	const struct jval *a, *s;
 	int rc = get_str(c, vuln, "vulnerability.dataSource", OPT, &urls[n]);
 	if (rc < 0)
 		return rc;
 	n += urls[n] != NULL;
-	rc = get_typed(c, vuln, "vulnerability.urls", JSON_ARRAY, &a);
+	rc = get_typed(c, vuln, "vulnerability.urls", JVAL_ARRAY, &a);
 	if (rc < 0)
 		return rc;
 	if (a)
-		json_array_foreach(a, i, s)
+		jval_array_foreach(a, i, s)
 		{
-			if (!json_is_string(s))
+			if (!jval_is_string(s))
 				return fail(c, ODX_EINVAL,
 					    "vulnerability.urls[%zu] must be a string", i);
-			size_t len = json_string_length(s);
+			size_t len = jval_len(s);
 			if (len > SCAN_MAX_STR)
 				return fail(c, ODX_ETOOBIG,
 					    "vulnerability.urls[%zu] is longer than %d bytes", i,
 					    SCAN_MAX_STR);
 			if (n == SCAN_MAX_LIST || len == 0)
 				continue;
-			if (!(urls[n++] = scan_strndup(c->r, json_string_value(s), len)))
+			if (!(urls[n++] = scan_strndup(c->r, jval_str(s), len)))
 				return oom(c);
 		}
 	return keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
 }
 
-static int match_parts(struct ctx *c, const json_t *mj, struct match *m)
+static int match_parts(struct ctx *c, const struct jval *mj, struct match *m)
 {
-	if (!json_is_object(mj))
+	if (!jval_is_object(mj))
 		return fail(c, ODX_EINVAL, "must be an object");
-	int rc = get_typed(c, mj, "vulnerability", JSON_OBJECT, &m->vuln);
+	int rc = get_typed(c, mj, "vulnerability", JVAL_OBJECT, &m->vuln);
 	if (rc == 0 && !m->vuln)
 		rc = fail(c, ODX_EINVAL, "vulnerability is missing");
 	if (rc == 0)
-		rc = get_typed(c, mj, "artifact", JSON_OBJECT, &m->artifact);
+		rc = get_typed(c, mj, "artifact", JVAL_OBJECT, &m->artifact);
 	if (rc == 0 && !m->artifact)
 		rc = fail(c, ODX_EINVAL, "artifact is missing");
 	if (rc == 0)
-		rc = get_typed(c, mj, "relatedVulnerabilities", JSON_ARRAY, &m->related);
+		rc = get_typed(c, mj, "relatedVulnerabilities", JVAL_ARRAY, &m->related);
 	if (rc == 0 && m->related)
 		rc = check_objects(c, m->related, "relatedVulnerabilities");
 	if (rc == 0)
-		rc = get_typed(c, m->vuln, "vulnerability.advisories", JSON_ARRAY, &m->advisories);
+		rc = get_typed(c, m->vuln, "vulnerability.advisories", JVAL_ARRAY, &m->advisories);
 	if (rc == 0 && m->advisories)
 		rc = check_objects(c, m->advisories, "vulnerability.advisories");
 	return rc;
 }
 
-static int parse_match(struct ctx *c, const json_t *mj, struct scan_finding *f)
+static int parse_match(struct ctx *c, const struct jval *mj, struct scan_finding *f)
 {
 	struct match m;
 	f->epss = f->epss_percentile = -1;
@@ -625,10 +627,10 @@ static int parse_match(struct ctx *c, const json_t *mj, struct scan_finding *f)
 	return rc;
 }
 
-static int parse_matches(struct ctx *c, const json_t *matches)
+static int parse_matches(struct ctx *c, const struct jval *matches)
 {
-	size_t n = json_array_size(matches), i;
-	const json_t *m;
+	size_t n = jval_len(matches), i;
+	const struct jval *m;
 	if (n > SCAN_MAX_FINDINGS)
 		return fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
 	if (n == 0)
@@ -637,7 +639,7 @@ static int parse_matches(struct ctx *c, const json_t *matches)
 	if (!c->r->findings)
 		return oom(c);
 	c->in_match = true;
-	json_array_foreach(matches, i, m)
+	jval_array_foreach(matches, i, m)
 	{
 		c->mi = i;
 		int rc = parse_match(c, m, &c->r->findings[c->r->nfindings++]);
@@ -651,19 +653,19 @@ static int parse_matches(struct ctx *c, const json_t *matches)
 /* ---- the image ---- */
 
 /* Appends the strings of array a to argv; 1 when a is not a short list of short strings. */
-static int config_argv(struct ctx *c, const json_t *a, const char **argv, size_t *n)
+static int config_argv(struct ctx *c, const struct jval *a, const char **argv, size_t *n)
 {
 	size_t i;
-	const json_t *s;
-	if (!a || json_is_null(a))
+	const struct jval *s;
+	if (!a || jval_is_null(a))
 		return 0;
-	if (!json_is_array(a) || json_array_size(a) > SCAN_MAX_LIST - *n)
+	if (!jval_is_array(a) || jval_len(a) > SCAN_MAX_LIST - *n)
 		return 1;
-	json_array_foreach(a, i, s)
+	jval_array_foreach(a, i, s)
 	{
-		if (!json_is_string(s) || json_string_length(s) > SCAN_MAX_STR)
+		if (!jval_is_string(s) || jval_len(s) > SCAN_MAX_STR)
 			return 1;
-		argv[*n] = scan_strndup(c->r, json_string_value(s), json_string_length(s));
+		argv[*n] = scan_strndup(c->r, jval_str(s), jval_len(s));
 		if (!argv[(*n)++])
 			return oom(c);
 	}
@@ -698,38 +700,41 @@ static uint8_t *b64_decode(const char *in, size_t len, size_t *outlen)
  * then Cmd become the image's entrypoint; a config that does not decode or
  * has the wrong shape is ignored (0), only ODX_ENOMEM is an error.
  */
-static int config_entrypoint(struct ctx *c, const json_t *b64)
+static int config_entrypoint(struct ctx *c, const struct jval *b64)
 {
 	size_t len;
 	const char *argv[SCAN_MAX_LIST];
 	size_t n = 0;
-	uint8_t *raw = b64_decode(json_string_value(b64), json_string_length(b64), &len);
+	uint8_t *raw = b64_decode(jval_str(b64), jval_len(b64), &len);
 	if (!raw)
 		return 0; /* not base64, or no memory for a hint: go on without it */
-	json_error_t e;
-	json_t *cfg = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &e);
+	struct jdoc *doc = NULL;
+	char ignored[JDOC_MSG_LEN];
+	int rc = jdoc_parse((const char *)raw, len, SCAN_JSON_DEPTH, &doc, ignored);
 	free(raw);
-	const json_t *inner = json_object_get(cfg, "config");
-	int rc = config_argv(c, json_object_get(inner, "Entrypoint"), argv, &n);
+	if (rc == ODX_ENOMEM)
+		return rc;
+	const struct jval *inner = jval_get(doc ? jdoc_root(doc) : NULL, "config");
+	rc = config_argv(c, jval_get(inner, "Entrypoint"), argv, &n);
 	if (rc == 0)
-		rc = config_argv(c, json_object_get(inner, "Cmd"), argv, &n);
-	json_decref(cfg);
+		rc = config_argv(c, jval_get(inner, "Cmd"), argv, &n);
+	jdoc_free(doc);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 	return keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
 }
 
-static int parse_target(struct ctx *c, const json_t *src)
+static int parse_target(struct ctx *c, const struct jval *src)
 {
 	struct scan_image *img = &c->r->image;
-	const json_t *t = member(src, "target"), *cfg;
+	const struct jval *t = member(src, "target"), *cfg;
 	const char *digests[SCAN_MAX_LIST];
 	size_t n = 0;
 	if (!t)
 		return 0;
-	if (json_is_string(t))
+	if (jval_is_string(t))
 		return get_str(c, src, "source.target", OPT, &img->name);
-	if (!json_is_object(t))
+	if (!jval_is_object(t))
 		return fail(c, ODX_EINVAL, "source.target must be an object or a string");
 	int rc = get_str(c, t, "source.target.userInput", OPT, &img->name);
 	if (rc == 0)
@@ -741,21 +746,21 @@ static int parse_target(struct ctx *c, const json_t *src)
 	if (rc < 0)
 		return rc;
 	cfg = member(t, "config");
-	if (cfg && !json_is_string(cfg))
+	if (cfg && !jval_is_string(cfg))
 		return fail(c, ODX_EINVAL, "source.target.config must be a string");
 	return cfg ? config_entrypoint(c, cfg) : 0;
 }
 
 /* alertsByPackage[i].alerts: a "distro-eol" alert marks the image's OS as past its end of life. */
-static int package_alerts(struct ctx *c, const json_t *alerts, size_t i)
+static int package_alerts(struct ctx *c, const struct jval *alerts, size_t i)
 {
-	const json_t *al;
+	const struct jval *al;
 	size_t j;
-	json_array_foreach(alerts, j, al)
+	jval_array_foreach(alerts, j, al)
 	{
 		const char *type;
 		size_t n;
-		if (!json_is_object(al))
+		if (!jval_is_object(al))
 			return fail(c, ODX_EINVAL,
 				    "alertsByPackage[%zu].alerts[%zu] must be an object", i, j);
 		int rc = get_raw(c, al, "alertsByPackage.alerts.type", OPT, &type, &n);
@@ -767,18 +772,18 @@ static int package_alerts(struct ctx *c, const json_t *alerts, size_t i)
 	return 0;
 }
 
-static int parse_alerts(struct ctx *c, const json_t *root)
+static int parse_alerts(struct ctx *c, const struct jval *root)
 {
-	const json_t *a, *p, *alerts;
+	const struct jval *a, *p, *alerts;
 	size_t i;
-	int rc = get_typed(c, root, "alertsByPackage", JSON_ARRAY, &a);
+	int rc = get_typed(c, root, "alertsByPackage", JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
-	json_array_foreach(a, i, p)
+	jval_array_foreach(a, i, p)
 	{
-		if (!json_is_object(p))
+		if (!jval_is_object(p))
 			return fail(c, ODX_EINVAL, "alertsByPackage[%zu] must be an object", i);
-		rc = get_typed(c, p, "alertsByPackage.alerts", JSON_ARRAY, &alerts);
+		rc = get_typed(c, p, "alertsByPackage.alerts", JVAL_ARRAY, &alerts);
 		if (rc == 0 && alerts)
 			rc = package_alerts(c, alerts, i);
 		if (rc < 0)
@@ -787,14 +792,14 @@ static int parse_alerts(struct ctx *c, const json_t *root)
 	return 0;
 }
 
-static int parse_image(struct ctx *c, const json_t *root)
+static int parse_image(struct ctx *c, const struct jval *root)
 {
-	const json_t *src, *distro;
-	int rc = get_typed(c, root, "source", JSON_OBJECT, &src);
+	const struct jval *src, *distro;
+	int rc = get_typed(c, root, "source", JVAL_OBJECT, &src);
 	if (rc == 0 && src)
 		rc = parse_target(c, src);
 	if (rc == 0)
-		rc = get_typed(c, root, "distro", JSON_OBJECT, &distro);
+		rc = get_typed(c, root, "distro", JVAL_OBJECT, &distro);
 	if (rc == 0 && distro)
 		rc = get_str(c, distro, "distro.name", OPT, &c->r->image.os_family);
 	if (rc == 0 && distro)
@@ -805,28 +810,28 @@ static int parse_image(struct ctx *c, const json_t *root)
 }
 
 /* Refuses what is not a Grype report, with a message that says what it is. */
-static int check_kind(struct ctx *c, const json_t *root)
+static int check_kind(struct ctx *c, const struct jval *root)
 {
-	const json_t *d, *m;
-	if (!json_is_object(root))
+	const struct jval *d, *m;
+	if (!jval_is_object(root))
 		return fail(c, ODX_EINVAL, "a Grype report must be a JSON object");
-	if (json_object_get(root, "SchemaVersion") || json_object_get(root, "Results"))
+	if (jval_get(root, "SchemaVersion") || jval_get(root, "Results"))
 		return fail(c, ODX_EINVAL,
 			    "not a Grype report: it has Trivy's SchemaVersion/Results");
-	m = json_object_get(root, "matches");
-	d = json_object_get(root, "descriptor");
+	m = jval_get(root, "matches");
+	d = jval_get(root, "descriptor");
 	if (!m || !d)
 		return fail(c, ODX_EINVAL, "not a Grype report: %s is missing",
 			    m ? "descriptor" : "matches");
-	if (!json_is_array(m))
+	if (!jval_is_array(m))
 		return fail(c, ODX_EINVAL, "matches must be an array");
-	const char *name = json_string_value(json_object_get(d, "name"));
+	const char *name = jval_str(jval_get(d, "name"));
 	if (!name || strcmp(name, "grype") != 0)
 		return fail(c, ODX_EINVAL, "not a Grype report: descriptor.name must be \"grype\"");
 	return 0;
 }
 
-int grype_from_json(const json_t *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
+int grype_from_json(const struct jval *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
 {
 	struct ctx c = {.msg = msg};
 	int rc = check_kind(&c, root);
@@ -835,12 +840,12 @@ int grype_from_json(const json_t *root, struct scan_report **out, char msg[stati
 	c.r = scan_report_new();
 	if (!c.r)
 		return oom(&c);
-	rc = get_str(&c, json_object_get(root, "descriptor"), "descriptor.version", OPT,
+	rc = get_str(&c, jval_get(root, "descriptor"), "descriptor.version", OPT,
 		     &c.r->engine_version[SCAN_ENGINE_GRYPE]);
 	if (rc == 0)
 		rc = parse_image(&c, root);
 	if (rc == 0)
-		rc = parse_matches(&c, json_object_get(root, "matches"));
+		rc = parse_matches(&c, jval_get(root, "matches"));
 	if (rc < 0)
 		goto out;
 	c.r->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_GRYPE);
@@ -854,11 +859,11 @@ out:
 int grype_parse(const char *buf, size_t len, struct scan_report **out,
 		char msg[static SCAN_MSG_LEN])
 {
-	json_t *root;
-	int rc = scan_json_load(buf, len, &root, msg);
+	struct jdoc *doc;
+	int rc = scan_json_load(buf, len, &doc, msg);
 	if (rc < 0)
 		return rc;
-	rc = grype_from_json(root, out, msg);
-	json_decref(root);
+	rc = grype_from_json(jdoc_root(doc), out, msg);
+	jdoc_free(doc);
 	return rc;
 }

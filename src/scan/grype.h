@@ -5,9 +5,9 @@
 #ifndef ODX_SCAN_GRYPE_H
 #define ODX_SCAN_GRYPE_H
 
-#include <jansson.h>
 #include <stddef.h>
 
+#include "core/jdoc.h"
 #include "scan/model.h"
 
 /*
@@ -21,6 +21,6 @@
 int grype_parse(const char *buf, size_t len, struct scan_report **out,
 		char msg[static SCAN_MSG_LEN]);
 /* grype_parse on an already decoded report; root stays the caller's, nothing points into it. */
-int grype_from_json(const json_t *root, struct scan_report **out, char msg[static SCAN_MSG_LEN]);
+int grype_from_json(const struct jval *root, struct scan_report **out, char msg[static SCAN_MSG_LEN]);
 
 #endif

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "scan/model.h"
 
 #define ARENA_CHUNK_MIN (64u * 1024)
@@ -260,40 +261,17 @@ size_t scan_strv_unique(const char **v, size_t n)
 
 /* ---- loading a report ---- */
 
-/* jansson's messages may quote input ("invalid token near 'x'"): keep only the kind. */
-static const char *parse_error_kind(const json_error_t *e)
-{
-	switch (json_error_code(e)) {
-	case json_error_invalid_utf8: return "invalid UTF-8";
-	case json_error_duplicate_key: return "duplicate key in an object";
-	case json_error_null_character: return "NUL character";
-	case json_error_null_byte_in_key: return "NUL character in a key";
-	case json_error_premature_end_of_input: return "truncated JSON";
-	case json_error_end_of_input_expected: return "trailing data after the JSON value";
-	case json_error_stack_overflow: return "JSON nested too deeply";
-	case json_error_numeric_overflow: return "number out of range";
-	default: return "malformed JSON";
-	}
-}
-
-int scan_json_load(const char *buf, size_t len, json_t **out, char msg[static SCAN_MSG_LEN])
+int scan_json_load(const char *buf, size_t len, struct jdoc **out, char msg[static SCAN_MSG_LEN])
 {
 	if (len > SCAN_MAX_REPORT) {
 		snprintf(msg, SCAN_MSG_LEN, "report larger than %zu bytes", SCAN_MAX_REPORT);
 		return ODX_ETOOBIG;
 	}
-	json_error_t e;
-	json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
-	if (!v) {
-		if (json_error_code(&e) == json_error_out_of_memory) {
-			snprintf(msg, SCAN_MSG_LEN, "out of memory parsing the report");
-			return ODX_ENOMEM;
-		}
-		snprintf(msg, SCAN_MSG_LEN, "%s at byte %d", parse_error_kind(&e), e.position);
-		return ODX_EINVAL;
-	}
-	*out = v;
-	return 0;
+	char why[JDOC_MSG_LEN];
+	int rc = jdoc_parse(buf, len, SCAN_JSON_DEPTH, out, why);
+	if (rc < 0)
+		snprintf(msg, SCAN_MSG_LEN, "%s", why);
+	return rc;
 }
 
 /* ---- JSON ---- */

@@ -29,6 +29,7 @@
 #define SCAN_MAX_LIST	  256
 #define SCAN_MAX_STR	  65536
 #define SCAN_MSG_LEN	  160
+#define SCAN_JSON_DEPTH	  64 /* real reports nest 8 deep */
 #define SCAN_MAX_REPORT	  ((size_t)256 << 20) /* bytes of one engine's JSON report */
 
 /* Ordered: a higher value is more severe. Grype's "Negligible" keeps its own step. */
@@ -166,12 +167,14 @@ size_t scan_strv_sort_unique(const char **v, size_t n);
 /* Drops repeats from v[0..n), keeping the first of each in place order; returns the new n. */
 size_t scan_strv_unique(const char **v, size_t n);
 /*
- * Parses an engine's report text: at most SCAN_MAX_REPORT bytes (else
- * ODX_ETOOBIG), one JSON object or array, duplicate keys refused (else
- * ODX_EINVAL with the kind of error and its byte offset in msg, never the
- * input; ODX_ENOMEM). On success *out owns a reference.
+ * Parses an engine's report text (core/jdoc.h: jansson is five times too
+ * slow for reports of hundreds of MiB): at most SCAN_MAX_REPORT bytes (else
+ * ODX_ETOOBIG), one JSON value nested at most SCAN_JSON_DEPTH deep,
+ * duplicate keys refused (else ODX_EINVAL with the kind of error and its
+ * byte offset in msg, never the input; ODX_ENOMEM). Free *out with jdoc_free.
  */
-int scan_json_load(const char *buf, size_t len, json_t **out, char msg[static SCAN_MSG_LEN]);
+struct jdoc;
+int scan_json_load(const char *buf, size_t len, struct jdoc **out, char msg[static SCAN_MSG_LEN]);
 
 /* Counts of r's findings per chosen severity. */
 void scan_report_count(const struct scan_report *r, struct scan_counts *out);

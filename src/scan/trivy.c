@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "scan/trivy.h"
 
 enum { OPT = 0, REQ = 1 };
@@ -51,8 +52,8 @@ struct ctx {
 /* What a result contributes, shared by its findings. */
 struct result {
 	const char *type;     /* package type, in the arena or static */
-	const json_t *pkgs;   /* Packages[], or NULL */
-	const json_t **slots; /* pkgs with a SrcName, hashed by ID and by Name */
+	const struct jval *pkgs;   /* Packages[], or NULL */
+	const struct jval **slots; /* pkgs with a SrcName, hashed by ID and by Name */
 	size_t nslots;	      /* a power of two, or 0 */
 };
 
@@ -80,36 +81,36 @@ static int oom(struct ctx *c)
 
 /* ---- reading fields: name is a label for messages whose last part is the key ---- */
 
-static const json_t *member(const json_t *o, const char *name)
+static const struct jval *member(const struct jval *o, const char *name)
 {
 	const char *dot = strrchr(name, '.');
-	const json_t *v = json_object_get(o, dot ? dot + 1 : name);
-	return json_is_null(v) ? NULL : v;
+	const struct jval *v = jval_get(o, dot ? dot + 1 : name);
+	return jval_is_null(v) ? NULL : v;
 }
 
 /* A string member borrowed from the tree; NULL when absent or null (refused when REQ). */
-static int get_raw(struct ctx *c, const json_t *o, const char *name, int req, const char **s,
+static int get_raw(struct ctx *c, const struct jval *o, const char *name, int req, const char **s,
 		   size_t *len)
 {
-	const json_t *v = member(o, name);
+	const struct jval *v = member(o, name);
 	*s = NULL;
 	*len = 0;
 	if (!v)
 		return req ? fail(c, ODX_EINVAL, "%s is missing", name) : 0;
-	if (!json_is_string(v))
+	if (!jval_is_string(v))
 		return fail(c, ODX_EINVAL, "%s must be a string", name);
-	size_t n = json_string_length(v);
+	size_t n = jval_len(v);
 	if (n > SCAN_MAX_STR)
 		return fail(c, ODX_ETOOBIG, "%s is longer than %d bytes", name, SCAN_MAX_STR);
 	if (req && n == 0)
 		return fail(c, ODX_EINVAL, "%s must not be empty", name);
-	*s = json_string_value(v);
+	*s = jval_str(v);
 	*len = n;
 	return 0;
 }
 
 /* A string member copied into the arena; NULL when absent or empty. */
-static int get_str(struct ctx *c, const json_t *o, const char *name, int req, const char **out)
+static int get_str(struct ctx *c, const struct jval *o, const char *name, int req, const char **out)
 {
 	const char *s;
 	size_t n;
@@ -123,27 +124,28 @@ static int get_str(struct ctx *c, const json_t *o, const char *name, int req, co
 	return *out ? 0 : oom(c);
 }
 
-static int get_typed(struct ctx *c, const json_t *o, const char *name, json_type t,
-		     const json_t **out)
+static int get_typed(struct ctx *c, const struct jval *o, const char *name, enum jval_type t,
+		     const struct jval **out)
 {
-	const json_t *v = member(o, name);
-	if (v && json_typeof(v) != t)
+	const struct jval *v = member(o, name);
+	*out = NULL;
+	if (v && !jval_is(v, t))
 		return fail(c, ODX_EINVAL, "%s must be %s", name,
-			    t == JSON_ARRAY ? "an array" : "an object");
+			    t == JVAL_ARRAY ? "an array" : "an object");
 	*out = v;
 	return 0;
 }
 
 /* A CVSS score: -1 when absent. */
-static int get_score(struct ctx *c, const json_t *o, const char *name, double *out)
+static int get_score(struct ctx *c, const struct jval *o, const char *name, double *out)
 {
-	const json_t *v = member(o, name);
+	const struct jval *v = member(o, name);
 	*out = -1;
 	if (!v)
 		return 0;
-	if (!json_is_number(v))
+	if (!jval_is_number(v))
 		return fail(c, ODX_EINVAL, "%s must be a number", name);
-	double d = json_number_value(v);
+	double d = jval_num(v);
 	if (!(d >= 0 && d <= 10))
 		return fail(c, ODX_EINVAL, "%s must be between 0 and 10", name);
 	*out = d;
@@ -151,25 +153,25 @@ static int get_score(struct ctx *c, const json_t *o, const char *name, double *o
 }
 
 /* Appends the strings of array member name to v[*n..cap), copied into the arena. */
-static int get_strv(struct ctx *c, const json_t *o, const char *name, const char **v, size_t *n,
+static int get_strv(struct ctx *c, const struct jval *o, const char *name, const char **v, size_t *n,
 		    size_t cap)
 {
-	const json_t *a;
-	int rc = get_typed(c, o, name, JSON_ARRAY, &a);
+	const struct jval *a;
+	int rc = get_typed(c, o, name, JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
-	if (json_array_size(a) > cap - *n)
+	if (jval_len(a) > cap - *n)
 		return fail(c, ODX_ETOOBIG, "%s has more than %zu items", name, cap);
 	size_t i;
-	const json_t *s;
-	json_array_foreach(a, i, s)
+	const struct jval *s;
+	jval_array_foreach(a, i, s)
 	{
-		if (!json_is_string(s))
+		if (!jval_is_string(s))
 			return fail(c, ODX_EINVAL, "%s[%zu] must be a string", name, i);
-		if (json_string_length(s) > SCAN_MAX_STR)
+		if (jval_len(s) > SCAN_MAX_STR)
 			return fail(c, ODX_ETOOBIG, "%s[%zu] is longer than %d bytes", name, i,
 				    SCAN_MAX_STR);
-		v[*n] = scan_strndup(c->r, json_string_value(s), json_string_length(s));
+		v[*n] = scan_strndup(c->r, jval_str(s), jval_len(s));
 		if (!v[(*n)++])
 			return oom(c);
 	}
@@ -217,16 +219,16 @@ static uint32_t nv_hash(const char *name)
 	return (fnv(FNV_INIT, name) ^ 0xffu) * 16777619u;
 }
 
-static const char *pkg_field(const json_t *p, const char *key)
+static const char *pkg_field(const struct jval *p, const char *key)
 {
-	return json_string_value(json_object_get(p, key)); /* types checked in srcmap_build */
+	return jval_str(jval_get(p, key)); /* types checked in srcmap_build */
 }
 
 /* nv_hash of p's name and [Epoch:]Version[-Release], the form of InstalledVersion. */
-static uint32_t pkg_nv_hash(const json_t *p)
+static uint32_t pkg_nv_hash(const struct jval *p)
 {
 	const char *ver = pkg_field(p, "Version"), *rel = pkg_field(p, "Release");
-	json_int_t epoch = json_integer_value(json_object_get(p, "Epoch"));
+	int64_t epoch = jval_int(jval_get(p, "Epoch"));
 	uint32_t h = nv_hash(pkg_field(p, "Name"));
 	if (epoch > 0) {
 		char e[32];
@@ -238,10 +240,10 @@ static uint32_t pkg_nv_hash(const json_t *p)
 }
 
 /* Does the vulnerability's installed version equal [Epoch:]Version[-Release] of p? */
-static bool version_is(const char *iv, const json_t *p)
+static bool version_is(const char *iv, const struct jval *p)
 {
 	const char *ver = pkg_field(p, "Version"), *rel = pkg_field(p, "Release");
-	json_int_t epoch = json_integer_value(json_object_get(p, "Epoch"));
+	int64_t epoch = jval_int(jval_get(p, "Epoch"));
 	if (epoch > 0) {
 		char e[32];
 		int k = snprintf(e, sizeof(e), "%lld:", (long long)epoch);
@@ -258,7 +260,7 @@ static bool version_is(const char *iv, const json_t *p)
 	return *iv == '\0';
 }
 
-static void srcmap_put(struct result *res, uint32_t h, const json_t *p)
+static void srcmap_put(struct result *res, uint32_t h, const struct jval *p)
 {
 	size_t mask = res->nslots - 1, i = h & mask;
 	for (size_t k = 0; k < MAX_PROBE; k++, i = (i + 1) & mask)
@@ -269,24 +271,24 @@ static void srcmap_put(struct result *res, uint32_t h, const json_t *p)
 }
 
 /* Checks the types of the fields we read of a package, which is kept when it has a SrcName. */
-static int srcmap_check(struct ctx *c, const json_t *p, bool *keep)
+static int srcmap_check(struct ctx *c, const struct jval *p, bool *keep)
 {
 	static const char *const strs[] = {"ID", "Name", "Version", "Release"};
 	const char *s;
 	size_t n;
 	*keep = false;
-	if (!json_is_object(p))
+	if (!jval_is_object(p))
 		return fail(c, ODX_EINVAL, "must be an object");
 	int rc = get_raw(c, p, "SrcName", OPT, &s, &n);
 	if (rc < 0 || n == 0)
 		return rc;
 	for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
-		const json_t *v = member(p, strs[k]);
-		if (v && !json_is_string(v))
+		const struct jval *v = member(p, strs[k]);
+		if (v && !jval_is_string(v))
 			return fail(c, ODX_EINVAL, "%s must be a string", strs[k]);
 	}
-	const json_t *e = member(p, "Epoch");
-	if (e && !json_is_integer(e))
+	const struct jval *e = member(p, "Epoch");
+	if (e && !jval_is_int(e))
 		return fail(c, ODX_EINVAL, "Epoch must be an integer");
 	*keep = true;
 	return 0;
@@ -295,10 +297,10 @@ static int srcmap_check(struct ctx *c, const json_t *p, bool *keep)
 static int srcmap_build(struct ctx *c, struct result *res)
 {
 	size_t i, n = 0;
-	const json_t *p;
+	const struct jval *p;
 	bool keep;
 	c->sub = "Packages";
-	json_array_foreach(res->pkgs, i, p)
+	jval_array_foreach(res->pkgs, i, p)
 	{
 		c->si = i;
 		int rc = srcmap_check(c, p, &keep);
@@ -316,7 +318,7 @@ static int srcmap_build(struct ctx *c, struct result *res)
 	if (!res->slots)
 		return oom(c);
 	res->nslots = cap;
-	json_array_foreach(res->pkgs, i, p)
+	jval_array_foreach(res->pkgs, i, p)
 	{
 		const char *id = pkg_field(p, "ID"), *src = pkg_field(p, "SrcName");
 		if (!src || !*src)
@@ -342,7 +344,7 @@ static const char *srcmap_find(const struct result *res, const char *pkgid, cons
 	}
 	i = fnv(nv_hash(name), version) & mask;
 	for (size_t k = 0; k < MAX_PROBE && res->slots[i]; k++, i = (i + 1) & mask) {
-		const json_t *p = res->slots[i];
+		const struct jval *p = res->slots[i];
 		const char *pn = pkg_field(p, "Name");
 		if (pn && pkg_field(p, "Version") && strcmp(pn, name) == 0 &&
 		    version_is(version, p))
@@ -358,7 +360,7 @@ static bool is_cve(const char *s)
 	return strncmp(s, "CVE-", 4) == 0;
 }
 
-static int vuln_ids(struct ctx *c, const json_t *v, struct scan_finding *f)
+static int vuln_ids(struct ctx *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *ids[SCAN_MAX_LIST];
 	size_t n = 0;
@@ -378,23 +380,23 @@ static int vuln_ids(struct ctx *c, const json_t *v, struct scan_finding *f)
 	return keep_strv(c, ids, scan_strv_sort_unique(ids, k), &f->aliases, &f->naliases);
 }
 
-static int vuln_package(struct ctx *c, const struct result *res, const json_t *v,
+static int vuln_package(struct ctx *c, const struct result *res, const struct jval *v,
 			struct scan_finding *f)
 {
 	const char *name, *version, *pkgid, *path;
 	size_t nn, vn, in;
-	const json_t *ident, *layer;
+	const struct jval *ident, *layer;
 	int rc = get_raw(c, v, "PkgName", REQ, &name, &nn);
 	if (rc == 0)
 		rc = get_raw(c, v, "InstalledVersion", OPT, &version, &vn);
 	if (rc == 0)
 		rc = get_raw(c, v, "PkgID", OPT, &pkgid, &in);
 	if (rc == 0)
-		rc = get_typed(c, v, "PkgIdentifier", JSON_OBJECT, &ident);
+		rc = get_typed(c, v, "PkgIdentifier", JVAL_OBJECT, &ident);
 	if (rc == 0 && ident)
 		rc = get_str(c, ident, "PkgIdentifier.PURL", OPT, &f->pkg.purl);
 	if (rc == 0)
-		rc = get_typed(c, v, "Layer", JSON_OBJECT, &layer);
+		rc = get_typed(c, v, "Layer", JVAL_OBJECT, &layer);
 	if (rc == 0 && layer)
 		rc = get_str(c, layer, "Layer.DiffID", OPT, &f->layer);
 	if (rc == 0)
@@ -416,7 +418,7 @@ static int vuln_package(struct ctx *c, const struct result *res, const json_t *v
 	return 0;
 }
 
-static int vuln_severity(struct ctx *c, const json_t *v, struct scan_finding *f)
+static int vuln_severity(struct ctx *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *sev, *src;
 	size_t n, sn;
@@ -449,27 +451,28 @@ static const char *v3_version(const char *vector)
 }
 
 /* The CVSS map: {vendor: {V2Vector, V2Score, V3Vector, V3Score, V40Vector, V40Score}}. */
-static int vuln_cvss(struct ctx *c, const json_t *v, struct scan_finding *f)
+static int vuln_cvss(struct ctx *c, const struct jval *v, struct scan_finding *f)
 {
 	static const struct {
 		const char *vector, *score, *version;
 	} kinds[] = {{"CVSS.V2Vector", "CVSS.V2Score", "2.0"},
 		     {"CVSS.V3Vector", "CVSS.V3Score", NULL},
 		     {"CVSS.V40Vector", "CVSS.V40Score", "4.0"}};
-	const json_t *map, *e;
+	const struct jval *map, *e;
 	const char *vendor;
-	int rc = get_typed(c, v, "CVSS", JSON_OBJECT, &map);
+	size_t vi;
+	int rc = get_typed(c, v, "CVSS", JVAL_OBJECT, &map);
 	if (rc < 0 || !map)
 		return rc;
-	if (json_object_size(map) > SCAN_MAX_LIST)
+	if (jval_len(map) > SCAN_MAX_LIST)
 		return fail(c, ODX_ETOOBIG, "CVSS has more than %d sources", SCAN_MAX_LIST);
-	struct scan_cvss *out = scan_alloc(c->r, 3 * json_object_size(map) * sizeof(*out));
+	struct scan_cvss *out = scan_alloc(c->r, 3 * jval_len(map) * sizeof(*out));
 	if (!out)
 		return oom(c);
 	size_t n = 0;
-	json_object_foreach((json_t *)map, vendor, e)
+	jval_object_foreach(map, vi, vendor, e)
 	{
-		if (!json_is_object(e))
+		if (!jval_is_object(e))
 			return fail(c, ODX_EINVAL, "CVSS values must be objects");
 		if (strlen(vendor) > SCAN_MAX_STR)
 			return fail(c, ODX_ETOOBIG, "a CVSS source name is too long");
@@ -518,7 +521,7 @@ static enum scan_fix_state fix_state(const char *status, bool has_fix)
 }
 
 /* FixedVersion "10.2.1, 9.0.6, ..." into unique trimmed versions. */
-static int vuln_fix(struct ctx *c, const json_t *v, struct scan_finding *f)
+static int vuln_fix(struct ctx *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *fixed, *status, *vers[SCAN_MAX_LIST];
 	size_t len, sl, n = 0;
@@ -550,13 +553,13 @@ static int vuln_fix(struct ctx *c, const json_t *v, struct scan_finding *f)
 	return keep_strv(c, vers, scan_strv_unique(vers, n), &f->fixed_versions, &f->nfixed);
 }
 
-static int vuln_urls(struct ctx *c, const json_t *v, struct scan_finding *f)
+static int vuln_urls(struct ctx *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *urls[2];
-	const json_t *ds;
+	const struct jval *ds;
 	int rc = get_str(c, v, "PrimaryURL", OPT, &urls[0]);
 	if (rc == 0)
-		rc = get_typed(c, v, "DataSource", JSON_OBJECT, &ds);
+		rc = get_typed(c, v, "DataSource", JVAL_OBJECT, &ds);
 	urls[1] = NULL;
 	if (rc == 0 && ds)
 		rc = get_str(c, ds, "DataSource.URL", OPT, &urls[1]);
@@ -569,10 +572,10 @@ static int vuln_urls(struct ctx *c, const json_t *v, struct scan_finding *f)
 	return keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
 }
 
-static int parse_vuln(struct ctx *c, const struct result *res, const json_t *v,
+static int parse_vuln(struct ctx *c, const struct result *res, const struct jval *v,
 		      struct scan_finding *f)
 {
-	if (!json_is_object(v))
+	if (!jval_is_object(v))
 		return fail(c, ODX_EINVAL, "must be an object");
 	f->epss = f->epss_percentile = -1;
 	f->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_TRIVY);
@@ -596,18 +599,18 @@ static int parse_vuln(struct ctx *c, const struct result *res, const json_t *v,
 
 enum result_kind { RESULT_SKIP, RESULT_OS, RESULT_LANG };
 
-static int result_kind(struct ctx *c, const json_t *res, enum result_kind *kind,
-		       const json_t **vulns)
+static int result_kind(struct ctx *c, const struct jval *res, enum result_kind *kind,
+		       const struct jval **vulns)
 {
 	const char *cls, *type;
 	size_t n;
-	if (!json_is_object(res))
+	if (!jval_is_object(res))
 		return fail(c, ODX_EINVAL, "must be an object");
 	int rc = get_raw(c, res, "Class", OPT, &cls, &n);
 	if (rc == 0)
 		rc = get_raw(c, res, "Type", OPT, &type, &n);
 	if (rc == 0)
-		rc = get_typed(c, res, "Vulnerabilities", JSON_ARRAY, vulns);
+		rc = get_typed(c, res, "Vulnerabilities", JVAL_ARRAY, vulns);
 	if (rc < 0)
 		return rc;
 	const char *family = c->r->image.os_family;
@@ -647,13 +650,13 @@ static const char *os_pkg_type(const char *family)
 	return NULL;
 }
 
-static int result_setup(struct ctx *c, const json_t *r, enum result_kind kind, struct result *res)
+static int result_setup(struct ctx *c, const struct jval *r, enum result_kind kind, struct result *res)
 {
 	const char *type;
 	size_t n;
 	int rc = get_raw(c, r, "Type", OPT, &type, &n);
 	if (rc == 0)
-		rc = get_typed(c, r, "Packages", JSON_ARRAY, &res->pkgs);
+		rc = get_typed(c, r, "Packages", JVAL_ARRAY, &res->pkgs);
 	if (rc == 0 && res->pkgs)
 		rc = srcmap_build(c, res);
 	if (rc < 0)
@@ -672,12 +675,12 @@ static int result_setup(struct ctx *c, const json_t *r, enum result_kind kind, s
 	return 0;
 }
 
-static int parse_results(struct ctx *c, const json_t *results)
+static int parse_results(struct ctx *c, const struct jval *results)
 {
 	size_t i, total = 0;
-	const json_t *r, *vulns;
+	const struct jval *r, *vulns;
 	enum result_kind kind;
-	json_array_foreach(results, i, r)
+	jval_array_foreach(results, i, r)
 	{
 		c->in_result = true;
 		c->ri = i;
@@ -685,7 +688,7 @@ static int parse_results(struct ctx *c, const json_t *results)
 		if (rc < 0)
 			return rc;
 		if (kind != RESULT_SKIP && vulns)
-			total += json_array_size(vulns);
+			total += jval_len(vulns);
 		c->in_result = false;
 		if (total > SCAN_MAX_FINDINGS)
 			return fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
@@ -695,19 +698,19 @@ static int parse_results(struct ctx *c, const json_t *results)
 	c->r->findings = scan_alloc(c->r, total * sizeof(*c->r->findings));
 	if (!c->r->findings)
 		return oom(c);
-	json_array_foreach(results, i, r)
+	jval_array_foreach(results, i, r)
 	{
 		c->in_result = true;
 		c->ri = i;
 		result_kind(c, r, &kind, &vulns); /* checked above */
-		if (kind == RESULT_SKIP || !vulns || json_array_size(vulns) == 0)
+		if (kind == RESULT_SKIP || !vulns || jval_len(vulns) == 0)
 			continue;
 		struct result res = {0};
 		int rc = result_setup(c, r, kind, &res);
 		size_t j;
-		const json_t *v;
+		const struct jval *v;
 		c->sub = "Vulnerabilities";
-		json_array_foreach(vulns, j, v)
+		jval_array_foreach(vulns, j, v)
 		{
 			if (rc < 0)
 				break;
@@ -725,10 +728,10 @@ static int parse_results(struct ctx *c, const json_t *results)
 
 /* ---- the image ---- */
 
-static int parse_os(struct ctx *c, const json_t *md)
+static int parse_os(struct ctx *c, const struct jval *md)
 {
-	const json_t *os, *eosl;
-	int rc = get_typed(c, md, "Metadata.OS", JSON_OBJECT, &os);
+	const struct jval *os, *eosl;
+	int rc = get_typed(c, md, "Metadata.OS", JVAL_OBJECT, &os);
 	if (rc < 0 || !os)
 		return rc;
 	rc = get_str(c, os, "Metadata.OS.Family", OPT, &c->r->image.os_family);
@@ -737,22 +740,22 @@ static int parse_os(struct ctx *c, const json_t *md)
 	if (rc < 0)
 		return rc;
 	eosl = member(os, "EOSL");
-	if (eosl && !json_is_boolean(eosl))
+	if (eosl && !jval_is_bool(eosl))
 		return fail(c, ODX_EINVAL, "Metadata.OS.EOSL must be a boolean");
-	c->r->image.os_eol = json_is_true(eosl);
+	c->r->image.os_eol = jval_is_true(eosl);
 	return 0;
 }
 
 /* Metadata.ImageConfig.config: Entrypoint then Cmd. */
-static int parse_entrypoint(struct ctx *c, const json_t *md)
+static int parse_entrypoint(struct ctx *c, const struct jval *md)
 {
-	const json_t *ic, *cfg;
+	const struct jval *ic, *cfg;
 	const char *argv[SCAN_MAX_LIST];
 	size_t n = 0;
-	int rc = get_typed(c, md, "Metadata.ImageConfig", JSON_OBJECT, &ic);
+	int rc = get_typed(c, md, "Metadata.ImageConfig", JVAL_OBJECT, &ic);
 	if (rc < 0 || !ic)
 		return rc;
-	rc = get_typed(c, ic, "Metadata.ImageConfig.config", JSON_OBJECT, &cfg);
+	rc = get_typed(c, ic, "Metadata.ImageConfig.config", JVAL_OBJECT, &cfg);
 	if (rc < 0 || !cfg)
 		return rc;
 	rc = get_strv(c, cfg, "Metadata.ImageConfig.config.Entrypoint", argv, &n, SCAN_MAX_LIST);
@@ -763,19 +766,19 @@ static int parse_entrypoint(struct ctx *c, const json_t *md)
 	return keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
 }
 
-static int parse_image(struct ctx *c, const json_t *root)
+static int parse_image(struct ctx *c, const struct jval *root)
 {
 	struct scan_image *img = &c->r->image;
-	const json_t *md, *tv;
+	const struct jval *md = NULL, *tv = NULL;
 	const char *digests[SCAN_MAX_LIST];
 	size_t n = 0;
 	int rc = get_str(c, root, "ArtifactName", OPT, &img->name);
 	if (rc == 0)
-		rc = get_typed(c, root, "Trivy", JSON_OBJECT, &tv);
+		rc = get_typed(c, root, "Trivy", JVAL_OBJECT, &tv);
 	if (rc == 0 && tv)
 		rc = get_str(c, tv, "Trivy.Version", OPT, &c->r->engine_version[SCAN_ENGINE_TRIVY]);
 	if (rc == 0)
-		rc = get_typed(c, root, "Metadata", JSON_OBJECT, &md);
+		rc = get_typed(c, root, "Metadata", JVAL_OBJECT, &md);
 	if (rc < 0 || !md)
 		return rc;
 	rc = get_str(c, md, "Metadata.ImageID", OPT, &img->image_id);
@@ -791,28 +794,28 @@ static int parse_image(struct ctx *c, const json_t *root)
 }
 
 /* Refuses what is not a SchemaVersion 2 Trivy report, with a message that says what it is. */
-static int check_kind(struct ctx *c, const json_t *root)
+static int check_kind(struct ctx *c, const struct jval *root)
 {
-	if (json_is_array(root))
+	if (jval_is_array(root))
 		return fail(c, ODX_EINVAL,
 			    "legacy Trivy report (a bare array of results, before "
 			    "SchemaVersion 2) is not supported");
-	if (!json_is_object(root))
+	if (!jval_is_object(root))
 		return fail(c, ODX_EINVAL, "a Trivy report must be a JSON object");
-	if (json_object_get(root, "matches") || json_object_get(root, "descriptor"))
+	if (jval_get(root, "matches") || jval_get(root, "descriptor"))
 		return fail(c, ODX_EINVAL, "not a Trivy report: it has Grype's matches/descriptor");
-	const json_t *sv = json_object_get(root, "SchemaVersion");
+	const struct jval *sv = jval_get(root, "SchemaVersion");
 	if (!sv)
 		return fail(c, ODX_EINVAL, "not a Trivy report: SchemaVersion is missing");
-	if (!json_is_integer(sv) || json_integer_value(sv) != 2)
+	if (!jval_is_int(sv) || jval_int(sv) != 2)
 		return fail(c, ODX_EINVAL, "SchemaVersion must be 2");
 	return 0;
 }
 
-int trivy_from_json(const json_t *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
+int trivy_from_json(const struct jval *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
 {
 	struct ctx c = {.msg = msg};
-	const json_t *results;
+	const struct jval *results;
 	int rc = check_kind(&c, root);
 	if (rc < 0)
 		return rc;
@@ -821,7 +824,7 @@ int trivy_from_json(const json_t *root, struct scan_report **out, char msg[stati
 		return oom(&c);
 	rc = parse_image(&c, root);
 	if (rc == 0)
-		rc = get_typed(&c, root, "Results", JSON_ARRAY, &results);
+		rc = get_typed(&c, root, "Results", JVAL_ARRAY, &results);
 	if (rc == 0 && results)
 		rc = parse_results(&c, results);
 	if (rc < 0)
@@ -837,11 +840,11 @@ out:
 int trivy_parse(const char *buf, size_t len, struct scan_report **out,
 		char msg[static SCAN_MSG_LEN])
 {
-	json_t *root;
-	int rc = scan_json_load(buf, len, &root, msg);
+	struct jdoc *doc;
+	int rc = scan_json_load(buf, len, &doc, msg);
 	if (rc < 0)
 		return rc;
-	rc = trivy_from_json(root, out, msg);
-	json_decref(root);
+	rc = trivy_from_json(jdoc_root(doc), out, msg);
+	jdoc_free(doc);
 	return rc;
 }

@@ -5,9 +5,9 @@
 #ifndef ODX_SCAN_TRIVY_H
 #define ODX_SCAN_TRIVY_H
 
-#include <jansson.h>
 #include <stddef.h>
 
+#include "core/jdoc.h"
 #include "scan/model.h"
 
 /*
@@ -21,6 +21,6 @@
 int trivy_parse(const char *buf, size_t len, struct scan_report **out,
 		char msg[static SCAN_MSG_LEN]);
 /* trivy_parse on an already decoded report; root stays the caller's, nothing points into it. */
-int trivy_from_json(const json_t *root, struct scan_report **out, char msg[static SCAN_MSG_LEN]);
+int trivy_from_json(const struct jval *root, struct scan_report **out, char msg[static SCAN_MSG_LEN]);
 
 #endif

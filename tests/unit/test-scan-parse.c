@@ -1246,9 +1246,16 @@ static void test_malformed(void **state)
 		ODX_EINVAL, "NUL character");
 	refused(SCAN_ENGINE_TRIVY, "", ODX_EINVAL, "truncated JSON");
 	refused(SCAN_ENGINE_GRYPE, "{} {}", ODX_EINVAL, "trailing data");
-	refused(SCAN_ENGINE_TRIVY, "\"SECRET\"", ODX_EINVAL, "malformed JSON");
+	refused(SCAN_ENGINE_TRIVY, "\"SECRET\"", ODX_EINVAL, "must be a JSON object");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":tru}", ODX_EINVAL, "malformed JSON");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":\"\\x\"}", ODX_EINVAL, "invalid escape");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":\"\\ud800\"}", ODX_EINVAL, "invalid \\u escape");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":01}", ODX_EINVAL, "malformed JSON");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":\"\xc0\xaf\"}", ODX_EINVAL, "invalid UTF-8");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":\"\xed\xa0\x80\"}", ODX_EINVAL, "invalid UTF-8");
+	refused(SCAN_ENGINE_TRIVY, "{\"a\":1e999}", ODX_EINVAL, "number too large");
 	refused(SCAN_ENGINE_TRIVY, "{\"SchemaVersion\":99999999999999999999999}", ODX_EINVAL,
-		"number out of range");
+		"integer too large");
 }
 
 int main(void)

@@ -24,8 +24,8 @@ static void check_chain(const char *type, const char *const *v, size_t n)
 			int want = i < j ? -1 : (i > j ? 1 : 0);
 			int got = sgn(scan_version_cmp(type, v[i], v[j]));
 			if (got != want)
-				fail_msg("%s: cmp(%s, %s) = %d, want %d", type, v[i], v[j], got,
-					 want);
+				fail_msg("%s: cmp(%s, %s) = %d, want %d", type ? type : "(none)",
+					 v[i], v[j], got, want);
 		}
 	}
 }
