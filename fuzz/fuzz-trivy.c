@@ -3,7 +3,7 @@
  * POST /v1/scans/import, or what `trivy image -f json` printed:
  *
  *   1. trivy_parse on the input;
- *   2. the input through json_loadb (duplicates refused) and trivy_from_json,
+ *   2. the input through jdoc_parse and trivy_from_json (the import API's way),
  *      which must give the same result as 1;
  *   3. an accepted report: every finding through scan_finding_to_json and
  *      the image through scan_image_to_json, each dump parsed back.
@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/jdoc.h"
 #include "scan/model.h"
 #include "scan/trivy.h"
 
@@ -163,15 +164,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* the same through an already decoded tree, as the import API does */
-	json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
-	if (!root) {
+	struct jdoc *doc;
+	char why[JDOC_MSG_LEN];
+	if (jdoc_parse((const char *)data, size, SCAN_JSON_DEPTH, &doc, why) < 0) {
 		if (rc == 0)
 			abort();
 		return 0;
 	}
 	struct scan_report *r2 = (struct scan_report *)&sentinel;
-	int rc2 = trivy_from_json(root, &r2, msg);
-	json_decref(root); /* the report must not point into it */
+	int rc2 = trivy_from_json(jdoc_root(doc), &r2, msg);
+	jdoc_free(doc); /* the report must not point into it */
 	if (rc2 != rc && rc != ODX_ENOMEM && rc2 != ODX_ENOMEM)
 		abort();
 	if (rc2 == 0) {
