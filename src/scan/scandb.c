@@ -17,6 +17,20 @@ static int finish_tx(struct store_tx *tx, int rc)
 	return store_tx_commit(tx);
 }
 
+/* Runs a read whose row callback appends to a new JSON array; *out gets the array. */
+static int read_list(struct store *s, const char *tenant, const char *sql,
+		     const struct store_arg *args, size_t nargs, store_row_fn fn, json_t **out)
+{
+	json_t *list = json_array();
+	int rc = list ? store_read(s, tenant, sql, args, nargs, fn, list) : ODX_ENOMEM;
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
 int scandb_create(struct store *s, const char *tenant, const char *image, const char *trigger,
 		  const char *actor, char id[static ID_MAX_LEN])
 {
@@ -236,23 +250,13 @@ int scandb_get(struct store *s, const char *tenant, const char *id, json_t **out
 int scandb_list(struct store *s, const char *tenant, const char *after, int limit,
 		const char *image, json_t **items)
 {
-	json_t *list = json_array();
-	if (!list)
-		return ODX_ENOMEM;
 	/* The cursor is the last id shown: older scans follow it. */
-	int rc = store_read(
-	    s, tenant,
-	    SCAN_COLS "WHERE (? = '' OR seq < (SELECT seq FROM scans WHERE id = ?)) "
-		      "AND (? IS NULL OR image = ?) ORDER BY seq DESC LIMIT ?",
-	    STORE_ARGS(S_TEXT(after), S_TEXT(after), image ? S_TEXT(image) : S_NULL,
-		       image ? S_TEXT(image) : S_NULL, S_INT(limit + 1)),
-	    append_scan, list);
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*items = list;
-	return 0;
+	return read_list(s, tenant,
+			 SCAN_COLS "WHERE (? = '' OR seq < (SELECT seq FROM scans WHERE id = ?)) "
+				   "AND (? IS NULL OR image = ?) ORDER BY seq DESC LIMIT ?",
+			 STORE_ARGS(S_TEXT(after), S_TEXT(after), image ? S_TEXT(image) : S_NULL,
+				    image ? S_TEXT(image) : S_NULL, S_INT(limit + 1)),
+			 append_scan, items);
 }
 
 struct latest {
@@ -329,18 +333,9 @@ static int append_unfinished(struct store_stmt *q, void *arg)
 
 int scandb_unfinished(struct store *s, const char *tenant, json_t **out)
 {
-	json_t *list = json_array();
-	int rc = list ? store_read(s, tenant,
-				   "SELECT id, image FROM scans WHERE status IN ('queued','running') "
-				   "ORDER BY seq",
-				   STORE_NOARGS, append_unfinished, list)
-		      : ODX_ENOMEM;
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*out = list;
-	return 0;
+	return read_list(s, tenant,
+			 "SELECT id, image FROM scans WHERE status IN ('queued','running') ORDER BY seq",
+			 STORE_NOARGS, append_unfinished, out);
 }
 
 /* ---- diff and reload ---------------------------------------------------------------------- */
@@ -559,16 +554,8 @@ int scandb_policy_get(struct store *s, const char *tenant, const char *name, jso
 
 int scandb_policy_list(struct store *s, const char *tenant, json_t **items)
 {
-	json_t *list = json_array();
-	int rc = list ? store_read(s, tenant, POLICY_COLS "ORDER BY name", STORE_NOARGS,
-				   append_policy, list)
-		      : ODX_ENOMEM;
-	if (rc < 0) {
-		json_decref(list);
-		return rc;
-	}
-	*items = list;
-	return 0;
+	return read_list(s, tenant, POLICY_COLS "ORDER BY name", STORE_NOARGS, append_policy,
+			 items);
 }
 
 int scandb_policy_delete(struct store *s, const char *tenant, const char *name)
