@@ -737,7 +737,7 @@ struct stats {
 	struct run last;
 };
 
-/* The extras (to-JSON, jansson alone) run in the first EXTRA_RUNS repetitions only: time. */
+/* The extras (to-JSON, decoding alone) run in the first EXTRA_RUNS repetitions only: time. */
 #define EXTRA_RUNS 3
 
 static struct stats measure_time(struct bcase *c, int repeat)
@@ -835,12 +835,12 @@ static void bench(struct bcase *cases, int ncases, int repeat, FILE *res)
 		free(c->gbuf);
 	}
 	printf("ms, median of %d runs; total = trivy_parse + grype_parse + scan_merge, median "
-	       "(min);\njansson = scan_json_load + json_decref of both files alone (part of the "
+	       "(min);\ndecode = scan_json_load + jdoc_free of both files alone (part of the "
 	       "parses),\nto-JSON = scan_finding_to_json of every merged finding + json_dumps "
 	       "(not in total): median of %d runs\n\n",
 	       repeat, repeat < EXTRA_RUNS ? repeat : EXTRA_RUNS);
 	printf("| case       | in MiB | findings T / G | trivy   | grype   | merge  | total (min) "
-	       "        | jansson | to-JSON (size)  |\n"
+	       "        | decode  | to-JSON (size)  |\n"
 	       "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (int i = 0; i < ncases; i++)
 		print_times(&cases[i], &st[i]);
