@@ -1,5 +1,7 @@
 /* jdoc.c — see jdoc.h. A recursive-descent parser bounded by max_depth. */
 #include <errno.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +231,21 @@ static bool digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+static locale_t numeric_c;
+static pthread_once_t numeric_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void)
+{
+	numeric_c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+/* JSON's decimal point is '.', whatever the process's locale says. */
+static locale_t c_locale(void)
+{
+	pthread_once(&numeric_once, make_c_locale);
+	return numeric_c ? numeric_c : LC_GLOBAL_LOCALE;
+}
+
 static int parse_number(struct parser *ps, struct jval *out)
 {
 	char *start = ps->p, *p = ps->p;
@@ -260,7 +277,7 @@ static int parse_number(struct parser *ps, struct jval *out)
 	ps->p = p;
 	if (real) {
 		errno = 0;
-		double d = strtod(start, NULL);
+		double d = strtod_l(start, NULL, c_locale());
 		if (errno == ERANGE && (d > 1 || d < -1))
 			return fail(ps, "JSON number too large", start);
 		out->type = JVAL_REAL;
@@ -284,9 +301,9 @@ static int parse_number(struct parser *ps, struct jval *out)
 
 static int parse_literal(struct parser *ps, const char *word, enum jval_type t, struct jval *out)
 {
-	size_t n = strlen(word);
-	if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
-		return ps->p + n > ps->end && strncmp(ps->p, word, (size_t)(ps->end - ps->p)) == 0
+	size_t n = strlen(word), left = (size_t)(ps->end - ps->p);
+	if (left < n || memcmp(ps->p, word, n) != 0)
+		return left < n && memcmp(ps->p, word, left) == 0
 			   ? fail(ps, "truncated JSON", ps->end)
 			   : fail(ps, "malformed JSON", ps->p);
 	ps->p += n;
@@ -445,7 +462,10 @@ int jdoc_parse(const char *buf, size_t len, unsigned max_depth, struct jdoc **ou
 	d->len = len;
 	d->bytes = len + 1;
 	struct parser ps = {.p = text, .end = text + len, .text = text, .d = d,
-			    .max_depth = max_depth ? max_depth : 1, .msg = msg};
+			    .max_depth = max_depth < 1		   ? 1
+					 : max_depth > JDOC_DEPTH_MAX ? JDOC_DEPTH_MAX
+								      : max_depth,
+			    .msg = msg};
 	int rc = parse_value(&ps, &d->root, 1);
 	if (rc == 0) {
 		skip_ws(&ps);

@@ -27,7 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JDOC_MSG_LEN 160
+#define JDOC_MSG_LEN	 160
+#define JDOC_DEPTH_MAX 4096
 
 enum jval_type {
 	JVAL_NULL = 0,
@@ -54,7 +55,10 @@ struct jval {
 struct jdoc;
 
 /*
- * Parses buf[0..len) as one JSON value nested at most max_depth deep.
+ * Parses buf[0..len) as one JSON value with at most max_depth containers
+ * nested (a scalar adds no level: jansson and jsonx count it as one;
+ * max_depth is taken as 1 when 0 and as JDOC_DEPTH_MAX when larger, which
+ * bounds the parser's recursion).
  * 0 with *out (free with jdoc_free), ODX_EINVAL with the reason in msg, or
  * ODX_ENOMEM. *out is written only on success.
  */
