@@ -60,6 +60,10 @@ AUDIT_READERS = roles("admin", "operator", "developer") | {PLATFORM}
 AUDIT_EXPORTERS = roles("admin") | {PLATFORM}
 PLATFORM_ONLY = frozenset({PLATFORM})
 
+# An import of a Trivy report without findings: a scan that completes at once.
+EMPTY_IMPORT = {"image": "busybox:1", "trivy": {"SchemaVersion": 2, "ArtifactName": "busybox:1",
+                                                "Results": []}}
+
 EXPECTED = {
     ("GET", "/healthz"): ANYONE,
     ("GET", "/readyz"): ANYONE,
@@ -96,6 +100,18 @@ EXPECTED = {
     ("GET", "/v1/containers/{id}/logs"): roles("admin", "operator", "developer", "readonly"),
     ("POST", "/v1/containers/{id}/restart"): roles("admin", "operator"),
     ("POST", "/v1/containers/{id}/stop"): roles("admin", "operator"),
+    # SPEC §3 scanner rows: scan, view results A O D (R view only); manage policies A O
+    ("POST", "/v1/scans"): roles("admin", "operator", "developer"),
+    ("POST", "/v1/scans/import"): roles("admin", "operator", "developer"),
+    ("GET", "/v1/scans"): TENANT_MEMBERS,
+    ("GET", "/v1/scans/{id}"): TENANT_MEMBERS,
+    ("GET", "/v1/scan-settings"): TENANT_MEMBERS,
+    ("PUT", "/v1/scan-settings"): roles("admin", "operator"),
+    ("GET", "/v1/scan-policies"): roles("admin", "operator"),
+    ("POST", "/v1/scan-policies"): roles("admin", "operator"),
+    ("GET", "/v1/scan-policies/{name}"): roles("admin", "operator"),
+    ("PUT", "/v1/scan-policies/{name}"): roles("admin", "operator"),
+    ("DELETE", "/v1/scan-policies/{name}"): roles("admin", "operator"),
     # SPEC §3 secrets rows: write/rotate/revoke/grant A O; list names and metadata A O D
     ("GET", "/v1/secrets"): roles("admin", "operator", "developer"),
     ("GET", "/v1/secrets/{name}"): roles("admin", "operator", "developer"),
@@ -224,6 +240,8 @@ class World:
         self.target_set = self.make_set()
         self.target_deployment = self.make_deployment()
         self.target_secret = self.make_secret()
+        self.target_scan = self.make_scan()
+        self.target_policy = self.make_policy()
         # Tenant B, the other tenant.
         self.b_email = unique("authz-b") + "@tenant.test"
         self.tenant_b = server.create_tenant(unique("authz-b"), self.b_email)
@@ -274,6 +292,19 @@ class World:
         s = s or self.admin
         name = unique("authz-s")
         r = s.put(self.url + "/v1/secrets/" + name, json={"value": "secret-value"})
+        assert r.status_code == 201, r.text
+        return name
+
+    def make_scan(self, s=None):
+        """A completed scan of tenant A (an imported Trivy report with no findings)."""
+        r = (s or self.admin).post(self.url + "/v1/scans/import", json=EMPTY_IMPORT)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def make_policy(self, s=None):
+        name = unique("authz-p")
+        r = (s or self.admin).put(self.url + "/v1/scan-policies/" + name,
+                                  json={"block_critical": True, "images": ["authz.example/*"]})
         assert r.status_code == 201, r.text
         return name
 
@@ -355,6 +386,25 @@ class World:
             if template.endswith("/grants"):
                 body = {"deployments": ["web"]}
             return template.replace("{name}", name), body, 204 if method == "DELETE" else 200
+        if key == ("POST", "/v1/scans"):
+            return template, {"image": "busybox:1"}, 503  # no engine installed here
+        if key == ("POST", "/v1/scans/import"):
+            return template, EMPTY_IMPORT, 201
+        if key in (("GET", "/v1/scans"), ("GET", "/v1/scan-policies"),
+                   ("GET", "/v1/scan-settings")):
+            return template, None, 200
+        if key == ("GET", "/v1/scans/{id}"):
+            return "/v1/scans/" + self.target_scan, None, 200
+        if key == ("PUT", "/v1/scan-settings"):
+            return template, {"rescan_interval_seconds": 86400}, 200
+        if key == ("POST", "/v1/scan-policies"):
+            return template, {"name": unique("authz-p"), "images": ["authz.example/*"]}, 201
+        if key == ("GET", "/v1/scan-policies/{name}"):
+            return "/v1/scan-policies/" + self.target_policy, None, 200
+        if key == ("PUT", "/v1/scan-policies/{name}"):
+            return "/v1/scan-policies/" + unique("authz-p"), {"images": ["authz.example/*"]}, 201
+        if key == ("DELETE", "/v1/scan-policies/{name}"):
+            return "/v1/scan-policies/" + self.make_policy(), None, 204
         if key in (("GET", "/v1/containers/{id}"), ("GET", "/v1/containers/{id}/logs"),
                    ("POST", "/v1/containers/{id}/restart"),
                    ("POST", "/v1/containers/{id}/stop")):
@@ -558,6 +608,8 @@ def _cross_tenant_cases(world):
                            rules=[{"effect": "allow", "method": "GET", "path": "/v1/users"}])
     b_dep = world.make_deployment(s=world.b_admin, revisions=2)["name"]
     b_secret, missing_secret = world.make_secret(s=world.b_admin), unique("authz-missing-s")
+    b_scan, missing_scan = world.make_scan(s=world.b_admin), "scn_" + "0" * 32
+    b_policy, missing_policy = world.make_policy(s=world.b_admin), unique("authz-missing-p")
     missing_dep = unique("authz-missing-d")
     missing_user, missing_key = "usr_" + "0" * 32, "key_" + "0" * 32
     missing_tenant, missing_set = "ten_" + "0" * 32, unique("authz-missing")
@@ -607,6 +659,14 @@ def _cross_tenant_cases(world):
         # PUT creates: B's name is simply a new secret of the caller's (checked below).
         ("PUT", "/v1/secrets/{name}"): ("/v1/secrets/%s", b_secret, missing_secret,
                                         {"value": "x"}),
+        ("GET", "/v1/scans/{id}"): ("/v1/scans/%s", b_scan, missing_scan, None),
+        ("GET", "/v1/scan-policies/{name}"): ("/v1/scan-policies/%s", b_policy, missing_policy,
+                                              None),
+        ("DELETE", "/v1/scan-policies/{name}"): ("/v1/scan-policies/%s", b_policy,
+                                                 missing_policy, None),
+        # An upsert like PUT of a secret: B's name becomes a policy of the caller's own.
+        ("PUT", "/v1/scan-policies/{name}"): ("/v1/scan-policies/%s", b_policy, missing_policy,
+                                              {"images": ["authz.example/*"]}),
         # Nodes belong to no tenant: a tenant's caller is refused whatever the id.
         ("GET", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
         ("DELETE", "/v1/nodes/{id}"): ("/v1/nodes/%s", "nod_" + "1" * 32, "nod_" + "0" * 32, None),
@@ -626,8 +686,9 @@ def test_cross_tenant_ids_answer_like_missing_ones(world):
                "operator": world.tokens["operator"]}
     problems = []
     for (method, template), (fmt, other, missing, body) in sorted(cases.items()):
-        if (method, template) == ("PUT", "/v1/secrets/{name}"):
-            continue  # an upsert: names are per tenant, see after the loop
+        if (method, template) in (("PUT", "/v1/secrets/{name}"),
+                                  ("PUT", "/v1/scan-policies/{name}")):
+            continue  # upserts: names are per tenant, see after the loop
         for name, token in callers.items():
             s = world.session(token)
             r_other = s.request(method, world.url + fmt % other, json=body)
@@ -657,6 +718,13 @@ def test_cross_tenant_ids_answer_like_missing_ones(world):
     assert r.status_code == 201, r.text
     got = world.b_admin.get(world.url + "/v1/secrets/" + b_secret).json()
     assert got["version"] == 1 and len(got["versions"]) == 1, got
+    # A's PUT of B's policy name makes A's own policy; B's keeps its images.
+    b_policy = cases[("PUT", "/v1/scan-policies/{name}")][1]
+    r = world.session(world.tokens["admin"]).put(world.url + "/v1/scan-policies/" + b_policy,
+                                                 json={"images": ["a.example/*"]})
+    assert r.status_code == 201, r.text
+    got = world.b_admin.get(world.url + "/v1/scan-policies/" + b_policy).json()
+    assert got["images"] == ["authz.example/*"], got
     # Nothing of B's changed.
     b = world.b_admin
     got = b.get(world.url + "/v1/users/" + b_user["id"])
