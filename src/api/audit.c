@@ -83,11 +83,8 @@ void api_audit_list(struct http_exchange *ex)
 	struct api *api = ex->app;
 	const struct principal *p = api_principal(ex);
 	struct evkeyvalq q;
-	TAILQ_INIT(&q);
-	if (ex->query && evhttp_parse_query_str(ex->query, &q) != 0) {
-		reply_error(ex, 400, "bad_request", "malformed query string");
+	if (api_query(ex, &q) < 0)
 		return;
-	}
 	struct audit_filter f = {.scope = AUDIT_SCOPE_TENANT, .tenant_id = p->tenant_id};
 	uint64_t after = 0;
 	int limit;
@@ -184,11 +181,8 @@ void api_audit_export(struct http_exchange *ex)
 	struct api *api = ex->app;
 	const struct principal *p = api_principal(ex);
 	struct evkeyvalq q;
-	TAILQ_INIT(&q);
-	if (ex->query && evhttp_parse_query_str(ex->query, &q) != 0) {
-		reply_error(ex, 400, "bad_request", "malformed query string");
+	if (api_query(ex, &q) < 0)
 		return;
-	}
 	struct audit_filter f = {.scope = AUDIT_SCOPE_TENANT, .tenant_id = p->tenant_id};
 	uint64_t after = 0;
 	int limit;

@@ -349,11 +349,8 @@ void api_containers_list(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
 	struct evkeyvalq q;
-	TAILQ_INIT(&q);
-	if (ex->query && evhttp_parse_query_str(ex->query, &q) != 0) {
-		reply_error(ex, 400, "bad_request", "malformed query string");
+	if (api_query(ex, &q) < 0)
 		return;
-	}
 	const char *dep = evhttp_find_header(&q, "deployment");
 	json_t *items = NULL;
 	int rc = dep && !deploy_name_valid(dep) ? ODX_EINVAL
