@@ -29,10 +29,8 @@
  * Messages name the place and the field, never a value. Constant strings
  * (CVSS versions, "grype") are static; all else is copied into the arena.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,163 +38,17 @@
 #include "core/err.h"
 #include "core/jdoc.h"
 #include "scan/grype.h"
-
-enum { OPT = 0, REQ = 1 };
-
-struct ctx {
-	struct scan_report *r;
-	char *msg;
-	bool in_match;	 /* inside matches[mi] */
-	size_t mi, si;	 /* indices of the match and of an item of its list sub */
-	const char *sub; /* "relatedVulnerabilities", ... inside an item, else NULL */
-};
-
-__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, int rc, const char *fmt, ...)
-{
-	char what[SCAN_MSG_LEN];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	if (c->in_match && c->sub)
-		snprintf(c->msg, SCAN_MSG_LEN, "matches[%zu].%s[%zu]: %s", c->mi, c->sub, c->si,
-			 what);
-	else if (c->in_match)
-		snprintf(c->msg, SCAN_MSG_LEN, "matches[%zu]: %s", c->mi, what);
-	else
-		snprintf(c->msg, SCAN_MSG_LEN, "%s", what);
-	return rc;
-}
-
-static int oom(struct ctx *c)
-{
-	return fail(c, ODX_ENOMEM, "out of memory");
-}
-
-/* ---- reading fields: name is a label for messages whose last part is the key ---- */
-
-static const struct jval *member(const struct jval *o, const char *name)
-{
-	const char *dot = strrchr(name, '.');
-	const struct jval *v = jval_get(o, dot ? dot + 1 : name);
-	return jval_is_null(v) ? NULL : v;
-}
-
-/* A string member borrowed from the tree; NULL when absent or null (refused when REQ). */
-static int get_raw(struct ctx *c, const struct jval *o, const char *name, int req, const char **s,
-		   size_t *len)
-{
-	const struct jval *v = member(o, name);
-	*s = NULL;
-	*len = 0;
-	if (!v)
-		return req ? fail(c, ODX_EINVAL, "%s is missing", name) : 0;
-	if (!jval_is_string(v))
-		return fail(c, ODX_EINVAL, "%s must be a string", name);
-	size_t n = jval_len(v);
-	if (n > SCAN_MAX_STR)
-		return fail(c, ODX_ETOOBIG, "%s is longer than %d bytes", name, SCAN_MAX_STR);
-	if (req && n == 0)
-		return fail(c, ODX_EINVAL, "%s must not be empty", name);
-	*s = jval_str(v);
-	*len = n;
-	return 0;
-}
-
-/* A string member copied into the arena; NULL when absent or empty. */
-static int get_str(struct ctx *c, const struct jval *o, const char *name, int req, const char **out)
-{
-	const char *s;
-	size_t n;
-	int rc = get_raw(c, o, name, req, &s, &n);
-	if (rc < 0)
-		return rc;
-	*out = NULL;
-	if (n == 0)
-		return 0;
-	*out = scan_strndup(c->r, s, n);
-	return *out ? 0 : oom(c);
-}
-
-static int get_typed(struct ctx *c, const struct jval *o, const char *name, enum jval_type t,
-		     const struct jval **out)
-{
-	const struct jval *v = member(o, name);
-	*out = NULL;
-	if (v && !jval_is(v, t))
-		return fail(c, ODX_EINVAL, "%s must be %s", name,
-			    t == JVAL_ARRAY ? "an array" : "an object");
-	*out = v;
-	return 0;
-}
-
-/* A number in [0, max]: -1 when absent. */
-static int get_num(struct ctx *c, const struct jval *o, const char *name, double max, double *out)
-{
-	const struct jval *v = member(o, name);
-	*out = -1;
-	if (!v)
-		return 0;
-	if (!jval_is_number(v))
-		return fail(c, ODX_EINVAL, "%s must be a number", name);
-	double d = jval_num(v);
-	if (!(d >= 0 && d <= max))
-		return fail(c, ODX_EINVAL, "%s is out of range", name);
-	*out = d;
-	return 0;
-}
-
-/* Appends the strings of array member name to v[*n..cap), copied into the arena. */
-static int get_strv(struct ctx *c, const struct jval *o, const char *name, const char **v, size_t *n,
-		    size_t cap)
-{
-	const struct jval *a;
-	int rc = get_typed(c, o, name, JVAL_ARRAY, &a);
-	if (rc < 0 || !a)
-		return rc;
-	if (jval_len(a) > cap - *n)
-		return fail(c, ODX_ETOOBIG, "%s has more than %zu items", name, cap);
-	size_t i;
-	const struct jval *s;
-	jval_array_foreach(a, i, s)
-	{
-		if (!jval_is_string(s))
-			return fail(c, ODX_EINVAL, "%s[%zu] must be a string", name, i);
-		if (jval_len(s) > SCAN_MAX_STR)
-			return fail(c, ODX_ETOOBIG, "%s[%zu] is longer than %d bytes", name, i,
-				    SCAN_MAX_STR);
-		v[*n] = scan_strndup(c->r, jval_str(s), jval_len(s));
-		if (!v[(*n)++])
-			return oom(c);
-	}
-	return 0;
-}
-
-/* v[0..n) copied into an arena array. */
-static int keep_strv(struct ctx *c, const char **v, size_t n, const char ***out, size_t *nout)
-{
-	*out = NULL;
-	*nout = 0;
-	if (n == 0)
-		return 0;
-	const char **a = scan_alloc(c->r, n * sizeof(*a));
-	if (!a)
-		return oom(c);
-	memcpy(a, v, n * sizeof(*a));
-	*out = a;
-	*nout = n;
-	return 0;
-}
+#include "scan/jread.h"
 
 /* The items of array a must be objects; names the first that is not. */
-static int check_objects(struct ctx *c, const struct jval *a, const char *name)
+static int check_objects(struct jread *c, const struct jval *a, const char *name)
 {
 	size_t i;
 	const struct jval *o;
 	jval_array_foreach(a, i, o)
 	{
 		if (!jval_is_object(o))
-			return fail(c, ODX_EINVAL, "%s[%zu] must be an object", name, i);
+			return jread_fail(c, ODX_EINVAL, "%s[%zu] must be an object", name, i);
 	}
 	return 0;
 }
@@ -208,13 +60,27 @@ struct match {
 	const struct jval *vuln, *artifact, *related, *advisories;
 };
 
+/*
+ * Record i of a match: 0 is its vulnerability, 1.. its related ones, named
+ * as relatedVulnerabilities[i - 1] in messages; NULL past the end.
+ */
+static const struct jval *match_record(struct jread *c, const struct match *m, size_t i)
+{
+	if (i == 0)
+		return m->vuln;
+	c->sub = "relatedVulnerabilities";
+	c->si = i - 1;
+	return jval_at(m->related, i - 1);
+}
+
 static bool is_cve(const char *s)
 {
 	return strncmp(s, "CVE-", 4) == 0;
 }
 
 /* Appends the "id" of each object in a (sub names it in messages). */
-static int append_ids(struct ctx *c, const struct jval *a, const char *sub, const char **ids, size_t *n)
+static int append_ids(struct jread *c, const struct jval *a, const char *sub, const char **ids,
+		      size_t *n)
 {
 	size_t i;
 	const struct jval *o;
@@ -222,7 +88,7 @@ static int append_ids(struct ctx *c, const struct jval *a, const char *sub, cons
 	jval_array_foreach(a, i, o)
 	{
 		c->si = i;
-		int rc = get_str(c, o, "id", REQ, &ids[(*n)++]);
+		int rc = jread_str(c, o, "id", JREAD_REQ, &ids[(*n)++]);
 		if (rc < 0)
 			return rc;
 	}
@@ -230,15 +96,15 @@ static int append_ids(struct ctx *c, const struct jval *a, const char *sub, cons
 	return 0;
 }
 
-static int match_ids(struct ctx *c, const struct match *m, struct scan_finding *f)
+static int match_ids(struct jread *c, const struct match *m, struct scan_finding *f)
 {
 	const char *ids[SCAN_MAX_LIST];
 	size_t n = 0;
-	size_t more = (m->related ? jval_len(m->related) : 0) +
-		      (m->advisories ? jval_len(m->advisories) : 0);
+	size_t more =
+	    (m->related ? jval_len(m->related) : 0) + (m->advisories ? jval_len(m->advisories) : 0);
 	if (more > SCAN_MAX_LIST - 1)
-		return fail(c, ODX_ETOOBIG, "more than %d related ids", SCAN_MAX_LIST - 1);
-	int rc = get_str(c, m->vuln, "vulnerability.id", REQ, &ids[n++]);
+		return jread_fail(c, ODX_ETOOBIG, "more than %d related ids", SCAN_MAX_LIST - 1);
+	int rc = jread_str(c, m->vuln, "vulnerability.id", JREAD_REQ, &ids[n++]);
 	if (rc == 0 && m->related)
 		rc = append_ids(c, m->related, "relatedVulnerabilities", ids, &n);
 	if (rc == 0 && m->advisories)
@@ -249,57 +115,57 @@ static int match_ids(struct ctx *c, const struct match *m, struct scan_finding *
 	for (size_t i = 1; i < n && !is_cve(f->id); i++)
 		if (is_cve(ids[i]))
 			f->id = ids[i];
-	return keep_strv(c, ids, scan_strv_sort_unique(ids, n), &f->aliases, &f->naliases);
+	return jread_keep_strv(c, ids, scan_strv_sort_unique(ids, n), &f->aliases, &f->naliases);
 }
 
-static int match_locations(struct ctx *c, const struct jval *a, struct scan_finding *f)
+static int match_locations(struct jread *c, const struct jval *a, struct scan_finding *f)
 {
 	const char *paths[SCAN_MAX_LIST];
 	size_t n = 0, i;
 	const struct jval *loc;
 	if (jval_len(a) > SCAN_MAX_LIST)
-		return fail(c, ODX_ETOOBIG, "artifact.locations has more than %d items",
-			    SCAN_MAX_LIST);
+		return jread_fail(c, ODX_ETOOBIG, "artifact.locations has more than %d items",
+				  SCAN_MAX_LIST);
 	c->sub = "artifact.locations";
 	jval_array_foreach(a, i, loc)
 	{
 		const char *path;
 		c->si = i;
 		if (!jval_is_object(loc))
-			return fail(c, ODX_EINVAL, "must be an object");
-		int rc = get_str(c, loc, "path", OPT, &path);
+			return jread_fail(c, ODX_EINVAL, "must be an object");
+		int rc = jread_str(c, loc, "path", JREAD_OPT, &path);
 		if (rc == 0 && i == 0)
-			rc = get_str(c, loc, "layerID", OPT, &f->layer);
+			rc = jread_str(c, loc, "layerID", JREAD_OPT, &f->layer);
 		if (rc < 0)
 			return rc;
 		if (path)
 			paths[n++] = path;
 	}
 	c->sub = NULL;
-	return keep_strv(c, paths, scan_strv_unique(paths, n), &f->paths, &f->npaths);
+	return jread_keep_strv(c, paths, scan_strv_unique(paths, n), &f->paths, &f->npaths);
 }
 
-static int match_package(struct ctx *c, const struct jval *art, struct scan_finding *f)
+static int match_package(struct jread *c, const struct jval *art, struct scan_finding *f)
 {
 	struct scan_package *p = &f->pkg;
 	const struct jval *ups, *locs;
-	int rc = get_str(c, art, "artifact.name", REQ, &p->name);
+	const struct jread_field fields[] = {
+	    {"artifact.name", JREAD_REQ, &p->name},
+	    {"artifact.version", JREAD_OPT, &p->version},
+	    {"artifact.type", JREAD_OPT, &p->type},
+	    {"artifact.purl", JREAD_OPT, &p->purl},
+	};
+	int rc = jread_strs(c, art, fields, sizeof(fields) / sizeof(fields[0]));
 	if (rc == 0)
-		rc = get_str(c, art, "artifact.version", OPT, &p->version);
-	if (rc == 0)
-		rc = get_str(c, art, "artifact.type", OPT, &p->type);
-	if (rc == 0)
-		rc = get_str(c, art, "artifact.purl", OPT, &p->purl);
-	if (rc == 0)
-		rc = get_typed(c, art, "artifact.upstreams", JVAL_ARRAY, &ups);
+		rc = jread_typed(c, art, "artifact.upstreams", JVAL_ARRAY, &ups);
 	if (rc == 0 && ups && jval_len(ups) > 0) {
 		const struct jval *up = jval_at(ups, 0);
 		rc = jval_is_object(up)
-			 ? get_str(c, up, "artifact.upstreams[0].name", OPT, &p->source)
-			 : fail(c, ODX_EINVAL, "artifact.upstreams[0] must be an object");
+			 ? jread_str(c, up, "artifact.upstreams[0].name", JREAD_OPT, &p->source)
+			 : jread_fail(c, ODX_EINVAL, "artifact.upstreams[0] must be an object");
 	}
 	if (rc == 0)
-		rc = get_typed(c, art, "artifact.locations", JVAL_ARRAY, &locs);
+		rc = jread_typed(c, art, "artifact.locations", JVAL_ARRAY, &locs);
 	if (rc == 0 && locs)
 		rc = match_locations(c, locs, f);
 	if (rc < 0)
@@ -308,34 +174,6 @@ static int match_package(struct ctx *c, const struct jval *art, struct scan_find
 		p->version = "";
 	if (!p->type)
 		p->type = "";
-	return 0;
-}
-
-static int match_severity(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
-{
-	const char *sev, *ns;
-	size_t n, nl;
-	int rc = get_raw(c, vuln, "vulnerability.severity", REQ, &sev, &n);
-	if (rc == 0)
-		rc = get_raw(c, vuln, "vulnerability.namespace", OPT, &ns, &nl);
-	if (rc < 0)
-		return rc;
-	int s = scan_severity_parse(sev);
-	if (s < 0)
-		return fail(c, ODX_EINVAL,
-			    "vulnerability.severity is not one of Grype's severities");
-	f->severity = f->engine_severity[SCAN_ENGINE_GRYPE] = (enum scan_severity)s;
-	if (nl == 0) {
-		f->severity_source = f->engine_severity_source[SCAN_ENGINE_GRYPE] = "grype";
-		return 0;
-	}
-	char *both = scan_alloc(c->r, sizeof("grype:") + nl);
-	if (!both)
-		return oom(c);
-	memcpy(both, "grype:", 6);
-	memcpy(both + 6, ns, nl);
-	f->severity_source = both;
-	f->engine_severity_source[SCAN_ENGINE_GRYPE] = both + 6;
 	return 0;
 }
 
@@ -352,21 +190,24 @@ static const char *version_of(const char *vector)
 }
 
 /* One cvss[] entry; ns: the record's namespace, the source when the entry names none. */
-static int cvss_entry(struct ctx *c, const struct jval *e, size_t i, const char *ns, struct scan_cvss *x)
+static int cvss_entry(struct jread *c, const struct jval *e, size_t i, const char *ns,
+		      struct scan_cvss *x)
 {
 	const struct jval *metrics;
+	const struct jread_field fields[] = {
+	    {"cvss.source", JREAD_OPT, &x->source},
+	    {"cvss.version", JREAD_OPT, &x->version},
+	    {"cvss.vector", JREAD_OPT, &x->vector},
+	};
 	if (!jval_is_object(e))
-		return fail(c, ODX_EINVAL, "cvss[%zu] must be an object", i);
-	int rc = get_str(c, e, "cvss.source", OPT, &x->source);
+		return jread_fail(c, ODX_EINVAL, "cvss[%zu] must be an object", i);
+	int rc = jread_strs(c, e, fields, sizeof(fields) / sizeof(fields[0]));
 	if (rc == 0)
-		rc = get_str(c, e, "cvss.version", OPT, &x->version);
-	if (rc == 0)
-		rc = get_str(c, e, "cvss.vector", OPT, &x->vector);
-	if (rc == 0)
-		rc = get_typed(c, e, "cvss.metrics", JVAL_OBJECT, &metrics);
+		rc = jread_typed(c, e, "cvss.metrics", JVAL_OBJECT, &metrics);
 	x->score = -1;
 	if (rc == 0 && metrics)
-		rc = get_num(c, metrics, "cvss.metrics.baseScore", 10, &x->score);
+		rc = jread_num(c, metrics, "cvss.metrics.baseScore", 10, "is out of range",
+			       &x->score);
 	if (rc < 0)
 		return rc;
 	if (!x->source)
@@ -379,17 +220,17 @@ static int cvss_entry(struct ctx *c, const struct jval *e, size_t i, const char 
 }
 
 /* The cvss[] of one record (the match's vulnerability or a related one). */
-static int record_cvss(struct ctx *c, const struct jval *rec, struct scan_cvss *out, size_t *n)
+static int record_cvss(struct jread *c, const struct jval *rec, struct scan_cvss *out, size_t *n)
 {
 	const struct jval *a, *e;
 	const char *ns;
 	size_t i;
-	int rc = get_typed(c, rec, "cvss", JVAL_ARRAY, &a);
+	int rc = jread_typed(c, rec, "cvss", JVAL_ARRAY, &a);
 	if (rc < 0 || !a || jval_len(a) == 0)
 		return rc;
 	if (jval_len(a) > SCAN_MAX_LIST - *n)
-		return fail(c, ODX_ETOOBIG, "more than %d CVSS entries", SCAN_MAX_LIST);
-	rc = get_str(c, rec, "namespace", OPT, &ns);
+		return jread_fail(c, ODX_ETOOBIG, "more than %d CVSS entries", SCAN_MAX_LIST);
+	rc = jread_str(c, rec, "namespace", JREAD_OPT, &ns);
 	jval_array_foreach(a, i, e)
 	{
 		if (rc < 0)
@@ -399,27 +240,20 @@ static int record_cvss(struct ctx *c, const struct jval *rec, struct scan_cvss *
 	return rc;
 }
 
-static int match_cvss(struct ctx *c, const struct match *m, struct scan_finding *f)
+static int match_cvss(struct jread *c, const struct match *m, struct scan_finding *f)
 {
 	struct scan_cvss tmp[SCAN_MAX_LIST];
-	size_t n = 0, i;
-	const struct jval *rel;
-	int rc = record_cvss(c, m->vuln, tmp, &n);
-	c->sub = "relatedVulnerabilities";
-	if (m->related)
-		jval_array_foreach(m->related, i, rel)
-		{
-			if (rc < 0)
-				break;
-			c->si = i;
-			rc = record_cvss(c, rel, tmp, &n);
-		}
+	size_t n = 0;
+	const struct jval *rec;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && (rec = match_record(c, m, i)); i++)
+		rc = record_cvss(c, rec, tmp, &n);
 	c->sub = NULL;
 	if (rc < 0 || n == 0)
 		return rc;
 	f->cvss = scan_alloc(c->r, n * sizeof(*f->cvss));
 	if (!f->cvss)
-		return oom(c);
+		return jread_oom(c);
 	memcpy(f->cvss, tmp, n * sizeof(*f->cvss));
 	f->ncvss = n;
 	return 0;
@@ -438,16 +272,16 @@ static enum scan_fix_state fix_state(const char *state, bool has_fix)
 	return SCAN_FIX_UNKNOWN; /* "unknown", "" (CPE matches), values newer than this code */
 }
 
-static int match_fix(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
+static int match_fix(struct jread *c, const struct jval *vuln, struct scan_finding *f)
 {
 	const struct jval *fix;
 	const char *vers[SCAN_MAX_LIST], *state = NULL;
 	size_t n = 0, sl;
-	int rc = get_typed(c, vuln, "vulnerability.fix", JVAL_OBJECT, &fix);
+	int rc = jread_typed(c, vuln, "vulnerability.fix", JVAL_OBJECT, &fix);
 	if (rc == 0 && fix)
-		rc = get_strv(c, fix, "vulnerability.fix.versions", vers, &n, SCAN_MAX_LIST);
+		rc = jread_strv(c, fix, "vulnerability.fix.versions", vers, &n, SCAN_MAX_LIST);
 	if (rc == 0 && fix)
-		rc = get_raw(c, fix, "vulnerability.fix.state", OPT, &state, &sl);
+		rc = jread_raw(c, fix, "vulnerability.fix.state", JREAD_OPT, &state, &sl);
 	if (rc < 0)
 		return rc;
 	size_t k = 0;
@@ -455,33 +289,35 @@ static int match_fix(struct ctx *c, const struct jval *vuln, struct scan_finding
 		if (*vers[i])
 			vers[k++] = vers[i];
 	f->fix_state[SCAN_ENGINE_GRYPE] = fix_state(state, k > 0);
-	return keep_strv(c, vers, scan_strv_unique(vers, k), &f->fixed_versions, &f->nfixed);
+	return jread_keep_strv(c, vers, scan_strv_unique(vers, k), &f->fixed_versions, &f->nfixed);
 }
 
-/* epss[]: the entry for the chosen id, else the highest. */
-static int match_epss(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
+/* One epss[] entry: its cve (NULL when absent), score and percentile (-1 when absent). */
+static int epss_entry(struct jread *c, const struct jval *e, size_t i, const char **cve,
+		      double *score, double *pct)
 {
-	const struct jval *a, *e;
-	size_t i;
-	int rc = get_typed(c, vuln, "vulnerability.epss", JVAL_ARRAY, &a);
-	if (rc < 0 || !a)
-		return rc;
+	size_t n;
+	if (!jval_is_object(e))
+		return jread_fail(c, ODX_EINVAL, "vulnerability.epss[%zu] must be an object", i);
+	int rc = jread_raw(c, e, "vulnerability.epss.cve", JREAD_OPT, cve, &n);
+	if (rc == 0)
+		rc = jread_num(c, e, "vulnerability.epss.epss", 1, "is out of range", score);
+	if (rc == 0)
+		rc = jread_num(c, e, "vulnerability.epss.percentile", 1, "is out of range", pct);
+	return rc;
+}
+
+/* epss[]: the entry for the chosen id, else the highest; every entry is checked. */
+static int match_epss(struct jread *c, const struct jval *vuln, struct scan_finding *f)
+{
+	const struct jval *a;
+	const char *cve;
+	double score, pct;
 	bool exact = false;
-	jval_array_foreach(a, i, e)
-	{
-		const char *cve;
-		size_t n;
-		double score, pct;
-		if (!jval_is_object(e))
-			return fail(c, ODX_EINVAL, "vulnerability.epss[%zu] must be an object", i);
-		rc = get_raw(c, e, "vulnerability.epss.cve", OPT, &cve, &n);
-		if (rc == 0)
-			rc = get_num(c, e, "vulnerability.epss.epss", 1, &score);
-		if (rc == 0)
-			rc = get_num(c, e, "vulnerability.epss.percentile", 1, &pct);
-		if (rc < 0)
-			return rc;
-		if (score < 0 || exact)
+	int rc = jread_typed(c, vuln, "vulnerability.epss", JVAL_ARRAY, &a);
+	for (size_t i = 0; rc == 0 && i < jval_len(a); i++) {
+		rc = epss_entry(c, jval_at(a, i), i, &cve, &score, &pct);
+		if (rc < 0 || score < 0 || exact)
 			continue;
 		exact = cve && strcmp(cve, f->id) == 0;
 		if (exact || score > f->epss) {
@@ -489,42 +325,34 @@ static int match_epss(struct ctx *c, const struct jval *vuln, struct scan_findin
 			f->epss_percentile = pct;
 		}
 	}
-	return 0;
+	return rc;
 }
 
 /* knownExploited[] non-empty on the record. */
-static int record_kev(struct ctx *c, const struct jval *rec, bool *kev)
+static int record_kev(struct jread *c, const struct jval *rec, bool *kev)
 {
 	const struct jval *a;
-	int rc = get_typed(c, rec, "knownExploited", JVAL_ARRAY, &a);
+	int rc = jread_typed(c, rec, "knownExploited", JVAL_ARRAY, &a);
 	if (rc == 0 && a && jval_len(a) > 0)
 		*kev = true;
 	return rc;
 }
 
-static int match_kev(struct ctx *c, const struct match *m, struct scan_finding *f)
+static int match_kev(struct jread *c, const struct match *m, struct scan_finding *f)
 {
-	const struct jval *rel;
-	size_t i;
-	int rc = record_kev(c, m->vuln, &f->kev);
-	c->sub = "relatedVulnerabilities";
-	if (m->related)
-		jval_array_foreach(m->related, i, rel)
-		{
-			if (rc < 0)
-				break;
-			c->si = i;
-			rc = record_kev(c, rel, &f->kev);
-		}
+	const struct jval *rec;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && (rec = match_record(c, m, i)); i++)
+		rc = record_kev(c, rec, &f->kev);
 	c->sub = NULL;
 	return rc;
 }
 
-static int match_cpe(struct ctx *c, const struct jval *m, struct scan_finding *f)
+static int match_cpe(struct jread *c, const struct jval *m, struct scan_finding *f)
 {
 	const struct jval *a, *d;
 	size_t i;
-	int rc = get_typed(c, m, "matchDetails", JVAL_ARRAY, &a);
+	int rc = jread_typed(c, m, "matchDetails", JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
 	bool all = jval_len(a) > 0;
@@ -535,8 +363,8 @@ static int match_cpe(struct ctx *c, const struct jval *m, struct scan_finding *f
 		size_t n;
 		c->si = i;
 		if (!jval_is_object(d))
-			return fail(c, ODX_EINVAL, "must be an object");
-		rc = get_raw(c, d, "type", OPT, &type, &n);
+			return jread_fail(c, ODX_EINVAL, "must be an object");
+		rc = jread_raw(c, d, "type", JREAD_OPT, &type, &n);
 		if (rc < 0)
 			return rc;
 		all = all && type && strcmp(type, "cpe-match") == 0;
@@ -547,60 +375,61 @@ static int match_cpe(struct ctx *c, const struct jval *m, struct scan_finding *f
 }
 
 /* dataSource, then urls[]: the first SCAN_MAX_LIST of them (see the top comment). */
-static int match_urls(struct ctx *c, const struct jval *vuln, struct scan_finding *f)
+static int match_urls(struct jread *c, const struct jval *vuln, struct scan_finding *f)
 {
 	const char *urls[SCAN_MAX_LIST];
 	size_t n = 0, i;
 	const struct jval *a, *s;
-	int rc = get_str(c, vuln, "vulnerability.dataSource", OPT, &urls[n]);
+	int rc = jread_str(c, vuln, "vulnerability.dataSource", JREAD_OPT, &urls[n]);
 	if (rc < 0)
 		return rc;
 	n += urls[n] != NULL;
-	rc = get_typed(c, vuln, "vulnerability.urls", JVAL_ARRAY, &a);
+	rc = jread_typed(c, vuln, "vulnerability.urls", JVAL_ARRAY, &a);
 	if (rc < 0)
 		return rc;
 	if (a)
 		jval_array_foreach(a, i, s)
 		{
 			if (!jval_is_string(s))
-				return fail(c, ODX_EINVAL,
-					    "vulnerability.urls[%zu] must be a string", i);
+				return jread_fail(c, ODX_EINVAL,
+						  "vulnerability.urls[%zu] must be a string", i);
 			size_t len = jval_len(s);
 			if (len > SCAN_MAX_STR)
-				return fail(c, ODX_ETOOBIG,
-					    "vulnerability.urls[%zu] is longer than %d bytes", i,
-					    SCAN_MAX_STR);
+				return jread_fail(c, ODX_ETOOBIG,
+						  "vulnerability.urls[%zu] is longer than %d bytes",
+						  i, SCAN_MAX_STR);
 			if (n == SCAN_MAX_LIST || len == 0)
 				continue;
 			if (!(urls[n++] = scan_strndup(c->r, jval_str(s), len)))
-				return oom(c);
+				return jread_oom(c);
 		}
-	return keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
+	return jread_keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
 }
 
-static int match_parts(struct ctx *c, const struct jval *mj, struct match *m)
+static int match_parts(struct jread *c, const struct jval *mj, struct match *m)
 {
 	if (!jval_is_object(mj))
-		return fail(c, ODX_EINVAL, "must be an object");
-	int rc = get_typed(c, mj, "vulnerability", JVAL_OBJECT, &m->vuln);
+		return jread_fail(c, ODX_EINVAL, "must be an object");
+	int rc = jread_typed(c, mj, "vulnerability", JVAL_OBJECT, &m->vuln);
 	if (rc == 0 && !m->vuln)
-		rc = fail(c, ODX_EINVAL, "vulnerability is missing");
+		rc = jread_fail(c, ODX_EINVAL, "vulnerability is missing");
 	if (rc == 0)
-		rc = get_typed(c, mj, "artifact", JVAL_OBJECT, &m->artifact);
+		rc = jread_typed(c, mj, "artifact", JVAL_OBJECT, &m->artifact);
 	if (rc == 0 && !m->artifact)
-		rc = fail(c, ODX_EINVAL, "artifact is missing");
+		rc = jread_fail(c, ODX_EINVAL, "artifact is missing");
 	if (rc == 0)
-		rc = get_typed(c, mj, "relatedVulnerabilities", JVAL_ARRAY, &m->related);
+		rc = jread_typed(c, mj, "relatedVulnerabilities", JVAL_ARRAY, &m->related);
 	if (rc == 0 && m->related)
 		rc = check_objects(c, m->related, "relatedVulnerabilities");
 	if (rc == 0)
-		rc = get_typed(c, m->vuln, "vulnerability.advisories", JVAL_ARRAY, &m->advisories);
+		rc =
+		    jread_typed(c, m->vuln, "vulnerability.advisories", JVAL_ARRAY, &m->advisories);
 	if (rc == 0 && m->advisories)
 		rc = check_objects(c, m->advisories, "vulnerability.advisories");
 	return rc;
 }
 
-static int parse_match(struct ctx *c, const struct jval *mj, struct scan_finding *f)
+static int parse_match(struct jread *c, const struct jval *mj, struct scan_finding *f)
 {
 	struct match m;
 	f->epss = f->epss_percentile = -1;
@@ -611,7 +440,8 @@ static int parse_match(struct ctx *c, const struct jval *mj, struct scan_finding
 	if (rc == 0)
 		rc = match_package(c, m.artifact, f);
 	if (rc == 0)
-		rc = match_severity(c, m.vuln, f);
+		rc = jread_severity(c, m.vuln, "vulnerability.severity", "vulnerability.namespace",
+				    SCAN_ENGINE_GRYPE, f);
 	if (rc == 0)
 		rc = match_cvss(c, &m, f);
 	if (rc == 0)
@@ -627,33 +457,33 @@ static int parse_match(struct ctx *c, const struct jval *mj, struct scan_finding
 	return rc;
 }
 
-static int parse_matches(struct ctx *c, const struct jval *matches)
+static int parse_matches(struct jread *c, const struct jval *matches)
 {
 	size_t n = jval_len(matches), i;
 	const struct jval *m;
 	if (n > SCAN_MAX_FINDINGS)
-		return fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
+		return jread_fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
 	if (n == 0)
 		return 0;
 	c->r->findings = scan_alloc(c->r, n * sizeof(*c->r->findings));
 	if (!c->r->findings)
-		return oom(c);
-	c->in_match = true;
+		return jread_oom(c);
+	c->list = "matches";
 	jval_array_foreach(matches, i, m)
 	{
-		c->mi = i;
+		c->i = i;
 		int rc = parse_match(c, m, &c->r->findings[c->r->nfindings++]);
 		if (rc < 0)
 			return rc;
 	}
-	c->in_match = false;
+	c->list = NULL;
 	return 0;
 }
 
 /* ---- the image ---- */
 
 /* Appends the strings of array a to argv; 1 when a is not a short list of short strings. */
-static int config_argv(struct ctx *c, const struct jval *a, const char **argv, size_t *n)
+static int config_argv(struct jread *c, const struct jval *a, const char **argv, size_t *n)
 {
 	size_t i;
 	const struct jval *s;
@@ -667,7 +497,7 @@ static int config_argv(struct ctx *c, const struct jval *a, const char **argv, s
 			return 1;
 		argv[*n] = scan_strndup(c->r, jval_str(s), jval_len(s));
 		if (!argv[(*n)++])
-			return oom(c);
+			return jread_oom(c);
 	}
 	return 0;
 }
@@ -700,7 +530,7 @@ static uint8_t *b64_decode(const char *in, size_t len, size_t *outlen)
  * then Cmd become the image's entrypoint; a config that does not decode or
  * has the wrong shape is ignored (0), only ODX_ENOMEM is an error.
  */
-static int config_entrypoint(struct ctx *c, const struct jval *b64)
+static int config_entrypoint(struct jread *c, const struct jval *b64)
 {
 	size_t len;
 	const char *argv[SCAN_MAX_LIST];
@@ -721,38 +551,38 @@ static int config_entrypoint(struct ctx *c, const struct jval *b64)
 	jdoc_free(doc);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
-	return keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
+	return jread_keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
 }
 
-static int parse_target(struct ctx *c, const struct jval *src)
+static int parse_target(struct jread *c, const struct jval *src)
 {
 	struct scan_image *img = &c->r->image;
-	const struct jval *t = member(src, "target"), *cfg;
+	const struct jval *t = jread_member(src, "target"), *cfg;
 	const char *digests[SCAN_MAX_LIST];
 	size_t n = 0;
 	if (!t)
 		return 0;
 	if (jval_is_string(t))
-		return get_str(c, src, "source.target", OPT, &img->name);
+		return jread_str(c, src, "source.target", JREAD_OPT, &img->name);
 	if (!jval_is_object(t))
-		return fail(c, ODX_EINVAL, "source.target must be an object or a string");
-	int rc = get_str(c, t, "source.target.userInput", OPT, &img->name);
+		return jread_fail(c, ODX_EINVAL, "source.target must be an object or a string");
+	int rc = jread_str(c, t, "source.target.userInput", JREAD_OPT, &img->name);
 	if (rc == 0)
-		rc = get_str(c, t, "source.target.imageID", OPT, &img->image_id);
+		rc = jread_str(c, t, "source.target.imageID", JREAD_OPT, &img->image_id);
 	if (rc == 0)
-		rc = get_strv(c, t, "source.target.repoDigests", digests, &n, SCAN_MAX_LIST);
+		rc = jread_strv(c, t, "source.target.repoDigests", digests, &n, SCAN_MAX_LIST);
 	if (rc == 0)
-		rc = keep_strv(c, digests, n, &img->repo_digests, &img->nrepo_digests);
+		rc = jread_keep_strv(c, digests, n, &img->repo_digests, &img->nrepo_digests);
 	if (rc < 0)
 		return rc;
-	cfg = member(t, "config");
+	cfg = jread_member(t, "config");
 	if (cfg && !jval_is_string(cfg))
-		return fail(c, ODX_EINVAL, "source.target.config must be a string");
+		return jread_fail(c, ODX_EINVAL, "source.target.config must be a string");
 	return cfg ? config_entrypoint(c, cfg) : 0;
 }
 
 /* alertsByPackage[i].alerts: a "distro-eol" alert marks the image's OS as past its end of life. */
-static int package_alerts(struct ctx *c, const struct jval *alerts, size_t i)
+static int package_alerts(struct jread *c, const struct jval *alerts, size_t i)
 {
 	const struct jval *al;
 	size_t j;
@@ -761,9 +591,10 @@ static int package_alerts(struct ctx *c, const struct jval *alerts, size_t i)
 		const char *type;
 		size_t n;
 		if (!jval_is_object(al))
-			return fail(c, ODX_EINVAL,
-				    "alertsByPackage[%zu].alerts[%zu] must be an object", i, j);
-		int rc = get_raw(c, al, "alertsByPackage.alerts.type", OPT, &type, &n);
+			return jread_fail(c, ODX_EINVAL,
+					  "alertsByPackage[%zu].alerts[%zu] must be an object", i,
+					  j);
+		int rc = jread_raw(c, al, "alertsByPackage.alerts.type", JREAD_OPT, &type, &n);
 		if (rc < 0)
 			return rc;
 		if (type && strcmp(type, "distro-eol") == 0)
@@ -772,18 +603,19 @@ static int package_alerts(struct ctx *c, const struct jval *alerts, size_t i)
 	return 0;
 }
 
-static int parse_alerts(struct ctx *c, const struct jval *root)
+static int parse_alerts(struct jread *c, const struct jval *root)
 {
 	const struct jval *a, *p, *alerts;
 	size_t i;
-	int rc = get_typed(c, root, "alertsByPackage", JVAL_ARRAY, &a);
+	int rc = jread_typed(c, root, "alertsByPackage", JVAL_ARRAY, &a);
 	if (rc < 0 || !a)
 		return rc;
 	jval_array_foreach(a, i, p)
 	{
 		if (!jval_is_object(p))
-			return fail(c, ODX_EINVAL, "alertsByPackage[%zu] must be an object", i);
-		rc = get_typed(c, p, "alertsByPackage.alerts", JVAL_ARRAY, &alerts);
+			return jread_fail(c, ODX_EINVAL, "alertsByPackage[%zu] must be an object",
+					  i);
+		rc = jread_typed(c, p, "alertsByPackage.alerts", JVAL_ARRAY, &alerts);
 		if (rc == 0 && alerts)
 			rc = package_alerts(c, alerts, i);
 		if (rc < 0)
@@ -792,78 +624,66 @@ static int parse_alerts(struct ctx *c, const struct jval *root)
 	return 0;
 }
 
-static int parse_image(struct ctx *c, const struct jval *root)
+static int parse_image(struct jread *c, const struct jval *root)
 {
 	const struct jval *src, *distro;
-	int rc = get_typed(c, root, "source", JVAL_OBJECT, &src);
+	int rc = jread_typed(c, root, "source", JVAL_OBJECT, &src);
 	if (rc == 0 && src)
 		rc = parse_target(c, src);
 	if (rc == 0)
-		rc = get_typed(c, root, "distro", JVAL_OBJECT, &distro);
+		rc = jread_typed(c, root, "distro", JVAL_OBJECT, &distro);
 	if (rc == 0 && distro)
-		rc = get_str(c, distro, "distro.name", OPT, &c->r->image.os_family);
+		rc = jread_str(c, distro, "distro.name", JREAD_OPT, &c->r->image.os_family);
 	if (rc == 0 && distro)
-		rc = get_str(c, distro, "distro.version", OPT, &c->r->image.os_version);
+		rc = jread_str(c, distro, "distro.version", JREAD_OPT, &c->r->image.os_version);
 	if (rc == 0)
 		rc = parse_alerts(c, root);
 	return rc;
 }
 
 /* Refuses what is not a Grype report, with a message that says what it is. */
-static int check_kind(struct ctx *c, const struct jval *root)
+static int check_kind(struct jread *c, const struct jval *root)
 {
 	const struct jval *d, *m;
 	if (!jval_is_object(root))
-		return fail(c, ODX_EINVAL, "a Grype report must be a JSON object");
+		return jread_fail(c, ODX_EINVAL, "a Grype report must be a JSON object");
 	if (jval_get(root, "SchemaVersion") || jval_get(root, "Results"))
-		return fail(c, ODX_EINVAL,
-			    "not a Grype report: it has Trivy's SchemaVersion/Results");
+		return jread_fail(c, ODX_EINVAL,
+				  "not a Grype report: it has Trivy's SchemaVersion/Results");
 	m = jval_get(root, "matches");
 	d = jval_get(root, "descriptor");
 	if (!m || !d)
-		return fail(c, ODX_EINVAL, "not a Grype report: %s is missing",
-			    m ? "descriptor" : "matches");
+		return jread_fail(c, ODX_EINVAL, "not a Grype report: %s is missing",
+				  m ? "descriptor" : "matches");
 	if (!jval_is_array(m))
-		return fail(c, ODX_EINVAL, "matches must be an array");
+		return jread_fail(c, ODX_EINVAL, "matches must be an array");
 	const char *name = jval_str(jval_get(d, "name"));
 	if (!name || strcmp(name, "grype") != 0)
-		return fail(c, ODX_EINVAL, "not a Grype report: descriptor.name must be \"grype\"");
+		return jread_fail(c, ODX_EINVAL,
+				  "not a Grype report: descriptor.name must be \"grype\"");
 	return 0;
 }
 
-int grype_from_json(const struct jval *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
+/* Everything after check_kind: the engine's version, the image, then the findings of matches[]. */
+static int parse_report(struct jread *c, const struct jval *root)
 {
-	struct ctx c = {.msg = msg};
-	int rc = check_kind(&c, root);
-	if (rc < 0)
-		return rc;
-	c.r = scan_report_new();
-	if (!c.r)
-		return oom(&c);
-	rc = get_str(&c, jval_get(root, "descriptor"), "descriptor.version", OPT,
-		     &c.r->engine_version[SCAN_ENGINE_GRYPE]);
+	int rc = jread_str(c, jval_get(root, "descriptor"), "descriptor.version", JREAD_OPT,
+			   &c->r->engine_version[SCAN_ENGINE_GRYPE]);
 	if (rc == 0)
-		rc = parse_image(&c, root);
+		rc = parse_image(c, root);
 	if (rc == 0)
-		rc = parse_matches(&c, jval_get(root, "matches"));
-	if (rc < 0)
-		goto out;
-	c.r->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_GRYPE);
-	*out = c.r;
-	c.r = NULL;
-out:
-	scan_report_free(c.r);
+		rc = parse_matches(c, jval_get(root, "matches"));
 	return rc;
+}
+
+int grype_from_json(const struct jval *root, struct scan_report **out,
+		    char msg[static SCAN_MSG_LEN])
+{
+	return jread_report(root, SCAN_ENGINE_GRYPE, check_kind, parse_report, out, msg);
 }
 
 int grype_parse(const char *buf, size_t len, struct scan_report **out,
 		char msg[static SCAN_MSG_LEN])
 {
-	struct jdoc *doc;
-	int rc = scan_json_load(buf, len, &doc, msg);
-	if (rc < 0)
-		return rc;
-	rc = grype_from_json(jdoc_root(doc), out, msg);
-	jdoc_free(doc);
-	return rc;
+	return jread_parse(buf, len, grype_from_json, out, msg);
 }

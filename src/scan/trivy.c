@@ -28,7 +28,6 @@
  * versions, "deb"/"rpm"/"apk", "trivy") are static; all else is copied
  * into the report's arena, so the report outlives the JSON tree.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,162 +36,16 @@
 
 #include "core/err.h"
 #include "core/jdoc.h"
+#include "scan/jread.h"
 #include "scan/trivy.h"
-
-enum { OPT = 0, REQ = 1 };
-
-struct ctx {
-	struct scan_report *r;
-	char *msg;
-	bool in_result;	 /* inside Results[ri] */
-	size_t ri, si;	 /* indices of the result and of its item */
-	const char *sub; /* "Vulnerabilities" or "Packages" inside an item, else NULL */
-};
 
 /* What a result contributes, shared by its findings. */
 struct result {
-	const char *type;     /* package type, in the arena or static */
+	const char *type;	   /* package type, in the arena or static */
 	const struct jval *pkgs;   /* Packages[], or NULL */
 	const struct jval **slots; /* pkgs with a SrcName, hashed by ID and by Name */
-	size_t nslots;	      /* a power of two, or 0 */
+	size_t nslots;		   /* a power of two, or 0 */
 };
-
-__attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, int rc, const char *fmt, ...)
-{
-	char what[SCAN_MSG_LEN];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	if (c->in_result && c->sub)
-		snprintf(c->msg, SCAN_MSG_LEN, "Results[%zu].%s[%zu]: %s", c->ri, c->sub, c->si,
-			 what);
-	else if (c->in_result)
-		snprintf(c->msg, SCAN_MSG_LEN, "Results[%zu]: %s", c->ri, what);
-	else
-		snprintf(c->msg, SCAN_MSG_LEN, "%s", what);
-	return rc;
-}
-
-static int oom(struct ctx *c)
-{
-	return fail(c, ODX_ENOMEM, "out of memory");
-}
-
-/* ---- reading fields: name is a label for messages whose last part is the key ---- */
-
-static const struct jval *member(const struct jval *o, const char *name)
-{
-	const char *dot = strrchr(name, '.');
-	const struct jval *v = jval_get(o, dot ? dot + 1 : name);
-	return jval_is_null(v) ? NULL : v;
-}
-
-/* A string member borrowed from the tree; NULL when absent or null (refused when REQ). */
-static int get_raw(struct ctx *c, const struct jval *o, const char *name, int req, const char **s,
-		   size_t *len)
-{
-	const struct jval *v = member(o, name);
-	*s = NULL;
-	*len = 0;
-	if (!v)
-		return req ? fail(c, ODX_EINVAL, "%s is missing", name) : 0;
-	if (!jval_is_string(v))
-		return fail(c, ODX_EINVAL, "%s must be a string", name);
-	size_t n = jval_len(v);
-	if (n > SCAN_MAX_STR)
-		return fail(c, ODX_ETOOBIG, "%s is longer than %d bytes", name, SCAN_MAX_STR);
-	if (req && n == 0)
-		return fail(c, ODX_EINVAL, "%s must not be empty", name);
-	*s = jval_str(v);
-	*len = n;
-	return 0;
-}
-
-/* A string member copied into the arena; NULL when absent or empty. */
-static int get_str(struct ctx *c, const struct jval *o, const char *name, int req, const char **out)
-{
-	const char *s;
-	size_t n;
-	int rc = get_raw(c, o, name, req, &s, &n);
-	if (rc < 0)
-		return rc;
-	*out = NULL;
-	if (n == 0)
-		return 0;
-	*out = scan_strndup(c->r, s, n);
-	return *out ? 0 : oom(c);
-}
-
-static int get_typed(struct ctx *c, const struct jval *o, const char *name, enum jval_type t,
-		     const struct jval **out)
-{
-	const struct jval *v = member(o, name);
-	*out = NULL;
-	if (v && !jval_is(v, t))
-		return fail(c, ODX_EINVAL, "%s must be %s", name,
-			    t == JVAL_ARRAY ? "an array" : "an object");
-	*out = v;
-	return 0;
-}
-
-/* A CVSS score: -1 when absent. */
-static int get_score(struct ctx *c, const struct jval *o, const char *name, double *out)
-{
-	const struct jval *v = member(o, name);
-	*out = -1;
-	if (!v)
-		return 0;
-	if (!jval_is_number(v))
-		return fail(c, ODX_EINVAL, "%s must be a number", name);
-	double d = jval_num(v);
-	if (!(d >= 0 && d <= 10))
-		return fail(c, ODX_EINVAL, "%s must be between 0 and 10", name);
-	*out = d;
-	return 0;
-}
-
-/* Appends the strings of array member name to v[*n..cap), copied into the arena. */
-static int get_strv(struct ctx *c, const struct jval *o, const char *name, const char **v, size_t *n,
-		    size_t cap)
-{
-	const struct jval *a;
-	int rc = get_typed(c, o, name, JVAL_ARRAY, &a);
-	if (rc < 0 || !a)
-		return rc;
-	if (jval_len(a) > cap - *n)
-		return fail(c, ODX_ETOOBIG, "%s has more than %zu items", name, cap);
-	size_t i;
-	const struct jval *s;
-	jval_array_foreach(a, i, s)
-	{
-		if (!jval_is_string(s))
-			return fail(c, ODX_EINVAL, "%s[%zu] must be a string", name, i);
-		if (jval_len(s) > SCAN_MAX_STR)
-			return fail(c, ODX_ETOOBIG, "%s[%zu] is longer than %d bytes", name, i,
-				    SCAN_MAX_STR);
-		v[*n] = scan_strndup(c->r, jval_str(s), jval_len(s));
-		if (!v[(*n)++])
-			return oom(c);
-	}
-	return 0;
-}
-
-/* v[0..n) copied into an arena array. */
-static int keep_strv(struct ctx *c, const char **v, size_t n, const char ***out, size_t *nout)
-{
-	*out = NULL;
-	*nout = 0;
-	if (n == 0)
-		return 0;
-	const char **a = scan_alloc(c->r, n * sizeof(*a));
-	if (!a)
-		return oom(c);
-	memcpy(a, v, n * sizeof(*a));
-	*out = a;
-	*nout = n;
-	return 0;
-}
 
 /*
  * ---- the source package: Packages[] hashed by ID and by name + version ----
@@ -271,30 +124,30 @@ static void srcmap_put(struct result *res, uint32_t h, const struct jval *p)
 }
 
 /* Checks the types of the fields we read of a package, which is kept when it has a SrcName. */
-static int srcmap_check(struct ctx *c, const struct jval *p, bool *keep)
+static int srcmap_check(struct jread *c, const struct jval *p, bool *keep)
 {
 	static const char *const strs[] = {"ID", "Name", "Version", "Release"};
 	const char *s;
 	size_t n;
 	*keep = false;
 	if (!jval_is_object(p))
-		return fail(c, ODX_EINVAL, "must be an object");
-	int rc = get_raw(c, p, "SrcName", OPT, &s, &n);
+		return jread_fail(c, ODX_EINVAL, "must be an object");
+	int rc = jread_raw(c, p, "SrcName", JREAD_OPT, &s, &n);
 	if (rc < 0 || n == 0)
 		return rc;
 	for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
-		const struct jval *v = member(p, strs[k]);
+		const struct jval *v = jread_member(p, strs[k]);
 		if (v && !jval_is_string(v))
-			return fail(c, ODX_EINVAL, "%s must be a string", strs[k]);
+			return jread_fail(c, ODX_EINVAL, "%s must be a string", strs[k]);
 	}
-	const struct jval *e = member(p, "Epoch");
+	const struct jval *e = jread_member(p, "Epoch");
 	if (e && !jval_is_int(e))
-		return fail(c, ODX_EINVAL, "Epoch must be an integer");
+		return jread_fail(c, ODX_EINVAL, "Epoch must be an integer");
 	*keep = true;
 	return 0;
 }
 
-static int srcmap_build(struct ctx *c, struct result *res)
+static int srcmap_build(struct jread *c, struct result *res)
 {
 	size_t i, n = 0;
 	const struct jval *p;
@@ -316,7 +169,7 @@ static int srcmap_build(struct ctx *c, struct result *res)
 		cap *= 2;
 	res->slots = calloc(cap, sizeof(*res->slots));
 	if (!res->slots)
-		return oom(c);
+		return jread_oom(c);
 	res->nslots = cap;
 	jval_array_foreach(res->pkgs, i, p)
 	{
@@ -360,13 +213,13 @@ static bool is_cve(const char *s)
 	return strncmp(s, "CVE-", 4) == 0;
 }
 
-static int vuln_ids(struct ctx *c, const struct jval *v, struct scan_finding *f)
+static int vuln_ids(struct jread *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *ids[SCAN_MAX_LIST];
 	size_t n = 0;
-	int rc = get_str(c, v, "VulnerabilityID", REQ, &ids[n++]);
+	int rc = jread_str(c, v, "VulnerabilityID", JREAD_REQ, &ids[n++]);
 	if (rc == 0)
-		rc = get_strv(c, v, "VendorIDs", ids, &n, SCAN_MAX_LIST);
+		rc = jread_strv(c, v, "VendorIDs", ids, &n, SCAN_MAX_LIST);
 	if (rc < 0)
 		return rc;
 	f->id = ids[0];
@@ -377,30 +230,30 @@ static int vuln_ids(struct ctx *c, const struct jval *v, struct scan_finding *f)
 	for (size_t i = 0; i < n; i++)
 		if (*ids[i])
 			ids[k++] = ids[i];
-	return keep_strv(c, ids, scan_strv_sort_unique(ids, k), &f->aliases, &f->naliases);
+	return jread_keep_strv(c, ids, scan_strv_sort_unique(ids, k), &f->aliases, &f->naliases);
 }
 
-static int vuln_package(struct ctx *c, const struct result *res, const struct jval *v,
+static int vuln_package(struct jread *c, const struct result *res, const struct jval *v,
 			struct scan_finding *f)
 {
 	const char *name, *version, *pkgid, *path;
 	size_t nn, vn, in;
 	const struct jval *ident, *layer;
-	int rc = get_raw(c, v, "PkgName", REQ, &name, &nn);
+	int rc = jread_raw(c, v, "PkgName", JREAD_REQ, &name, &nn);
 	if (rc == 0)
-		rc = get_raw(c, v, "InstalledVersion", OPT, &version, &vn);
+		rc = jread_raw(c, v, "InstalledVersion", JREAD_OPT, &version, &vn);
 	if (rc == 0)
-		rc = get_raw(c, v, "PkgID", OPT, &pkgid, &in);
+		rc = jread_raw(c, v, "PkgID", JREAD_OPT, &pkgid, &in);
 	if (rc == 0)
-		rc = get_typed(c, v, "PkgIdentifier", JVAL_OBJECT, &ident);
+		rc = jread_typed(c, v, "PkgIdentifier", JVAL_OBJECT, &ident);
 	if (rc == 0 && ident)
-		rc = get_str(c, ident, "PkgIdentifier.PURL", OPT, &f->pkg.purl);
+		rc = jread_str(c, ident, "PkgIdentifier.PURL", JREAD_OPT, &f->pkg.purl);
 	if (rc == 0)
-		rc = get_typed(c, v, "Layer", JVAL_OBJECT, &layer);
+		rc = jread_typed(c, v, "Layer", JVAL_OBJECT, &layer);
 	if (rc == 0 && layer)
-		rc = get_str(c, layer, "Layer.DiffID", OPT, &f->layer);
+		rc = jread_str(c, layer, "Layer.DiffID", JREAD_OPT, &f->layer);
 	if (rc == 0)
-		rc = get_str(c, v, "PkgPath", OPT, &path);
+		rc = jread_str(c, v, "PkgPath", JREAD_OPT, &path);
 	if (rc < 0)
 		return rc;
 	if (!version)
@@ -412,36 +265,9 @@ static int vuln_package(struct ctx *c, const struct result *res, const struct jv
 	if (src)
 		f->pkg.source = scan_strdup(c->r, src);
 	if (!f->pkg.name || !f->pkg.version || (src && !f->pkg.source))
-		return oom(c);
+		return jread_oom(c);
 	if (path)
-		return keep_strv(c, &path, 1, &f->paths, &f->npaths);
-	return 0;
-}
-
-static int vuln_severity(struct ctx *c, const struct jval *v, struct scan_finding *f)
-{
-	const char *sev, *src;
-	size_t n, sn;
-	int rc = get_raw(c, v, "Severity", REQ, &sev, &n);
-	if (rc == 0)
-		rc = get_raw(c, v, "SeveritySource", OPT, &src, &sn);
-	if (rc < 0)
-		return rc;
-	int s = scan_severity_parse(sev);
-	if (s < 0 || s == SCAN_SEV_NEGLIGIBLE)
-		return fail(c, ODX_EINVAL, "Severity is not one of Trivy's severities");
-	f->severity = f->engine_severity[SCAN_ENGINE_TRIVY] = (enum scan_severity)s;
-	if (sn == 0) {
-		f->severity_source = f->engine_severity_source[SCAN_ENGINE_TRIVY] = "trivy";
-		return 0;
-	}
-	char *both = scan_alloc(c->r, sizeof("trivy:") + sn);
-	if (!both)
-		return oom(c);
-	memcpy(both, "trivy:", 6);
-	memcpy(both + 6, src, sn);
-	f->severity_source = both;
-	f->engine_severity_source[SCAN_ENGINE_TRIVY] = both + 6;
+		return jread_keep_strv(c, &path, 1, &f->paths, &f->npaths);
 	return 0;
 }
 
@@ -451,7 +277,7 @@ static const char *v3_version(const char *vector)
 }
 
 /* The CVSS map: {vendor: {V2Vector, V2Score, V3Vector, V3Score, V40Vector, V40Score}}. */
-static int vuln_cvss(struct ctx *c, const struct jval *v, struct scan_finding *f)
+static int vuln_cvss(struct jread *c, const struct jval *v, struct scan_finding *f)
 {
 	static const struct {
 		const char *vector, *score, *version;
@@ -461,33 +287,34 @@ static int vuln_cvss(struct ctx *c, const struct jval *v, struct scan_finding *f
 	const struct jval *map, *e;
 	const char *vendor;
 	size_t vi;
-	int rc = get_typed(c, v, "CVSS", JVAL_OBJECT, &map);
+	int rc = jread_typed(c, v, "CVSS", JVAL_OBJECT, &map);
 	if (rc < 0 || !map)
 		return rc;
 	if (jval_len(map) > SCAN_MAX_LIST)
-		return fail(c, ODX_ETOOBIG, "CVSS has more than %d sources", SCAN_MAX_LIST);
+		return jread_fail(c, ODX_ETOOBIG, "CVSS has more than %d sources", SCAN_MAX_LIST);
 	struct scan_cvss *out = scan_alloc(c->r, 3 * jval_len(map) * sizeof(*out));
 	if (!out)
-		return oom(c);
+		return jread_oom(c);
 	size_t n = 0;
 	jval_object_foreach(map, vi, vendor, e)
 	{
 		if (!jval_is_object(e))
-			return fail(c, ODX_EINVAL, "CVSS values must be objects");
+			return jread_fail(c, ODX_EINVAL, "CVSS values must be objects");
 		if (strlen(vendor) > SCAN_MAX_STR)
-			return fail(c, ODX_ETOOBIG, "a CVSS source name is too long");
+			return jread_fail(c, ODX_ETOOBIG, "a CVSS source name is too long");
 		const char *source = NULL;
 		for (size_t k = 0; k < 3; k++) {
 			struct scan_cvss *x = &out[n];
-			rc = get_str(c, e, kinds[k].vector, OPT, &x->vector);
+			rc = jread_str(c, e, kinds[k].vector, JREAD_OPT, &x->vector);
 			if (rc == 0)
-				rc = get_score(c, e, kinds[k].score, &x->score);
+				rc = jread_num(c, e, kinds[k].score, 10, "must be between 0 and 10",
+					       &x->score);
 			if (rc < 0)
 				return rc;
 			if (!x->vector && x->score < 0)
 				continue;
 			if (!source && !(source = scan_strdup(c->r, vendor)))
-				return oom(c);
+				return jread_oom(c);
 			x->source = source;
 			x->version = kinds[k].version ? kinds[k].version : v3_version(x->vector);
 			if (!x->vector)
@@ -496,7 +323,7 @@ static int vuln_cvss(struct ctx *c, const struct jval *v, struct scan_finding *f
 		}
 	}
 	if (n > SCAN_MAX_LIST)
-		return fail(c, ODX_ETOOBIG, "CVSS has more than %d entries", SCAN_MAX_LIST);
+		return jread_fail(c, ODX_ETOOBIG, "CVSS has more than %d entries", SCAN_MAX_LIST);
 	f->cvss = n ? out : NULL;
 	f->ncvss = n;
 	return 0;
@@ -521,13 +348,13 @@ static enum scan_fix_state fix_state(const char *status, bool has_fix)
 }
 
 /* FixedVersion "10.2.1, 9.0.6, ..." into unique trimmed versions. */
-static int vuln_fix(struct ctx *c, const struct jval *v, struct scan_finding *f)
+static int vuln_fix(struct jread *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *fixed, *status, *vers[SCAN_MAX_LIST];
 	size_t len, sl, n = 0;
-	int rc = get_raw(c, v, "FixedVersion", OPT, &fixed, &len);
+	int rc = jread_raw(c, v, "FixedVersion", JREAD_OPT, &fixed, &len);
 	if (rc == 0)
-		rc = get_raw(c, v, "Status", OPT, &status, &sl);
+		rc = jread_raw(c, v, "Status", JREAD_OPT, &status, &sl);
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < len;) {
@@ -541,51 +368,51 @@ static int vuln_fix(struct ctx *c, const struct jval *v, struct scan_finding *f)
 			b--;
 		if (b > a) {
 			if (n == SCAN_MAX_LIST)
-				return fail(c, ODX_ETOOBIG,
-					    "FixedVersion lists more than %d versions",
-					    SCAN_MAX_LIST);
+				return jread_fail(c, ODX_ETOOBIG,
+						  "FixedVersion lists more than %d versions",
+						  SCAN_MAX_LIST);
 			if (!(vers[n++] = scan_strndup(c->r, fixed + a, b - a)))
-				return oom(c);
+				return jread_oom(c);
 		}
 		i = end + 1;
 	}
 	f->fix_state[SCAN_ENGINE_TRIVY] = fix_state(status, n > 0);
-	return keep_strv(c, vers, scan_strv_unique(vers, n), &f->fixed_versions, &f->nfixed);
+	return jread_keep_strv(c, vers, scan_strv_unique(vers, n), &f->fixed_versions, &f->nfixed);
 }
 
-static int vuln_urls(struct ctx *c, const struct jval *v, struct scan_finding *f)
+static int vuln_urls(struct jread *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *urls[2];
 	const struct jval *ds;
-	int rc = get_str(c, v, "PrimaryURL", OPT, &urls[0]);
+	int rc = jread_str(c, v, "PrimaryURL", JREAD_OPT, &urls[0]);
 	if (rc == 0)
-		rc = get_typed(c, v, "DataSource", JVAL_OBJECT, &ds);
+		rc = jread_typed(c, v, "DataSource", JVAL_OBJECT, &ds);
 	urls[1] = NULL;
 	if (rc == 0 && ds)
-		rc = get_str(c, ds, "DataSource.URL", OPT, &urls[1]);
+		rc = jread_str(c, ds, "DataSource.URL", JREAD_OPT, &urls[1]);
 	if (rc < 0)
 		return rc;
 	size_t n = 0;
 	for (size_t i = 0; i < 2; i++)
 		if (urls[i])
 			urls[n++] = urls[i];
-	return keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
+	return jread_keep_strv(c, urls, scan_strv_unique(urls, n), &f->urls, &f->nurls);
 }
 
-static int parse_vuln(struct ctx *c, const struct result *res, const struct jval *v,
+static int parse_vuln(struct jread *c, const struct result *res, const struct jval *v,
 		      struct scan_finding *f)
 {
 	if (!jval_is_object(v))
-		return fail(c, ODX_EINVAL, "must be an object");
+		return jread_fail(c, ODX_EINVAL, "must be an object");
 	f->epss = f->epss_percentile = -1;
 	f->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_TRIVY);
 	int rc = vuln_ids(c, v, f);
 	if (rc == 0)
 		rc = vuln_package(c, res, v, f);
 	if (rc == 0)
-		rc = vuln_severity(c, v, f);
+		rc = jread_severity(c, v, "Severity", "SeveritySource", SCAN_ENGINE_TRIVY, f);
 	if (rc == 0)
-		rc = get_str(c, v, "Title", OPT, &f->title);
+		rc = jread_str(c, v, "Title", JREAD_OPT, &f->title);
 	if (rc == 0)
 		rc = vuln_cvss(c, v, f);
 	if (rc == 0)
@@ -599,18 +426,18 @@ static int parse_vuln(struct ctx *c, const struct result *res, const struct jval
 
 enum result_kind { RESULT_SKIP, RESULT_OS, RESULT_LANG };
 
-static int result_kind(struct ctx *c, const struct jval *res, enum result_kind *kind,
+static int result_kind(struct jread *c, const struct jval *res, enum result_kind *kind,
 		       const struct jval **vulns)
 {
 	const char *cls, *type;
 	size_t n;
 	if (!jval_is_object(res))
-		return fail(c, ODX_EINVAL, "must be an object");
-	int rc = get_raw(c, res, "Class", OPT, &cls, &n);
+		return jread_fail(c, ODX_EINVAL, "must be an object");
+	int rc = jread_raw(c, res, "Class", JREAD_OPT, &cls, &n);
 	if (rc == 0)
-		rc = get_raw(c, res, "Type", OPT, &type, &n);
+		rc = jread_raw(c, res, "Type", JREAD_OPT, &type, &n);
 	if (rc == 0)
-		rc = get_typed(c, res, "Vulnerabilities", JVAL_ARRAY, vulns);
+		rc = jread_typed(c, res, "Vulnerabilities", JVAL_ARRAY, vulns);
 	if (rc < 0)
 		return rc;
 	const char *family = c->r->image.os_family;
@@ -650,13 +477,14 @@ static const char *os_pkg_type(const char *family)
 	return NULL;
 }
 
-static int result_setup(struct ctx *c, const struct jval *r, enum result_kind kind, struct result *res)
+static int result_setup(struct jread *c, const struct jval *r, enum result_kind kind,
+			struct result *res)
 {
 	const char *type;
 	size_t n;
-	int rc = get_raw(c, r, "Type", OPT, &type, &n);
+	int rc = jread_raw(c, r, "Type", JREAD_OPT, &type, &n);
 	if (rc == 0)
-		rc = get_typed(c, r, "Packages", JVAL_ARRAY, &res->pkgs);
+		rc = jread_typed(c, r, "Packages", JVAL_ARRAY, &res->pkgs);
 	if (rc == 0 && res->pkgs)
 		rc = srcmap_build(c, res);
 	if (rc < 0)
@@ -670,38 +498,39 @@ static int result_setup(struct ctx *c, const struct jval *r, enum result_kind ki
 	if (!res->type) {
 		res->type = type ? scan_strdup(c->r, type) : "";
 		if (!res->type)
-			return oom(c);
+			return jread_oom(c);
 	}
 	return 0;
 }
 
-static int parse_results(struct ctx *c, const struct jval *results)
+static int parse_results(struct jread *c, const struct jval *results)
 {
 	size_t i, total = 0;
 	const struct jval *r, *vulns;
 	enum result_kind kind;
 	jval_array_foreach(results, i, r)
 	{
-		c->in_result = true;
-		c->ri = i;
+		c->list = "Results";
+		c->i = i;
 		int rc = result_kind(c, r, &kind, &vulns);
 		if (rc < 0)
 			return rc;
 		if (kind != RESULT_SKIP && vulns)
 			total += jval_len(vulns);
-		c->in_result = false;
+		c->list = NULL;
 		if (total > SCAN_MAX_FINDINGS)
-			return fail(c, ODX_ETOOBIG, "more than %d findings", SCAN_MAX_FINDINGS);
+			return jread_fail(c, ODX_ETOOBIG, "more than %d findings",
+					  SCAN_MAX_FINDINGS);
 	}
 	if (total == 0)
 		return 0;
 	c->r->findings = scan_alloc(c->r, total * sizeof(*c->r->findings));
 	if (!c->r->findings)
-		return oom(c);
+		return jread_oom(c);
 	jval_array_foreach(results, i, r)
 	{
-		c->in_result = true;
-		c->ri = i;
+		c->list = "Results";
+		c->i = i;
 		result_kind(c, r, &kind, &vulns); /* checked above */
 		if (kind == RESULT_SKIP || !vulns || jval_len(vulns) == 0)
 			continue;
@@ -722,70 +551,71 @@ static int parse_results(struct ctx *c, const struct jval *results)
 		if (rc < 0)
 			return rc;
 	}
-	c->in_result = false;
+	c->list = NULL;
 	return 0;
 }
 
 /* ---- the image ---- */
 
-static int parse_os(struct ctx *c, const struct jval *md)
+static int parse_os(struct jread *c, const struct jval *md)
 {
 	const struct jval *os, *eosl;
-	int rc = get_typed(c, md, "Metadata.OS", JVAL_OBJECT, &os);
+	int rc = jread_typed(c, md, "Metadata.OS", JVAL_OBJECT, &os);
 	if (rc < 0 || !os)
 		return rc;
-	rc = get_str(c, os, "Metadata.OS.Family", OPT, &c->r->image.os_family);
+	rc = jread_str(c, os, "Metadata.OS.Family", JREAD_OPT, &c->r->image.os_family);
 	if (rc == 0)
-		rc = get_str(c, os, "Metadata.OS.Name", OPT, &c->r->image.os_version);
+		rc = jread_str(c, os, "Metadata.OS.Name", JREAD_OPT, &c->r->image.os_version);
 	if (rc < 0)
 		return rc;
-	eosl = member(os, "EOSL");
+	eosl = jread_member(os, "EOSL");
 	if (eosl && !jval_is_bool(eosl))
-		return fail(c, ODX_EINVAL, "Metadata.OS.EOSL must be a boolean");
+		return jread_fail(c, ODX_EINVAL, "Metadata.OS.EOSL must be a boolean");
 	c->r->image.os_eol = jval_is_true(eosl);
 	return 0;
 }
 
 /* Metadata.ImageConfig.config: Entrypoint then Cmd. */
-static int parse_entrypoint(struct ctx *c, const struct jval *md)
+static int parse_entrypoint(struct jread *c, const struct jval *md)
 {
 	const struct jval *ic, *cfg;
 	const char *argv[SCAN_MAX_LIST];
 	size_t n = 0;
-	int rc = get_typed(c, md, "Metadata.ImageConfig", JVAL_OBJECT, &ic);
+	int rc = jread_typed(c, md, "Metadata.ImageConfig", JVAL_OBJECT, &ic);
 	if (rc < 0 || !ic)
 		return rc;
-	rc = get_typed(c, ic, "Metadata.ImageConfig.config", JVAL_OBJECT, &cfg);
+	rc = jread_typed(c, ic, "Metadata.ImageConfig.config", JVAL_OBJECT, &cfg);
 	if (rc < 0 || !cfg)
 		return rc;
-	rc = get_strv(c, cfg, "Metadata.ImageConfig.config.Entrypoint", argv, &n, SCAN_MAX_LIST);
+	rc = jread_strv(c, cfg, "Metadata.ImageConfig.config.Entrypoint", argv, &n, SCAN_MAX_LIST);
 	if (rc == 0)
-		rc = get_strv(c, cfg, "Metadata.ImageConfig.config.Cmd", argv, &n, SCAN_MAX_LIST);
+		rc = jread_strv(c, cfg, "Metadata.ImageConfig.config.Cmd", argv, &n, SCAN_MAX_LIST);
 	if (rc < 0)
 		return rc;
-	return keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
+	return jread_keep_strv(c, argv, n, &c->r->image.entrypoint, &c->r->image.nentrypoint);
 }
 
-static int parse_image(struct ctx *c, const struct jval *root)
+static int parse_image(struct jread *c, const struct jval *root)
 {
 	struct scan_image *img = &c->r->image;
 	const struct jval *md = NULL, *tv = NULL;
 	const char *digests[SCAN_MAX_LIST];
 	size_t n = 0;
-	int rc = get_str(c, root, "ArtifactName", OPT, &img->name);
+	int rc = jread_str(c, root, "ArtifactName", JREAD_OPT, &img->name);
 	if (rc == 0)
-		rc = get_typed(c, root, "Trivy", JVAL_OBJECT, &tv);
+		rc = jread_typed(c, root, "Trivy", JVAL_OBJECT, &tv);
 	if (rc == 0 && tv)
-		rc = get_str(c, tv, "Trivy.Version", OPT, &c->r->engine_version[SCAN_ENGINE_TRIVY]);
+		rc = jread_str(c, tv, "Trivy.Version", JREAD_OPT,
+			       &c->r->engine_version[SCAN_ENGINE_TRIVY]);
 	if (rc == 0)
-		rc = get_typed(c, root, "Metadata", JVAL_OBJECT, &md);
+		rc = jread_typed(c, root, "Metadata", JVAL_OBJECT, &md);
 	if (rc < 0 || !md)
 		return rc;
-	rc = get_str(c, md, "Metadata.ImageID", OPT, &img->image_id);
+	rc = jread_str(c, md, "Metadata.ImageID", JREAD_OPT, &img->image_id);
 	if (rc == 0)
-		rc = get_strv(c, md, "Metadata.RepoDigests", digests, &n, SCAN_MAX_LIST);
+		rc = jread_strv(c, md, "Metadata.RepoDigests", digests, &n, SCAN_MAX_LIST);
 	if (rc == 0)
-		rc = keep_strv(c, digests, n, &img->repo_digests, &img->nrepo_digests);
+		rc = jread_keep_strv(c, digests, n, &img->repo_digests, &img->nrepo_digests);
 	if (rc == 0)
 		rc = parse_os(c, md);
 	if (rc == 0)
@@ -794,57 +624,45 @@ static int parse_image(struct ctx *c, const struct jval *root)
 }
 
 /* Refuses what is not a SchemaVersion 2 Trivy report, with a message that says what it is. */
-static int check_kind(struct ctx *c, const struct jval *root)
+static int check_kind(struct jread *c, const struct jval *root)
 {
 	if (jval_is_array(root))
-		return fail(c, ODX_EINVAL,
-			    "legacy Trivy report (a bare array of results, before "
-			    "SchemaVersion 2) is not supported");
+		return jread_fail(c, ODX_EINVAL,
+				  "legacy Trivy report (a bare array of results, before "
+				  "SchemaVersion 2) is not supported");
 	if (!jval_is_object(root))
-		return fail(c, ODX_EINVAL, "a Trivy report must be a JSON object");
+		return jread_fail(c, ODX_EINVAL, "a Trivy report must be a JSON object");
 	if (jval_get(root, "matches") || jval_get(root, "descriptor"))
-		return fail(c, ODX_EINVAL, "not a Trivy report: it has Grype's matches/descriptor");
+		return jread_fail(c, ODX_EINVAL,
+				  "not a Trivy report: it has Grype's matches/descriptor");
 	const struct jval *sv = jval_get(root, "SchemaVersion");
 	if (!sv)
-		return fail(c, ODX_EINVAL, "not a Trivy report: SchemaVersion is missing");
+		return jread_fail(c, ODX_EINVAL, "not a Trivy report: SchemaVersion is missing");
 	if (!jval_is_int(sv) || jval_int(sv) != 2)
-		return fail(c, ODX_EINVAL, "SchemaVersion must be 2");
+		return jread_fail(c, ODX_EINVAL, "SchemaVersion must be 2");
 	return 0;
 }
 
-int trivy_from_json(const struct jval *root, struct scan_report **out, char msg[static SCAN_MSG_LEN])
+/* Everything after check_kind: the image, then the findings of Results[]. */
+static int parse_report(struct jread *c, const struct jval *root)
 {
-	struct ctx c = {.msg = msg};
 	const struct jval *results;
-	int rc = check_kind(&c, root);
-	if (rc < 0)
-		return rc;
-	c.r = scan_report_new();
-	if (!c.r)
-		return oom(&c);
-	rc = parse_image(&c, root);
+	int rc = parse_image(c, root);
 	if (rc == 0)
-		rc = get_typed(&c, root, "Results", JVAL_ARRAY, &results);
+		rc = jread_typed(c, root, "Results", JVAL_ARRAY, &results);
 	if (rc == 0 && results)
-		rc = parse_results(&c, results);
-	if (rc < 0)
-		goto out;
-	c.r->engines = SCAN_ENGINE_BIT(SCAN_ENGINE_TRIVY);
-	*out = c.r;
-	c.r = NULL;
-out:
-	scan_report_free(c.r);
+		rc = parse_results(c, results);
 	return rc;
+}
+
+int trivy_from_json(const struct jval *root, struct scan_report **out,
+		    char msg[static SCAN_MSG_LEN])
+{
+	return jread_report(root, SCAN_ENGINE_TRIVY, check_kind, parse_report, out, msg);
 }
 
 int trivy_parse(const char *buf, size_t len, struct scan_report **out,
 		char msg[static SCAN_MSG_LEN])
 {
-	struct jdoc *doc;
-	int rc = scan_json_load(buf, len, &doc, msg);
-	if (rc < 0)
-		return rc;
-	rc = trivy_from_json(jdoc_root(doc), out, msg);
-	jdoc_free(doc);
-	return rc;
+	return jread_parse(buf, len, trivy_from_json, out, msg);
 }
