@@ -48,6 +48,7 @@ struct api_scans {
 	pthread_cond_t wake;
 	pthread_t thread;
 	bool stop, started;
+	atomic_bool cancel; /* set by api_scans_stop: a running engine is killed */
 	struct scan_job jobs[QUEUE_MAX];
 	size_t head, count;
 };
@@ -166,7 +167,8 @@ static json_t *run_engine(struct api *api, enum scan_engine e, const char *image
 	if (!scan_engine_find(configured, exe, sizeof(exe)))
 		return json_pack("{s:s, s:s}", "status", "missing", "error", "not installed");
 	struct scan_engine_output o;
-	if (scan_engine_run(e, exe, image, api->scan_timeout_s, SCAN_MAX_REPORT, &o) < 0)
+	if (scan_engine_run(e, exe, image, api->scan_timeout_s, SCAN_MAX_REPORT, &api->scans->cancel,
+			    &o) < 0)
 		return json_pack("{s:s, s:s}", "status", "failed", "error", o.error);
 	int rc = parse[e](o.report, o.len, out, msg);
 	scan_engine_output_done(&o);
@@ -193,6 +195,9 @@ static void run_scan(struct api *api, const struct scan_job *job)
 	}
 	json_t *result = NULL, *summary = NULL;
 	char digest[128] = "", line[128] = "no engine produced a report";
+	/* Stopped by a shutdown: left running, so the next start queues it again. */
+	if (atomic_load(&api->scans->cancel))
+		goto out;
 	int rc = n ? merged_result(reports, n, &result, &summary, digest) : ODX_EUNAVAIL;
 	if (rc == 0)
 		counts_line(summary, line, sizeof(line));
@@ -204,6 +209,7 @@ static void run_scan(struct api *api, const struct scan_job *job)
 		log_event(LOG_ERROR, "storing a scan failed",
 			  json_pack("{s:s, s:s}", "scan", job->id, "error", odx_strerror(rc)));
 	audit_scan(api, job->tenant, job->id, "scan.complete", result != NULL, line);
+out:
 	for (size_t i = 0; i < n; i++)
 		scan_report_free(reports[i]);
 	json_decref(engines);
@@ -303,6 +309,7 @@ void api_scans_stop(struct api *api)
 	struct api_scans *q = api->scans;
 	if (!q)
 		return;
+	atomic_store(&q->cancel, true);
 	pthread_mutex_lock(&q->lock);
 	q->stop = true;
 	pthread_cond_broadcast(&q->wake);

@@ -117,14 +117,14 @@ static int drain(struct run *r, int fd)
 	return 1;
 }
 
-/* Reads both pipes until EOF on both or the deadline; 0, ODX_EBUSY (timeout) or an error. */
-static int collect(struct run *r, int64_t deadline_ns)
+/* Reads both pipes until EOF on both, the deadline or a cancel; 0, ODX_EBUSY or an error. */
+static int collect(struct run *r, int64_t deadline_ns, const atomic_bool *cancel)
 {
 	struct pollfd p[2] = {{r->out_fd, POLLIN, 0}, {r->err_fd, POLLIN, 0}};
 	int open_fds = 2;
 	while (open_fds) {
 		int64_t left_ms = (deadline_ns - time_now_ns()) / 1000000;
-		if (left_ms <= 0)
+		if (left_ms <= 0 || (cancel && atomic_load(cancel)))
 			return ODX_EBUSY;
 		int n = poll(p, 2, left_ms > 1000 ? 1000 : (int)left_ms);
 		if (n < 0 && errno != EINTR)
@@ -213,7 +213,7 @@ static void describe(struct scan_engine_output *out, const char *what, const str
 }
 
 int scan_engine_run(enum scan_engine engine, const char *exe, const char *image, int timeout_s,
-		    size_t max_out, struct scan_engine_output *out)
+		    size_t max_out, const atomic_bool *cancel, struct scan_engine_output *out)
 {
 	const char *argv[8];
 	argv_of(engine, exe, image, argv);
@@ -226,7 +226,7 @@ int scan_engine_run(enum scan_engine engine, const char *exe, const char *image,
 			 scan_engine_name(engine), strerror(-rc));
 		return ODX_EUNAVAIL;
 	}
-	rc = collect(&r, time_now_ns() + (int64_t)timeout_s * NSEC_PER_SEC);
+	rc = collect(&r, time_now_ns() + (int64_t)timeout_s * NSEC_PER_SEC, cancel);
 	if (rc < 0)
 		kill(-pid, SIGKILL);
 	close(r.out_fd);
@@ -235,7 +235,9 @@ int scan_engine_run(enum scan_engine engine, const char *exe, const char *image,
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	char what[96];
-	if (rc == ODX_EBUSY)
+	if (rc == ODX_EBUSY && cancel && atomic_load(cancel))
+		snprintf(what, sizeof(what), "stopped: the daemon is shutting down");
+	else if (rc == ODX_EBUSY)
 		snprintf(what, sizeof(what), "timed out after %d s", timeout_s);
 	else if (rc == ODX_ETOOBIG)
 		snprintf(what, sizeof(what), "report larger than %zu bytes", max_out);

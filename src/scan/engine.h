@@ -12,6 +12,7 @@
 #ifndef ODX_SCAN_ENGINE_H
 #define ODX_SCAN_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -34,10 +35,11 @@ bool scan_engine_find(const char *configured, char *out, size_t cap);
  * Runs engine (program path exe) on image. 0 with out->report set when it
  * exited 0 within timeout_s; otherwise a negative code (ODX_EUNAVAIL: could
  * not start or exited non-zero, ODX_ETOOBIG: more than max_out bytes,
- * ODX_EBUSY: timed out) with out->error saying what happened.
+ * ODX_EBUSY: timed out or *cancel became true — checked every second, so a
+ * daemon stops without waiting for a scan) with out->error saying what happened.
  */
 int scan_engine_run(enum scan_engine engine, const char *exe, const char *image, int timeout_s,
-		    size_t max_out, struct scan_engine_output *out);
+		    size_t max_out, const atomic_bool *cancel, struct scan_engine_output *out);
 /* Frees out->report; out may be reused. */
 void scan_engine_output_done(struct scan_engine_output *out);
 

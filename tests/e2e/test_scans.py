@@ -363,6 +363,28 @@ def test_engine_timeout_and_missing(fresh_server, tmp_path):
     assert "no completed scan" in blocked(deploy(s, srv.url, JUICE))["policies"][0]["reason"]
 
 
+def test_shutdown_stops_a_running_scan_and_the_next_start_runs_it(fresh_server, restart,
+                                                                  tmp_path):
+    hang = stand_in(tmp_path, "trivy", "sleep 600")
+    srv = fresh_server(extra=("--trivy", hang, "--grype", str(tmp_path / "none")))
+    _, _, token = new_tenant(srv)
+    s = srv.session(token)
+    scan_id = s.post(srv.url + "/v1/scans", json={"image": JUICE}).json()["id"]
+    deadline = time.time() + 10
+    while s.get(srv.url + "/v1/scans/" + scan_id).json()["status"] != "running":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    t0 = time.time()
+    srv.stop()
+    assert time.time() - t0 < 10  # not the engine's 600 s
+    quick = stand_in(tmp_path, "trivy-now",
+                     "cat %s" % os.path.join(DATA, "trivy-juice-shop.json"))
+    srv2 = restart(srv.data_dir, extra=("--trivy", quick, "--grype", str(tmp_path / "none")))
+    s2 = srv2.session(token)  # the signing keys are the data dir's: the token still holds
+    scan = wait_scan(s2, srv2.url, scan_id)
+    assert scan["status"] == "completed", scan
+
+
 def test_no_engine_installed(fresh_server, tmp_path):
     srv = fresh_server(extra=("--trivy", str(tmp_path / "none"), "--grype", str(tmp_path / "no")))
     _, _, token = new_tenant(srv)
