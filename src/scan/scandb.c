@@ -284,10 +284,12 @@ int scandb_latest(struct store *s, const char *tenant, const char *image, json_t
 {
 	char made[ID_MAX_LEN];
 	struct latest l = {NULL, made};
+	const char *at = strchr(image, '@');
 	int rc = store_read_one(s, tenant,
-				"SELECT id, result FROM scans WHERE image = ? AND status = 'completed' "
-				"ORDER BY seq DESC LIMIT 1",
-				STORE_ARGS(S_TEXT(image)), read_latest, &l);
+				"SELECT id, result FROM scans WHERE (image = ? OR digest = ?) AND "
+				"status = 'completed' ORDER BY seq DESC LIMIT 1",
+				STORE_ARGS(S_TEXT(image), at ? S_TEXT(at + 1) : S_NULL), read_latest,
+				&l);
 	if (rc < 0)
 		return rc;
 	*findings = l.findings;

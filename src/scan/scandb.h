@@ -40,8 +40,9 @@ int scandb_get(struct store *s, const char *tenant, const char *id, json_t **out
  * image (normalised) or NULL for all. */
 int scandb_list(struct store *s, const char *tenant, const char *after, int limit,
 		const char *image, json_t **items);
-/* The findings (JSON array) of image's latest completed scan and that scan's id;
- * ODX_ENOTFOUND when the image has none. */
+/* The findings (JSON array) of image's latest completed scan and that scan's id; a reference
+ * with a digest ("name@sha256:...") also takes a scan of any name whose report had that
+ * digest. ODX_ENOTFOUND when the image has none. */
 int scandb_latest(struct store *s, const char *tenant, const char *image, json_t **findings,
 		  char id[static ID_MAX_LEN]);
 /* Seconds since image's newest scan of any state was made (-1: never), and whether one is

@@ -231,6 +231,8 @@ static const char *const tenant_steps[] = {
     "  verdict TEXT NOT NULL," /* what the policies would have blocked */
     "  created_at INTEGER NOT NULL"
     ") STRICT;",
+    /* 7: the gate finds a digest reference's scan by the digest its report gave. */
+    "CREATE INDEX scans_digest ON scans(digest, seq);",
 };
 /* clang-format on */
 

@@ -205,6 +205,16 @@ def test_block_on_critical(server, gated):
     assert any(a["outcome"] == "failure" and a["reason"] == "blocked_by_policy" for a in r)
 
 
+def test_a_digest_reference_uses_the_scan_of_that_digest(server, gated):
+    s, _, scan = gated
+    put_policy(s, server.url, "no-critical", block_critical=True)
+    by_digest = "example.com/shop@" + scan["digest"]  # another name, the scanned digest
+    details = blocked(deploy(s, server.url, by_digest))
+    assert details["scan_id"] == scan["id"] and details["findings"]
+    other = "example.com/shop@sha256:" + "0" * 64
+    assert "no completed scan" in blocked(deploy(s, server.url, other))["policies"][0]["reason"]
+
+
 def test_block_on_high_count(server, gated):
     s, _, scan = gated
     highs = scan["summary"]["after"]["high"]
