@@ -6,8 +6,10 @@
  * priority factors); candidates are sorted by group key (id, type, source
  * or name, and the version for language packages) and each run of equal
  * keys becomes one recommendation; recommendations are then sorted by
- * priority. Everything is sorted on total orders, so the output is
- * deterministic for a given report and time.
+ * priority. Upgrades sort the recommendations by package and roll each run
+ * up into one entry (the highest fix, counts by severity). Everything is
+ * sorted on total orders, so the output is deterministic for a given report
+ * and time.
  *
  * Execution path, from the image's entrypoint (Entrypoint then Cmd): the
  * first argument naming a runtime (node, java, python, ruby, php, or a
@@ -388,10 +390,16 @@ static int cand_cmp(const void *pa, const void *pb)
 	return d;
 }
 
+/* Priorities are shown to 0.1; sorting on the shown value keeps the order and numbers agreeing. */
+static double round1(double v)
+{
+	return round(v * 10.0) / 10.0;
+}
+
 static int group_cmp(const void *pa, const void *pb)
 {
 	const struct group *a = pa, *b = pb;
-	double pa_ = a->best->x.total, pb_ = b->best->x.total;
+	double pa_ = round1(a->best->x.total), pb_ = round1(b->best->x.total);
 	if (pa_ != pb_)
 		return pa_ < pb_ ? 1 : -1;
 	if (a->best->f->severity != b->best->f->severity)
@@ -453,25 +461,21 @@ static json_t *names_json(const struct group *g)
 	return arr;
 }
 
-static json_t *action_json(const struct group *g, size_t nnames)
+/* "upgrade <group> [(detail)] to <fix>" for the first candidate c of nnames binary packages. */
+static json_t *action_json(const struct cand *c, size_t nnames, const char *fix)
 {
-	const char *what = g->c->group ? g->c->group : "";
-	const char *only = g->c->f->pkg.name ? g->c->f->pkg.name : "";
+	const char *what = c->group ? c->group : "";
+	const char *only = c->f->pkg.name ? c->f->pkg.name : "";
 	char detail[96] = "";
-	if (g->c->os && nnames > 1)
+	if (c->os && nnames > 1)
 		snprintf(detail, sizeof(detail), " (%zu binary packages)", nnames);
-	else if (g->c->os && strcmp(only, what) != 0)
+	else if (c->os && strcmp(only, what) != 0)
 		snprintf(detail, sizeof(detail), " (%.80s)", only);
-	if (!g->fix)
+	if (!fix)
 		return json_sprintf("upgrade %s%s to the release its distribution marks as fixed "
 				    "(no newer version is listed)",
 				    what, detail);
-	return json_sprintf("upgrade %s%s to %s", what, detail, g->fix);
-}
-
-static double round1(double v)
-{
-	return round(v * 10.0) / 10.0;
+	return json_sprintf("upgrade %s%s to %s", what, detail, fix);
 }
 
 static json_t *factors_json(const struct scan_finding *f, const struct factors *x)
@@ -493,9 +497,179 @@ static json_t *recommendation_json(const struct group *g)
 			 "finding", f->id, "severity", scan_severity_name(g->best->f->severity),
 			 "package", "name", f->pkg.name, "version", f->pkg.version, "type",
 			 f->pkg.type, "source", f->pkg.source, "packages", names, "fixed_version",
-			 g->fix, "action", action_json(g, nnames), "priority",
+			 g->fix, "action", action_json(g->c, nnames, g->fix), "priority",
 			 round1(g->best->x.total), "priority_factors",
 			 factors_json(g->best->f, &g->best->x), "why", g->best->x.why);
+}
+
+/* ---- per-package upgrades ---- */
+
+/*
+ * The recommendations of one package rolled up into one upgrade: an OS
+ * source package (or binary, when no source is known) of one type; a
+ * language package of one type, name and installed version.
+ */
+struct upgrade {
+	const struct group **g; /* members, sorted by id */
+	size_t n;
+	const char *to;	 /* highest fixed version of the members */
+	double priority; /* highest of the members with a version, as shown (0.1) */
+	size_t fixes, without_version, by_sev[SCAN_SEV_COUNT];
+};
+
+#define UPGRADE_MAX_IDS 50
+
+static int upgrade_key_cmp(const struct group *a, const struct group *b)
+{
+	int d = scmp(a->c->f->pkg.type, b->c->f->pkg.type);
+	if (!d)
+		d = scmp(a->c->group, b->c->group);
+	if (!d && !a->c->os)
+		d = scmp(a->c->f->pkg.version, b->c->f->pkg.version);
+	return d;
+}
+
+/* Upgrade key, then id: a total order on groups (the rest of their group key). */
+static int member_cmp(const void *pa, const void *pb)
+{
+	const struct group *a = *(const struct group *const *)pa;
+	const struct group *b = *(const struct group *const *)pb;
+	int d = upgrade_key_cmp(a, b);
+	return d ? d : scmp(a->c->f->id, b->c->f->id);
+}
+
+/*
+ * Rolls g[0..n) into u; false when no member has a fixed version (those
+ * only count in without_version). Each member's fix was picked in the
+ * installed version's line when that line has one (scan_version_pick_fix),
+ * so the fixes normally lie on one line and the highest fixes them all.
+ * When they do not (some fix exists only on a newer line), the highest is
+ * still taken: it is the only version at least as new as every fix, but it
+ * means a move to that newer line and assumes the older lines' fixes are in
+ * it, true of upstream releases, not always of distribution backports. Equal
+ * versions spelled differently tie-break on the string, for determinism.
+ */
+static bool upgrade_close(struct upgrade *u, const struct group **g, size_t n)
+{
+	*u = (struct upgrade){.g = g, .n = n};
+	for (size_t i = 0; i < n; i++) {
+		const char *fix = g[i]->fix, *type = g[i]->c->f->pkg.type;
+		unsigned sev = g[i]->best->f->severity;
+		if (!fix) {
+			u->without_version++;
+			continue;
+		}
+		int d = u->to ? scan_version_cmp(type ? type : "", fix, u->to) : 1;
+		if (d > 0 || (d == 0 && strcmp(fix, u->to) > 0))
+			u->to = fix;
+		u->fixes++;
+		u->by_sev[sev < SCAN_SEV_COUNT ? sev : SCAN_SEV_UNKNOWN]++;
+		/* rounded as shown, so that the order agrees with the numbers a reader sees */
+		if (round1(g[i]->best->x.total) > u->priority)
+			u->priority = round1(g[i]->best->x.total);
+	}
+	return u->fixes > 0;
+}
+
+/* Priority desc, fixes desc, name, then the rest of the key (total: keys are unique). */
+static int upgrade_cmp(const void *pa, const void *pb)
+{
+	const struct upgrade *a = pa, *b = pb;
+	if (a->priority != b->priority)
+		return a->priority < b->priority ? 1 : -1;
+	if (a->fixes != b->fixes)
+		return a->fixes < b->fixes ? 1 : -1;
+	int d = scmp(a->g[0]->c->group, b->g[0]->c->group);
+	return d ? d : upgrade_key_cmp(a->g[0], b->g[0]);
+}
+
+/* The binary package names of every member, sorted and unique. */
+static json_t *upgrade_names(const struct upgrade *u)
+{
+	size_t total = 0, k = 0;
+	for (size_t i = 0; i < u->n; i++)
+		total += u->g[i]->n; /* at most the findings: no overflow */
+	const char **v = calloc(total ? total : 1, sizeof(*v));
+	json_t *arr = v ? json_array() : NULL;
+	for (size_t i = 0; v && i < u->n; i++)
+		for (size_t j = 0; j < u->g[i]->n; j++)
+			v[k++] = u->g[i]->c[j].f->pkg.name ? u->g[i]->c[j].f->pkg.name : "";
+	k = v ? scan_strv_sort_unique(v, k) : 0;
+	for (size_t i = 0; arr && i < k; i++)
+		if (json_array_append_new(arr, json_string(v[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	free(v);
+	return arr;
+}
+
+/* {"critical": n, ..., "unknown": n} and the ids (at most UPGRADE_MAX_IDS) of u's fixes. */
+static int upgrade_counts(const struct upgrade *u, json_t **sev, json_t **ids)
+{
+	*sev = json_object();
+	*ids = json_array();
+	int rc = *sev && *ids ? 0 : ODX_ENOMEM;
+	for (int s = SCAN_SEV_COUNT - 1; rc == 0 && s >= 0; s--)
+		if (json_object_set_new(*sev, scan_severity_name(s),
+					json_integer((json_int_t)u->by_sev[s])) < 0)
+			rc = ODX_ENOMEM;
+	for (size_t i = 0; rc == 0 && i < u->n && json_array_size(*ids) < UPGRADE_MAX_IDS; i++)
+		if (u->g[i]->fix &&
+		    json_array_append_new(
+			*ids, json_string(u->g[i]->c->f->id ? u->g[i]->c->f->id : "")) < 0)
+			rc = ODX_ENOMEM;
+	return rc;
+}
+
+static json_t *upgrade_json(const struct upgrade *u)
+{
+	const struct scan_package *p = &u->g[0]->c->f->pkg;
+	json_t *sev, *ids, *names = upgrade_names(u);
+	if (upgrade_counts(u, &sev, &ids) < 0 || !names) {
+		json_decref(sev);
+		json_decref(ids);
+		json_decref(names);
+		return NULL;
+	}
+	return json_pack(
+	    "{s:{s:s?, s:s?, s:s?, s:s?}, s:o, s:s, s:I, s:o, s:o, s:I, s:I, s:f, s:o}", "package",
+	    "name", p->name, "version", p->version, "type", p->type, "source", p->source,
+	    "packages", names, "to_version", u->to, "fixes", (json_int_t)u->fixes,
+	    "fixes_by_severity", sev, "findings", ids, "findings_total", (json_int_t)u->fixes,
+	    "without_version", (json_int_t)u->without_version, "priority", u->priority, "action",
+	    action_json(u->g[0]->c, json_array_size(names), u->to));
+}
+
+/* The upgrades of the groups g[0..ng) (their order does not matter); NULL on ENOMEM. */
+static json_t *upgrades_json(const struct group *g, size_t ng)
+{
+	json_t *arr = NULL;
+	size_t nu = 0;
+	const struct group **p = calloc(ng ? ng : 1, sizeof(*p));
+	struct upgrade *u = calloc(ng ? ng : 1, sizeof(*u));
+	if (!p || !u)
+		goto out;
+	for (size_t i = 0; i < ng; i++)
+		p[i] = &g[i];
+	qsort(p, ng, sizeof(*p), member_cmp);
+	for (size_t i = 1, start = 0; i <= ng; i++) {
+		if (i < ng && upgrade_key_cmp(p[start], p[i]) == 0)
+			continue;
+		nu += upgrade_close(&u[nu], &p[start], i - start);
+		start = i;
+	}
+	qsort(u, nu, sizeof(*u), upgrade_cmp);
+	arr = json_array();
+	for (size_t i = 0; arr && i < nu; i++)
+		if (json_array_append_new(arr, upgrade_json(&u[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+out:
+	free(p);
+	free(u);
+	return arr;
 }
 
 /* ---- base image ---- */
@@ -707,8 +881,11 @@ json_t *scan_recommend(const struct scan_report *merged, int64_t now_unix)
 	size_t n = cands_collect(merged, c, &os);
 	qsort(c, n, sizeof(*c), cand_cmp);
 	size_t ng = groups_make(c, n, g);
-	out = json_pack("{s:o, s:o}", "recommendations", recommendations_json(g, ng), "base_image",
-			os.total ? base_image_json(&merged->image, now_unix, &os) : json_null());
+	json_t *upgrades = upgrades_json(g, ng); /* before recommendations_json reorders g */
+	out = json_pack("{s:o, s:o, s:o}", "recommendations", recommendations_json(g, ng),
+			"base_image",
+			os.total ? base_image_json(&merged->image, now_unix, &os) : json_null(),
+			"upgrades", upgrades);
 out:
 	free(c);
 	free(g);

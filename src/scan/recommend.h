@@ -8,6 +8,10 @@
  * Language packages are grouped by (id, name, version), so copies at several
  * paths give one recommendation.
  *
+ * Upgrades roll the recommendations up per package (OS: type and source;
+ * language: type, name and installed version) to the highest of their fixed
+ * versions, counting what it fixes.
+ *
  * When OS findings exist, a base-image recommendation: rebuild on the
  * floating tag of the same release (it tracks the newest point release) and,
  * when the release is end of life (img->os_eol, or the table's date has
@@ -36,10 +40,14 @@
 
 /*
  * {"recommendations": [...] (priority desc, then severity desc, id, package name),
- *  "base_image": {...} or null}. Each recommendation: {"finding", "severity",
- * "package": {name, version, type, source}, "packages": [binary names],
+ *  "upgrades": [...], "base_image": {...} or null}. Each recommendation: {"finding",
+ * "severity", "package": {name, version, type, source}, "packages": [binary names],
  * "fixed_version" (or null when only a "fixed" state is known), "action",
- * "priority", "priority_factors", "why"}. New reference; NULL on ENOMEM or NULL merged.
+ * "priority", "priority_factors", "why"}. Upgrades (priority desc, fixes desc,
+ * name), one per package with a fixed version: {"package", "packages", "to_version", "fixes",
+ * "fixes_by_severity", "findings" (<= 50 ids), "findings_total",
+ * "without_version", "priority", "action"} (docs/scan-policies.md).
+ * New reference; NULL on ENOMEM or NULL merged.
  */
 json_t *scan_recommend(const struct scan_report *merged, int64_t now_unix);
 

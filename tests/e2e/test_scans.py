@@ -455,3 +455,27 @@ def test_rescans_find_new_vulnerabilities(fresh_server, tmp_path, juice):
     assert diff["unchanged"] == len(scan["findings"]) - len(diff["new"])
     assert found[-1]["diff"]["new"] == len(diff["new"])  # counts in the list
     assert audit(srv, token, "scan.rescan")
+
+
+def test_upgrades_roll_up_per_package(server):
+    """webgoat: xstream 1.4.5's 36 recommendations are one upgrade to 1.4.21
+    (the numbers derived from the two reports in tests/unit/test-scan-recommend.c)."""
+    _, _, token = new_tenant(server)
+    s = server.session(token)
+    r = import_pair(s, server.url, report("trivy-webgoat.json"), report("grype-webgoat.json"))
+    assert r.status_code == 201, r.text
+    scan = s.get(server.url + "/v1/scans/" + r.json()["id"]).json()
+    ups = scan["upgrades"]
+    keys = [(-u["priority"], -u["fixes"]) for u in ups]
+    assert ups and keys == sorted(keys)
+    xs = [u for u in ups if u["package"]["name"].endswith("xstream")]
+    assert len(xs) == 1, xs
+    x = xs[0]
+    assert (x["package"]["version"], x["to_version"], x["fixes"], x["findings_total"]) == \
+        ("1.4.5", "1.4.21", 36, 36)
+    assert x["fixes_by_severity"] == {"critical": 1, "high": 22, "medium": 13, "low": 0,
+                                      "negligible": 0, "unknown": 0}
+    assert x["action"].endswith("xstream to 1.4.21") and x["without_version"] == 0
+    recs = [c for c in scan["recommendations"] if c["package"]["name"].endswith("xstream")]
+    assert sorted(c["finding"] for c in recs) == x["findings"]
+    assert x["priority"] == max(c["priority"] for c in recs)

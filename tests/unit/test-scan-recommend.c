@@ -2,9 +2,12 @@
  * test-scan-recommend.c — recommendations (SPEC §7): the picked fixed
  * version, grouping of binary packages by source package, base-image advice
  * (supported debian 12, end-of-life alpine 3.9 and ubuntu 18.04), the
- * priority score recomputed by hand, ordering, determinism, and a smoke run
- * over a real Trivy report (juice-shop).
+ * priority score recomputed by hand, ordering, determinism, a smoke run
+ * over a real Trivy report (juice-shop), and the per-package upgrades
+ * (hand-built findings, and the merged webgoat pair checked against a
+ * reading of the two reports).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,6 +20,8 @@
 #include <cmocka.h>
 
 #include "core/jsonx.h"
+#include "scan/grype.h"
+#include "scan/merge.h"
 #include "scan/recommend.h"
 #include "scan/trivy.h"
 
@@ -561,6 +566,237 @@ static void test_smoke_juice_shop(void **state)
 	assert_true(json_integer_value(json_object_get(base(), "fixes")) <= 23);
 }
 
+/* ---- per-package upgrades ---- */
+
+static json_t *upgrades(void)
+{
+	return json_object_get(result, "upgrades");
+}
+
+/* The upgrade whose package is name@version. */
+static json_t *upgrade_for(const char *name, const char *version)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(upgrades(), i, v)
+	{
+		json_t *pkg = json_object_get(v, "package");
+		if (!strcmp(str(pkg, "name"), name) && !strcmp(str(pkg, "version"), version))
+			return v;
+	}
+	fail_msg("no upgrade for %s %s", name, version);
+	return NULL;
+}
+
+static json_int_t num(json_t *o, const char *key)
+{
+	assert_true(json_is_integer(json_object_get(o, key)));
+	return json_integer_value(json_object_get(o, key));
+}
+
+static json_int_t by_sev(json_t *up, const char *sev)
+{
+	return num(json_object_get(up, "fixes_by_severity"), sev);
+}
+
+static void test_upgrade_one_line(void **state)
+{
+	(void)state;
+	struct scan_report *r = report(8);
+	/* webgoat's xstream in small: each CVE names its own fix on the 1.4 line. */
+	add(r, "CVE-2013-7285", SCAN_SEV_CRITICAL, "jar", "xstream", "1.4.5", NULL,
+	    LIST("1.4.7", "1.4.11"));
+	add(r, "CVE-2024-47072", SCAN_SEV_HIGH, "jar", "xstream", "1.4.5", NULL, LIST("1.4.21"));
+	add(r, "CVE-2021-39144", SCAN_SEV_HIGH, "jar", "xstream", "1.4.5", NULL, LIST("1.4.18"));
+	add(r, "CVE-2020-26217", SCAN_SEV_HIGH, "jar", "xstream", "1.4.5", NULL,
+	    LIST("1.4.14-java7"));
+	add(r, "CVE-2021-21342", SCAN_SEV_MEDIUM, "jar", "xstream", "1.4.5", NULL, LIST("1.4.16"));
+	/* Fixed by state only: not an upgrade, counted on xstream's entry. */
+	add(r, "CVE-2099-0001", SCAN_SEV_HIGH, "jar", "xstream", "1.4.5", NULL, NULL)
+	    ->fix_state[SCAN_ENGINE_GRYPE] = SCAN_FIX_FIXED;
+	/* Fixed by state only on a package with nothing else: no entry at all. */
+	add(r, "CVE-2099-0002", SCAN_SEV_CRITICAL, "jar", "other", "2.0", NULL, NULL)
+	    ->fix_state[SCAN_ENGINE_GRYPE] = SCAN_FIX_FIXED;
+	recommend(r, NOW);
+	assert_int_equal(json_array_size(recs()), 7);
+	assert_int_equal(json_array_size(upgrades()), 1);
+	json_t *x = upgrade_for("xstream", "1.4.5");
+	/* 1.4.7 (picked over 1.4.11), 1.4.14-java7, 1.4.16, 1.4.18, 1.4.21: the highest. */
+	assert_string_equal(str(x, "to_version"), "1.4.21");
+	assert_string_equal(str(x, "action"), "upgrade xstream to 1.4.21");
+	assert_int_equal(num(x, "fixes"), 5);
+	assert_int_equal(num(x, "findings_total"), 5);
+	assert_int_equal(num(x, "without_version"), 1);
+	assert_int_equal(by_sev(x, "critical"), 1);
+	assert_int_equal(by_sev(x, "high"), 3);
+	assert_int_equal(by_sev(x, "medium"), 1);
+	assert_int_equal(by_sev(x, "low") + by_sev(x, "negligible") + by_sev(x, "unknown"), 0);
+	json_t *want = json_pack("[s, s, s, s, s]", "CVE-2013-7285", "CVE-2020-26217",
+				 "CVE-2021-21342", "CVE-2021-39144", "CVE-2024-47072");
+	assert_true(json_equal(json_object_get(x, "findings"), want));
+	json_decref(want);
+	/* No entrypoint (path 7.5), no vector (severity / 2): critical 40 + 20 + 7.5. */
+	assert_float_equal(priority_of(x), 67.5, 1e-9);
+	assert_int_equal(npackages(x), 1);
+	assert_string_equal(str(json_object_get(x, "package"), "type"), "jar");
+}
+
+static void test_upgrade_versions_and_sources(void **state)
+{
+	(void)state;
+	struct scan_report *r = report(8);
+	/* Two installed versions of one npm package: two upgrades. */
+	add(r, "CVE-2022-3517", SCAN_SEV_HIGH, "npm", "minimatch", "3.0.4", NULL, LIST("3.0.5"));
+	add(r, "CVE-2022-3517", SCAN_SEV_HIGH, "npm", "minimatch", "3.0.4", NULL, LIST("3.0.5"));
+	add(r, "CVE-2022-3517", SCAN_SEV_HIGH, "npm", "minimatch", "0.2.14", NULL, LIST("3.0.5"));
+	/* Three CVEs on two binaries of one source: one upgrade; apk order, r10 > r2. */
+	add(r, "CVE-2019-1549", SCAN_SEV_MEDIUM, "apk", "libssl1.1", "1.1.1c-r0", "openssl",
+	    LIST("1.1.1d-r0"));
+	add(r, "CVE-2019-1549", SCAN_SEV_MEDIUM, "apk", "libcrypto1.1", "1.1.1c-r0", "openssl",
+	    LIST("1.1.1d-r0"));
+	add(r, "CVE-2019-1551", SCAN_SEV_LOW, "apk", "libssl1.1", "1.1.1c-r0", "openssl",
+	    LIST("1.1.1d-r10"));
+	add(r, "CVE-2019-1563", SCAN_SEV_LOW, "apk", "libcrypto1.1", "1.1.1c-r0", "openssl",
+	    LIST("1.1.1d-r2"));
+	recommend(r, NOW);
+	assert_int_equal(json_array_size(upgrades()), 3);
+	assert_int_equal(num(upgrade_for("minimatch", "3.0.4"), "fixes"), 1);
+	assert_int_equal(num(upgrade_for("minimatch", "0.2.14"), "fixes"), 1);
+	assert_string_equal(str(upgrade_for("minimatch", "0.2.14"), "to_version"), "3.0.5");
+
+	json_t *ssl = json_array_get(upgrades(), 2); /* medium 37.5 after two highs at 52.5 */
+	assert_string_equal(str(json_object_get(ssl, "package"), "source"), "openssl");
+	assert_int_equal(npackages(ssl), 2);
+	assert_string_equal(package_at(ssl, 0), "libcrypto1.1");
+	assert_string_equal(package_at(ssl, 1), "libssl1.1");
+	assert_string_equal(str(ssl, "to_version"), "1.1.1d-r10");
+	assert_string_equal(str(ssl, "action"),
+			    "upgrade openssl (2 binary packages) to 1.1.1d-r10");
+	assert_int_equal(num(ssl, "fixes"), 3);
+	assert_int_equal(by_sev(ssl, "medium"), 1);
+	assert_int_equal(by_sev(ssl, "low"), 2);
+	assert_float_equal(priority_of(ssl), 37.5, 1e-9);
+}
+
+static void test_upgrade_order(void **state)
+{
+	(void)state;
+	struct scan_report *r = report(64);
+	/* All high, no vector, no entrypoint: 52.5 each, but "zlib" has a KEV one. */
+	add(r, "CVE-2024-0001", SCAN_SEV_HIGH, "npm", "aaa", "1.0.0", NULL, LIST("1.0.1"));
+	add(r, "CVE-2024-0002", SCAN_SEV_HIGH, "npm", "ccc", "1.0.0", NULL, LIST("1.0.1"));
+	add(r, "CVE-2024-0003", SCAN_SEV_HIGH, "npm", "ccc", "1.0.0", NULL, LIST("1.0.2"));
+	add(r, "CVE-2024-0004", SCAN_SEV_HIGH, "npm", "bbb", "1.0.0", NULL, LIST("1.0.1"));
+	add(r, "CVE-2024-0005", SCAN_SEV_HIGH, "npm", "bbb", "1.0.0", NULL, LIST("1.0.3"));
+	add(r, "CVE-2024-0006", SCAN_SEV_HIGH, "npm", "zlib", "1.0.0", NULL, LIST("1.0.1"))->kev =
+	    true;
+	/* 55 findings on one package: the ids stop at 50, the total says 55. */
+	for (int i = 0; i < 55; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "CVE-2025-%04d", i);
+		add(r, id, SCAN_SEV_LOW, "npm", "many", "1.0.0", NULL, LIST("2.0.0"));
+	}
+	recommend(r, NOW);
+	const char *want[] = {"zlib", "bbb", "ccc", "aaa", "many"};
+	assert_int_equal(json_array_size(upgrades()), 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(
+		    str(json_object_get(json_array_get(upgrades(), i), "package"), "name"),
+		    want[i]);
+	/* Priority first (zlib 30 + 15 + KEV 25 + 7.5; "many" is low), then fixes, then name. */
+	assert_float_equal(priority_of(upgrade_for("zlib", "1.0.0")), 77.5, 1e-9);
+	assert_float_equal(priority_of(upgrade_for("aaa", "1.0.0")), 52.5, 1e-9);
+	assert_float_equal(priority_of(upgrade_for("many", "1.0.0")), 22.5, 1e-9);
+	assert_string_equal(str(upgrade_for("bbb", "1.0.0"), "to_version"), "1.0.3");
+	json_t *many = upgrade_for("many", "1.0.0");
+	assert_int_equal(json_array_size(json_object_get(many, "findings")), 50);
+	assert_int_equal(num(many, "findings_total"), 55);
+	assert_int_equal(num(many, "fixes"), 55);
+	assert_int_equal(by_sev(many, "low"), 55);
+}
+
+/* Parses one of the appsecsanta-research reports into reports[] (skips without ODX_TESTDATA). */
+static struct scan_report *parse_real(const char *file, bool trivy)
+{
+	const char *root = getenv("ODX_TESTDATA");
+	char path[4096], msg[SCAN_MSG_LEN];
+	size_t len = 0;
+	struct scan_report *r = NULL;
+	if (!root)
+		skip();
+	snprintf(path, sizeof(path), "%s/scanners/appsecsanta-research/%s", root, file);
+	char *buf = slurp(path, &len);
+	assert_non_null(buf);
+	int rc = trivy ? trivy_parse(buf, len, &r, msg) : grype_parse(buf, len, &r, msg);
+	free(buf);
+	if (rc != 0)
+		fail_msg("%s: %s", file, msg);
+	reports[nreports++] = r;
+	return r;
+}
+
+/*
+ * webgoat, both engines, merged. Read from the two JSON files with python3:
+ * Trivy has 36 vulnerabilities on com.thoughtworks.xstream:xstream 1.4.5 and
+ * Grype 36 matches on xstream 1.4.5 (one jar, same PURL); Grype's related
+ * CVEs are exactly Trivy's 36 CVE ids, so the merge gives 36 findings, one
+ * per CVE, and 36 recommendations. Their fixes are all on the 1.4 line:
+ * 1.4.7 (CVE-2013-7285; Trivy also lists 1.4.11, Grype only 1.4.7), 1.4.9,
+ * 1.4.10, 1.4.14-java7, 1.4.15, 1.4.16, 1.4.17, 1.4.18, 1.4.19, 1.4.20 and
+ * 1.4.21 (CVE-2024-47072 alone): the upgrade is to 1.4.21. Severity, the
+ * higher of the two engines per CVE (they agree on all 36): critical 1
+ * (CVE-2013-7285), high 22, medium 13. CVE-2021-39144 is Grype's KEV entry.
+ */
+static void test_upgrade_webgoat(void **state)
+{
+	(void)state;
+	struct scan_report *in[2] = {parse_real("trivy-webgoat.json", true),
+				     parse_real("grype-webgoat.json", false)};
+	struct scan_report *m = NULL;
+	assert_int_equal(scan_merge(in, 2, &m, NULL), 0);
+	reports[nreports++] = m;
+	recommend(m, NOW);
+	json_t *x = NULL, *v;
+	size_t i, n = 0;
+	json_array_foreach(upgrades(), i, v)
+	{
+		const char *name = str(json_object_get(v, "package"), "name");
+		if (strstr(name, "xstream")) {
+			x = v;
+			n++;
+		}
+		assert_float_equal(priority_of(v), round(priority_of(v) * 10) / 10, 1e-9);
+		/* as shown: priority desc, then fixes desc (sqlite and openssl tie at 56.7) */
+		json_t *prev = json_array_get(upgrades(), i - 1);
+		if (i > 0)
+			assert_true(priority_of(prev) > priority_of(v) ||
+				    (priority_of(prev) == priority_of(v) &&
+				     num(prev, "fixes") >= num(v, "fixes")));
+	}
+	assert_int_equal(n, 1);
+	assert_string_equal(str(json_object_get(x, "package"), "version"), "1.4.5");
+	assert_string_equal(str(x, "to_version"), "1.4.21");
+	assert_int_equal(num(x, "fixes"), 36);
+	assert_int_equal(num(x, "findings_total"), 36);
+	assert_int_equal(json_array_size(json_object_get(x, "findings")), 36);
+	assert_int_equal(by_sev(x, "critical"), 1);
+	assert_int_equal(by_sev(x, "high"), 22);
+	assert_int_equal(by_sev(x, "medium"), 13);
+	assert_int_equal(num(x, "without_version"), 0);
+	assert_non_null(strstr(str(x, "action"), "xstream to 1.4.21"));
+	/* Its priority is that of its KEV finding's recommendation, the highest of the 36. */
+	json_t *kev = NULL;
+	json_array_foreach(recs(), i, v)
+	{
+		if (!strcmp(str(v, "finding"), "CVE-2021-39144"))
+			kev = v;
+		if (strstr(str(json_object_get(v, "package"), "name"), "xstream"))
+			assert_true(priority_of(v) <= priority_of(x));
+	}
+	assert_non_null(kev);
+	assert_float_equal(priority_of(x), priority_of(kev), 1e-9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +811,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_priority_order, teardown),
 	    cmocka_unit_test_teardown(test_deterministic, teardown),
 	    cmocka_unit_test_teardown(test_smoke_juice_shop, teardown),
+	    cmocka_unit_test_teardown(test_upgrade_one_line, teardown),
+	    cmocka_unit_test_teardown(test_upgrade_versions_and_sources, teardown),
+	    cmocka_unit_test_teardown(test_upgrade_order, teardown),
+	    cmocka_unit_test_teardown(test_upgrade_webgoat, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
