@@ -3045,6 +3045,15 @@ static const struct cli_column rec_cols[] = {
     {"ACTION", "action", CLI_COL_TEXT},
 };
 
+/* One row per package to upgrade (the scan's "upgrades" roll-up). */
+static const struct cli_column upgrade_cols[] = {
+    {"PRIORITY", "priority", CLI_COL_TEXT},
+    {"PACKAGE", "package.name", CLI_COL_TEXT},
+    {"VERSION", "package.version", CLI_COL_TEXT},
+    {"TO", "to_version", CLI_COL_TEXT},
+    {"FIXES", "fixes", CLI_COL_TEXT},
+};
+
 /* IMAGES joined by commas ("(all)" for none), EXCEPTIONS a count: policy_row. */
 static const struct cli_column policy_cols[] = {
     {"NAME", "name", CLI_COL_TEXT},
@@ -3223,7 +3232,11 @@ static int show_scan(const struct ctx *ctx, const json_t *scan, bool findings, b
 	if (rc == 0 && findings)
 		rc = table_after(finding_cols, NCOLS(finding_cols),
 				 map_rows(json_object_get(scan, "findings"), finding_row));
-	json_t *rec = json_object_get(scan, "recommendations");
+	json_t *rec = json_object_get(scan, "recommendations"), *up = json_object_get(scan, "upgrades");
+	/* What to upgrade, one package a row, then each finding's own advice. */
+	if (rc == 0 && recs)
+		rc = table_after(upgrade_cols, NCOLS(upgrade_cols),
+				 json_is_array(up) ? json_incref(up) : json_array());
 	if (rc == 0 && recs)
 		rc = table_after(rec_cols, NCOLS(rec_cols),
 				 json_is_array(rec) ? json_incref(rec) : json_array());
@@ -3685,7 +3698,8 @@ static const struct command commands[] = {
      "Show a scan: the image and digest, each engine's status, version and counts before the\n"
      "merge (ONLY: merged findings no other engine saw), the merged counts (BOTH: findings\n"
      "every engine saw), and the new and fixed findings since the image's scan before.\n"
-     "--findings lists the merged findings, --recommendations what to upgrade, by priority.\n"
+     "--findings lists the merged findings, --recommendations what to upgrade (a package a row,\n"
+     "then each finding's advice), by priority.\n"
      "--output json prints the whole scan."},
     {"scan-policies", "ls", cmd_scan_policies_ls, NULL, 0, 0, "scan-policies ls",
      "List the tenant's scan gating policies."},

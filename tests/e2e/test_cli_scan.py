@@ -42,6 +42,7 @@ LS = ["ID", "IMAGE", "STATUS", "TRIGGER", "CRITICAL", "HIGH", "MEDIUM", "LOW", "
       "CREATED"]
 FINDINGS = ["ID", "SEVERITY", "PACKAGE", "VERSION", "FIXED", "ENGINES"]
 RECS = ["PRIORITY", "FINDING", "PACKAGE", "ACTION"]
+UPGRADES = ["PRIORITY", "PACKAGE", "VERSION", "TO", "FIXES"]
 POLICY = ["NAME", "ENABLED", "BLOCK_CRITICAL", "MAX_HIGH", "EXCEPTIONS", "IMAGES"]
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
@@ -183,8 +184,12 @@ def test_scans_ls_shows_the_imports(cli):
 def test_scans_show_findings_and_recommendations(cli):
     scan = import_both(cli)
     p = cli.ok("scans", "show", scan["id"], "--findings", "--recommendations")
-    (fh, frows), (rh, rlines) = check_summary(p.stdout, scan)[-2:]
-    assert fh == FINDINGS and rh == RECS
+    (fh, frows), (uh, urows), (rh, rlines) = check_summary(p.stdout, scan)[-3:]
+    assert fh == FINDINGS and uh == UPGRADES and rh == RECS
+    # Upgrades: a package a row, as the API's roll-up has them.
+    assert [r for r in urows] == [
+        [cell(u["priority"]), u["package"]["name"], u["package"]["version"],
+         cell(u["to_version"]), cell(u["fixes"])] for u in scan["upgrades"]], urows
     assert len(frows) == len(scan["findings"])
     assert [r[0] for r in frows] == [f["id"] for f in scan["findings"]]
     known = [f for f in scan["findings"] if f["id"] == KNOWN_ID]
