@@ -32,6 +32,7 @@
 
 #include "core/err.h"
 #include "core/jdoc.h"
+#include "testdata.h"
 
 #define MARKER	      "s3cr3tMARK"
 #define JANSSON_DEPTH 2048 /* JSON_PARSER_MAX_DEPTH of Debian 12's jansson 2.14 */
@@ -146,31 +147,6 @@ static char *nested(const char *open, const char *close, size_t n, const char *i
 	return s;
 }
 
-/* Reads $ODX_TESTDATA/scanners/<rel>, or the copy next to this file's folder. */
-static char *slurp(const char *rel, size_t *len)
-{
-	const char *root = getenv("ODX_TESTDATA");
-	char path[1024];
-	if (root)
-		snprintf(path, sizeof(path), "%s/scanners/%s", root, rel);
-	else
-		snprintf(path, sizeof(path), "%.*s/../data/scanners/%s",
-			 (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__, rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	long n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	char *buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 /* ---- the jansson oracle -------------------------------------------------- */
 
@@ -744,6 +720,14 @@ static void test_big_array(void **state)
 	assert_true(jdoc_bytes(d) > o + (size_t)N * sizeof(struct jval));
 	jdoc_free(d);
 	free(s);
+}
+
+/* A report of tests/data/scanners (testdata.h). */
+static char *slurp(const char *rel, size_t *len)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "scanners/%s", rel);
+	return testdata_read(path, len);
 }
 
 static void test_bytes(void **state)

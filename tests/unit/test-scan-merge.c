@@ -24,6 +24,7 @@
 #include "scan/merge.h"
 #include "scan/model.h"
 #include "scan/trivy.h"
+#include "testdata.h"
 
 #define T      SCAN_ENGINE_TRIVY
 #define G      SCAN_ENGINE_GRYPE
@@ -428,32 +429,13 @@ static void test_bad_arguments(void **state)
 
 /* ---- real reports ---- */
 
+
+/* A report of tests/data/scanners (testdata.h). */
 static char *slurp(const char *rel, size_t *len)
 {
-	const char *root = getenv("ODX_TESTDATA");
 	char path[512];
-	if (root)
-		snprintf(path, sizeof(path), "%s/scanners/%s", root, rel);
-	else /* run by hand: the data sits next to this file's folder */
-		snprintf(path, sizeof(path), "%.*s/../data/scanners/%s",
-			 (int)(strrchr(__FILE__, '/') - __FILE__), __FILE__, rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	char *buf = NULL;
-	size_t cap = 0, n = 0, got;
-	do {
-		if (n == cap) {
-			cap = cap ? 2 * cap : 1 << 20;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
-		}
-		got = fread(buf + n, 1, cap - n, f);
-		n += got;
-	} while (got > 0);
-	fclose(f);
-	*len = n;
-	return buf;
+	snprintf(path, sizeof(path), "scanners/%s", rel);
+	return testdata_read(path, len);
 }
 
 static struct scan_report *parse(const char *rel, bool trivy)

@@ -25,6 +25,7 @@
 #include "scan/grype.h"
 #include "scan/model.h"
 #include "scan/trivy.h"
+#include "testdata.h"
 
 typedef int (*parse_fn)(const char *, size_t, struct scan_report **, char[static SCAN_MSG_LEN]);
 
@@ -32,28 +33,6 @@ static const parse_fn parsers[SCAN_ENGINE_COUNT] = {trivy_parse, grype_parse};
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Reads $ODX_TESTDATA/scanners/<rel> (NUL-terminated); fails the test if it cannot. */
-static char *slurp(const char *rel, size_t *len)
-{
-	const char *root = getenv("ODX_TESTDATA");
-	char path[1024];
-	assert_non_null(root);
-	assert_true(snprintf(path, sizeof(path), "%s/scanners/%s", root, rel) < (int)sizeof(path));
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	long n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	char *buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 /* A growable text buffer for synthetic reports. */
 struct sb {
@@ -188,6 +167,14 @@ static size_t count_if(const struct scan_report *r, bool (*pred)(const struct sc
 	for (size_t i = 0; i < r->nfindings; i++)
 		n += pred(&r->findings[i]);
 	return n;
+}
+
+/* A report of tests/data/scanners (testdata.h). */
+static char *slurp(const char *rel, size_t *len)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "scanners/%s", rel);
+	return testdata_read(path, len);
 }
 
 static struct scan_report *load(enum scan_engine e, const char *rel)

@@ -24,6 +24,7 @@
 #include "scan/merge.h"
 #include "scan/recommend.h"
 #include "scan/trivy.h"
+#include "testdata.h"
 
 static const int64_t NOW = 1794700800; /* 2026-11-15T00:00:00Z */
 
@@ -509,37 +510,12 @@ static void test_deterministic(void **state)
 
 /* ---- a real report ---- */
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	char *buf = NULL;
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long n = ftell(f);
-		if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n)) &&
-		    fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		}
-		*len = n > 0 ? (size_t)n : 0;
-	}
-	fclose(f);
-	return buf;
-}
 
 static void test_smoke_juice_shop(void **state)
 {
 	(void)state;
-	const char *root = getenv("ODX_TESTDATA");
-	char path[4096];
 	size_t len = 0;
-	if (!root)
-		skip();
-	snprintf(path, sizeof(path), "%s/scanners/appsecsanta-research/trivy-juice-shop.json",
-		 root);
-	char *buf = slurp(path, &len);
-	assert_non_null(buf);
+	char *buf = testdata_read("scanners/appsecsanta-research/trivy-juice-shop.json", &len);
 	struct scan_report *r = NULL;
 	char msg[SCAN_MSG_LEN];
 	int rc = trivy_parse(buf, len, &r, msg);
@@ -715,18 +691,14 @@ static void test_upgrade_order(void **state)
 	assert_int_equal(by_sev(many, "low"), 55);
 }
 
-/* Parses one of the appsecsanta-research reports into reports[] (skips without ODX_TESTDATA). */
+/* Parses one of the appsecsanta-research reports into reports[] (testdata.h). */
 static struct scan_report *parse_real(const char *file, bool trivy)
 {
-	const char *root = getenv("ODX_TESTDATA");
-	char path[4096], msg[SCAN_MSG_LEN];
+	char path[512], msg[SCAN_MSG_LEN];
 	size_t len = 0;
 	struct scan_report *r = NULL;
-	if (!root)
-		skip();
-	snprintf(path, sizeof(path), "%s/scanners/appsecsanta-research/%s", root, file);
-	char *buf = slurp(path, &len);
-	assert_non_null(buf);
+	snprintf(path, sizeof(path), "scanners/appsecsanta-research/%s", file);
+	char *buf = testdata_read(path, &len);
 	int rc = trivy ? trivy_parse(buf, len, &r, msg) : grype_parse(buf, len, &r, msg);
 	free(buf);
 	if (rc != 0)
