@@ -33,6 +33,7 @@
 
 #include "core/err.h"
 #include "core/jdoc.h"
+#include "../tests/unit/jdoc-same.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -86,42 +87,6 @@ static void check_msg(const char msg[JDOC_MSG_LEN], int rc, size_t size)
 		abort();
 }
 
-/* True when jdoc's value v and jansson's j are the same JSON value. */
-static bool same(const struct jval *v, const json_t *j)
-{
-	switch (v->type) {
-	case JVAL_NULL: return json_is_null(j);
-	case JVAL_TRUE: return json_is_true(j);
-	case JVAL_FALSE: return json_is_false(j);
-	case JVAL_INT: return json_is_integer(j) && json_integer_value(j) == v->u.i;
-	case JVAL_REAL:
-		return json_is_real(j) && json_real_value(j) == v->u.d &&
-		       !signbit(json_real_value(j)) == !signbit(v->u.d);
-	case JVAL_STRING:
-		return json_is_string(j) && json_string_length(j) == v->n &&
-		       memcmp(json_string_value(j), v->u.s, v->n) == 0 && strlen(v->u.s) == v->n;
-	case JVAL_ARRAY:
-		if (!json_is_array(j) || json_array_size(j) != v->n)
-			return false;
-		for (size_t i = 0; i < v->n; i++)
-			if (!same(jval_at(v, i), json_array_get(j, i)))
-				return false;
-		return true;
-	case JVAL_OBJECT:
-		if (!json_is_object(j) || json_object_size(j) != v->n)
-			return false;
-		for (size_t i = 0; i < v->n; i++) {
-			const char *k = NULL;
-			const struct jval *m = jval_member(v, i, &k);
-			size_t klen = v->u.kids[2 * i].n;
-			const json_t *jm = json_object_getn(j, k, klen);
-			if (!jm || strlen(k) != klen || !same(m, jm))
-				return false;
-		}
-		return true;
-	default: return false;
-	}
-}
 
 /* Depth in containers (scalars 0) and in values (scalars 1, as jansson counts). */
 static void depths(const struct jval *v, size_t *containers, size_t *values)
@@ -157,7 +122,7 @@ static void check_bound(const char *buf, size_t len, unsigned m, size_t nest, co
 		check_msg(msg, rc, len);
 		return;
 	}
-	if (j && !same(jdoc_root(d), j))
+	if (j && !jdoc_same(jdoc_root(d), j))
 		abort();
 	jdoc_free(d);
 }
@@ -208,7 +173,7 @@ static bool check(char *buf, size_t *len)
 	depths(jdoc_root(d), &nest, &values);
 	if ((j != NULL) != (values <= JANSSON_DEPTH))
 		abort();
-	if (j && !same(jdoc_root(d), j))
+	if (j && !jdoc_same(jdoc_root(d), j))
 		abort();
 	if (jdoc_bytes(d) <= *len)
 		abort();

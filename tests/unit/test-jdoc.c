@@ -33,6 +33,7 @@
 #include "core/err.h"
 #include "core/jdoc.h"
 #include "testdata.h"
+#include "jdoc-same.h"
 
 #define MARKER	      "s3cr3tMARK"
 #define JANSSON_DEPTH 2048 /* JSON_PARSER_MAX_DEPTH of Debian 12's jansson 2.14 */
@@ -148,43 +149,7 @@ static char *nested(const char *open, const char *close, size_t n, const char *i
 }
 
 
-/* ---- the jansson oracle -------------------------------------------------- */
-
-/* True when jdoc's value v and jansson's j are the same JSON value. */
-static bool same(const struct jval *v, const json_t *j)
-{
-	switch (v->type) {
-	case JVAL_NULL: return json_is_null(j);
-	case JVAL_TRUE: return json_is_true(j);
-	case JVAL_FALSE: return json_is_false(j);
-	case JVAL_INT: return json_is_integer(j) && json_integer_value(j) == v->u.i;
-	case JVAL_REAL:
-		return json_is_real(j) && json_real_value(j) == v->u.d &&
-		       !signbit(json_real_value(j)) == !signbit(v->u.d);
-	case JVAL_STRING:
-		return json_is_string(j) && json_string_length(j) == v->n &&
-		       memcmp(json_string_value(j), v->u.s, v->n) == 0 && strlen(v->u.s) == v->n;
-	case JVAL_ARRAY:
-		if (!json_is_array(j) || json_array_size(j) != v->n)
-			return false;
-		for (size_t i = 0; i < v->n; i++)
-			if (!same(jval_at(v, i), json_array_get(j, i)))
-				return false;
-		return true;
-	case JVAL_OBJECT:
-		if (!json_is_object(j) || json_object_size(j) != v->n)
-			return false;
-		for (size_t i = 0; i < v->n; i++) {
-			const char *k = NULL;
-			const struct jval *m = jval_member(v, i, &k);
-			const json_t *jm = json_object_getn(j, k, v->u.kids[2 * i].n);
-			if (!jm || strlen(k) != v->u.kids[2 * i].n || !same(m, jm))
-				return false;
-		}
-		return true;
-	default: return false;
-	}
-}
+/* ---- the jansson oracle (jdoc_same: jdoc-same.h) --------------------------- */
 
 /* Every value counts one level, as jansson's limit does. */
 static size_t value_depth(const struct jval *v)
@@ -249,7 +214,7 @@ static void agree(const char *buf, size_t len)
 	bool deep = value_depth(jdoc_root(d)) > JANSSON_DEPTH; /* the other known difference */
 	if (!j && !deep)
 		fail_msg("'%s': jdoc accepted, jansson refused (%s)", show(buf, len), e.text);
-	if (j && !same(jdoc_root(d), j))
+	if (j && !jdoc_same(jdoc_root(d), j))
 		fail_msg("'%s': jdoc and jansson read different values", show(buf, len));
 	json_decref(j);
 	jdoc_free(d);
