@@ -17,12 +17,10 @@
 # on one CPU, the load generator on another, when there are >= 2), NODE_GRACE
 # (3600, see below), LOG_LEVEL (warn), KEEP_TMP (0: 1 keeps the temp dir with
 # the daemon's log).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init agent-bench build-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-bench}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -45,39 +43,31 @@ unset ODYSSEUS_DATA_DIR ODYSSEUS_LISTEN ODYSSEUS_AGENT_LISTEN ODYSSEUS_THREADS O
 ADMIN_EMAIL=bench@x.test
 ADMIN_PASSWORD="agent-bench-admin-password-1"
 
-die() { echo "agent-bench: $*" >&2; exit 1; }
-note() { echo "agent-bench: $*" >&2; }
-
 for v in DURATION CONNECTIONS AGENTS ENROLL_THREADS NODE_GRACE; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer (got '${!v}')"
 done
-[[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a number of seconds"
-[[ $PACED_AGENTS =~ ^[0-9]+$ ]] || die "PACED_AGENTS must be a number"
+[[ $WARMUP =~ ^[0-9]+$ ]] || bench_die "WARMUP must be a number of seconds"
+[[ $PACED_AGENTS =~ ^[0-9]+$ ]] || bench_die "PACED_AGENTS must be a number"
 # One descriptor per connection on each side, plus the daemon's own.
 want_fds=$((PACED_AGENTS + CONNECTIONS + 256))
 (($(ulimit -n) >= want_fds)) || ulimit -n "$want_fds" 2>/dev/null ||
-    die "PACED_AGENTS=$PACED_AGENTS needs ulimit -n >= $want_fds (hard limit $(ulimit -Hn))"
+    bench_die "PACED_AGENTS=$PACED_AGENTS needs ulimit -n >= $want_fds (hard limit $(ulimit -Hn))"
 
 # --- tools -------------------------------------------------------------------
 have() { command -v "$1" >/dev/null 2>&1; }
 find_nginx() { command -v nginx 2>/dev/null || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
 NGINX=$(find_nginx)
 if [[ -z $NGINX ]] || ! have curl || ! have taskset || ! have meson; then
-    note "installing what is missing (scripts/setup bench: nginx-light, curl, build tools)"
+    bench_note "installing what is missing (scripts/setup bench: nginx-light, curl, build tools)"
     scripts/setup bench
     have taskset || { [[ $(id -u) == 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null; }
     NGINX=$(find_nginx)
 fi
-[[ -x $NGINX ]] || die "nginx not found after install"
+[[ -x $NGINX ]] || bench_die "nginx not found after install"
 
 # --- build -------------------------------------------------------------------
-[[ -f $BUILD_DIR/build.ninja ]] || meson setup "$BUILD_DIR" --buildtype=release >/dev/null
-ninja -C "$BUILD_DIR" odysseusd bench/agent-bench >"${TMPDIR:-/tmp}/agent-bench-ninja.log" 2>&1 ||
-    { tail -n 40 "${TMPDIR:-/tmp}/agent-bench-ninja.log" >&2; die "building $BUILD_DIR failed"; }
-BUILDTYPE=$(meson introspect --buildoptions "$BUILD_DIR" 2>/dev/null |
-    python3 -c 'import json,sys; print({o["name"]: o["value"] for o in json.load(sys.stdin)}["buildtype"])' 2>/dev/null ||
-    echo unknown)
-[[ $BUILDTYPE == release ]] || note "warning: $BUILD_DIR is buildtype '$BUILDTYPE', not release"
+bench_build odysseusd bench/agent-bench
+bench_buildtype
 ODYSSEUSD=$ROOT/$BUILD_DIR/odysseusd
 BENCH=$ROOT/$BUILD_DIR/bench/agent-bench
 [[ $BUILD_DIR == /* ]] && { ODYSSEUSD=$BUILD_DIR/odysseusd; BENCH=$BUILD_DIR/bench/agent-bench; }
@@ -109,81 +99,36 @@ else
     PIN_NOTE="not pinned (${#CPUS[@]} CPU(s) available or PIN=0): servers and load generator share the CPUs"
     CLIENT_THREADS=${CLIENT_THREADS:-2}
 fi
-[[ $CLIENT_THREADS =~ ^[1-9][0-9]*$ ]] || die "CLIENT_THREADS must be a positive integer"
+[[ $CLIENT_THREADS =~ ^[1-9][0-9]*$ ]] || bench_die "CLIENT_THREADS must be a positive integer"
 
 # --- temp dir and cleanup ----------------------------------------------------
-TMP=$(mktemp -d /tmp/odx-agent-bench.XXXXXX)
-DATA=$TMP/data
-NG=$TMP/nginx
 DAEMON_PID=
 NGINX_PID=
 DAEMON_RC=
-
-stop_pid() { # stop_pid PID SECONDS: SIGTERM, then SIGKILL; sets STOP_RC
-    local pid=$1 i
-    STOP_RC=0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < $2 * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "process $pid ignored SIGTERM for $2 s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-}
 
 stop_daemon() {
     [[ -n $DAEMON_PID ]] || return 0
     local pid=$DAEMON_PID
     DAEMON_PID=
-    stop_pid "$pid" 30
-    DAEMON_RC=$STOP_RC
-    ((DAEMON_RC == 0)) || note "odysseusd exited with status $DAEMON_RC (expected 0 after SIGTERM)"
+    bench_stop_pid "$pid" 30
+    DAEMON_RC=$BENCH_STOP_RC
+    ((DAEMON_RC == 0)) || bench_note "odysseusd exited with status $DAEMON_RC (expected 0 after SIGTERM)"
 }
 
 stop_nginx() {
     [[ -n $NGINX_PID ]] || return 0
     local pid=$NGINX_PID
     NGINX_PID=
-    stop_pid "$pid" 5
+    bench_stop_pid "$pid" 5
 }
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+stop_all() {
     stop_daemon
     stop_nginx
-    if [[ $KEEP_TMP == 1 || $rc != 0 ]]; then
-        note "logs and data kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-PICKED=" "
-# Listening ports come from below the ephemeral range: a port in it can be
-# taken by any outgoing connection on this (shared) machine before we bind it.
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LOW > 11000)) || EPHEMERAL_LOW=32768
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() { # pick_port VAR: a free loopback port not handed out yet
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-        [[ $PICKED == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        PICKED+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
+bench_tmpdir /tmp/odx-agent-bench.XXXXXX stop_all
+DATA=$TMP/data
+NG=$TMP/nginx
 
 # proc_info PID: "threads T, fds F, RSS R KiB (peak P KiB)"
 proc_info() {
@@ -198,12 +143,12 @@ proc_info() {
 # --- odysseusd -----------------------------------------------------------------
 mkdir -p "$NG"
 "$ODYSSEUSD" init --data-dir "$DATA" --admin-email "$ADMIN_EMAIL" --password-stdin \
-    <<<"$ADMIN_PASSWORD" >"$TMP/init.log" 2>&1 || die "odysseusd init failed: $(cat "$TMP/init.log")"
-[[ -f $DATA/pki/server.crt && -f $DATA/pki/ca.crt ]] || die "init made no pki/ in $DATA"
+    <<<"$ADMIN_PASSWORD" >"$TMP/init.log" 2>&1 || bench_die "odysseusd init failed: $(cat "$TMP/init.log")"
+[[ -f $DATA/pki/server.crt && -f $DATA/pki/ca.crt ]] || bench_die "init made no pki/ in $DATA"
 
-pick_port API_PORT
-pick_port AGENT_PORT
-pick_port NGINX_PORT
+bench_pick_port API_PORT
+bench_pick_port AGENT_PORT
+bench_pick_port NGINX_PORT
 "${SRV_PIN[@]}" "$ODYSSEUSD" serve --data-dir "$DATA" --listen "127.0.0.1:$API_PORT" \
     --agent-listen "127.0.0.1:$AGENT_PORT" --argon2-memory-kib 8192 --log-level "$LOG_LEVEL" \
     --node-grace "$NODE_GRACE" \
@@ -211,12 +156,12 @@ pick_port NGINX_PORT
 DAEMON_PID=$!
 for ((i = 0; i < 300; i++)); do
     kill -0 "$DAEMON_PID" 2>/dev/null ||
-        { DAEMON_PID=; die "odysseusd exited during start-up: $(tail -n 20 "$TMP/odysseusd.log")"; }
+        { DAEMON_PID=; bench_die "odysseusd exited during start-up: $(tail -n 20 "$TMP/odysseusd.log")"; }
     curl -fsS --max-time 1 --cacert "$DATA/pki/ca.crt" -o /dev/null \
         "https://127.0.0.1:$API_PORT/readyz" 2>/dev/null && break
     sleep 0.1
 done
-((i < 300)) || die "odysseusd not ready after 30 s: $(tail -n 20 "$TMP/odysseusd.log")"
+((i < 300)) || bench_die "odysseusd not ready after 30 s: $(tail -n 20 "$TMP/odysseusd.log")"
 
 # --- nginx: same certificate, client certificates from the same CA, 1 worker --------------
 USER_LINE=
@@ -256,27 +201,26 @@ http {
 }
 EOF
 "$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" -t >/dev/null 2>&1 ||
-    die "nginx rejects its config: $("$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" -t 2>&1)"
+    bench_die "nginx rejects its config: $("$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" -t 2>&1)"
 "${SRV_PIN[@]}" "$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" >>"$NG/stderr.log" 2>&1 &
 NGINX_PID=$!
 for ((i = 0; i < 100; i++)); do
-    kill -0 "$NGINX_PID" 2>/dev/null || { NGINX_PID=; die "nginx exited: $(cat "$NG/error.log" "$NG/stderr.log")"; }
-    port_in_use "$NGINX_PORT" && break
+    kill -0 "$NGINX_PID" 2>/dev/null || { NGINX_PID=; bench_die "nginx exited: $(cat "$NG/error.log" "$NG/stderr.log")"; }
+    bench_port_in_use "$NGINX_PORT" && break
     sleep 0.1
 done
-((i < 100)) || die "nginx not listening after 10 s: $(cat "$NG/error.log")"
+((i < 100)) || bench_die "nginx not listening after 10 s: $(cat "$NG/error.log")"
 NGINX_WORKERS=$(ps -o pid= --ppid "$NGINX_PID" | tr -d ' ' | paste -sd, -)
-[[ -n $NGINX_WORKERS ]] || die "no nginx worker process"
+[[ -n $NGINX_WORKERS ]] || bench_die "no nginx worker process"
 
 # --- the run -----------------------------------------------------------------
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 echo "## odysseusd agent API — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
-echo "machine: $(nproc) CPUs ($cpu_model), $(uname -sr); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "odysseusd: $ODYSSEUSD (buildtype $BUILDTYPE), agent API on one event-loop thread, --log-level $LOG_LEVEL --node-grace $NODE_GRACE"
+echo "machine: $(nproc) CPUs ($(bench_cpu_model)), $(uname -sr); commit $(bench_commit)"
+echo "odysseusd: $ODYSSEUSD (buildtype $BENCH_BUILDTYPE), agent API on one event-loop thread, --log-level $LOG_LEVEL --node-grace $NODE_GRACE"
 echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes 1, ssl_verify_client on, no session cache or tickets"
 echo "$PIN_NOTE"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine compete for the CPUs)"
+echo "load average at start: $(bench_loadavg) (other processes on the machine compete for the CPUs)"
 START_INFO=$(proc_info "$DAEMON_PID")
 
 AGENT_BENCH_PASSWORD=$ADMIN_PASSWORD "${GEN_PIN[@]}" "$BENCH" \
@@ -286,11 +230,11 @@ AGENT_BENCH_PASSWORD=$ADMIN_PASSWORD "${GEN_PIN[@]}" "$BENCH" \
     --agents "$AGENTS" --enroll-threads "$ENROLL_THREADS" --connections "$CONNECTIONS" \
     --threads "$CLIENT_THREADS" --seconds "$DURATION" --warmup "$WARMUP" \
     --paced-agents "$PACED_AGENTS" --period 5 ||
-    die "agent-bench failed (odysseusd log: $(tail -n 5 "$TMP/odysseusd.log"))"
+    bench_die "agent-bench failed (odysseusd log: $(tail -n 5 "$TMP/odysseusd.log"))"
 
 # --- the daemon after the run ---------------------------------------------------
 echo
-echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average at end: $(bench_loadavg)"
 echo "odysseusd at start: $START_INFO"
 echo "odysseusd at end:   $(proc_info "$DAEMON_PID")"
 stop_daemon

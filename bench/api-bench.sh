@@ -16,12 +16,10 @@
 # measured run), WARMUP (2), WRK_THREADS (2), CONNECTIONS (64),
 # SERVER_THREADS (2: odysseusd --threads and nginx worker_processes),
 # USERS (20), LOG_LEVEL (warn), KEEP_TMP (0: 1 keeps the temp dir and logs).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init api-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-release}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -42,11 +40,8 @@ ADMIN_PASSWORD="platform-admin-password-1"
 TENANT_ADMIN_EMAIL=admin@tenant.bench.test
 TENANT_ADMIN_PASSWORD="tenant-admin-password-1"
 
-die() { echo "api-bench: $*" >&2; exit 1; }
-note() { echo "api-bench: $*" >&2; }
-
 for v in DURATION WARMUP WRK_THREADS CONNECTIONS SERVER_THREADS USERS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer (got '${!v}')"
 done
 
 # --- tools -------------------------------------------------------------------
@@ -61,100 +56,52 @@ have curl || missing+=(curl)
 have jq || missing+=(jq)
 have ps || missing+=(procps)
 if ((${#missing[@]})); then
-    [[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]} (install them or run as root)"
-    note "installing ${missing[*]}"
+    [[ $(id -u) == 0 ]] || bench_die "missing packages: ${missing[*]} (install them or run as root)"
+    bench_note "installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 fi
-[[ -x $NGINX ]] || die "nginx not found after install"
+[[ -x $NGINX ]] || bench_die "nginx not found after install"
 
 # --- the daemon --------------------------------------------------------------
 ODYSSEUSD=$BUILD_DIR/odysseusd
 if [[ ! -x $ODYSSEUSD ]]; then
-    note "$ODYSSEUSD missing: building $BUILD_DIR (release)"
-    [[ -f $BUILD_DIR/build.ninja ]] || meson setup "$BUILD_DIR" --buildtype=release
-    ninja -C "$BUILD_DIR"
+    bench_note "$ODYSSEUSD missing: building $BUILD_DIR (release)"
+    bench_build odysseusd
 fi
-[[ -x $ODYSSEUSD ]] || die "$ODYSSEUSD still missing after the build"
+[[ -x $ODYSSEUSD ]] || bench_die "$ODYSSEUSD still missing after the build"
 ODYSSEUSD=$(cd "$(dirname "$ODYSSEUSD")" && pwd)/$(basename "$ODYSSEUSD")
-BUILDTYPE=unknown
-if [[ -f $BUILD_DIR/meson-info/intro-buildoptions.json ]]; then
-    BUILDTYPE=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-        "$BUILD_DIR/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
-fi
-[[ $BUILDTYPE == release ]] || note "warning: $BUILD_DIR is buildtype '$BUILDTYPE', not release"
+bench_buildtype
 
 # --- temp dir and cleanup ----------------------------------------------------
-TMP=$(mktemp -d /tmp/odx-bench.XXXXXX)
-DATA=$TMP/data
-NG=$TMP/nginx
 DAEMON_PID=
 NGINX_PID=
 
 stop_daemon() {
     [[ -n $DAEMON_PID ]] || return 0
-    local pid=$DAEMON_PID rc=0 i
+    local pid=$DAEMON_PID
     DAEMON_PID=
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "odysseusd ($pid) ignored SIGTERM for 10 s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || rc=$?
-    ((rc == 0)) || note "odysseusd exited with status $rc (expected 0 after SIGTERM)"
+    bench_stop_pid "$pid" 10
+    ((BENCH_STOP_RC == 0)) || bench_note "odysseusd exited with status $BENCH_STOP_RC (expected 0 after SIGTERM)"
 }
 
 stop_nginx() {
     [[ -n $NGINX_PID ]] || return 0
-    local pid=$NGINX_PID i
+    local pid=$NGINX_PID
     NGINX_PID=
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    bench_stop_pid "$pid" 5
 }
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+stop_all() {
     stop_daemon
     stop_nginx
-    if [[ $KEEP_TMP == 1 || $rc != 0 ]]; then
-        note "logs and data kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmpdir /tmp/odx-bench.XXXXXX stop_all
+DATA=$TMP/data
+NG=$TMP/nginx
 
 # --- helpers -----------------------------------------------------------------
-PICKED=" "
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# pick_port VAR: a loopback port nobody listens on and we have not handed out.
-pick_port() {
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % 40000))
-        [[ $PICKED == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        PICKED+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
-
 CLK_TCK=$(getconf CLK_TCK)
 # proc_stat FILE: "tid comm utime+stime" from a /proc/.../stat file (comm may
 # hold spaces and parentheses: it runs from the first "(" to the last ")").
@@ -198,8 +145,8 @@ api() {
     local args=(-sS --max-time 60 -X "$method" -o "$TMP/resp" -w '%{http_code}' "${CURL_TLS[@]}")
     if [[ -n $token ]]; then args+=(-H "Authorization: Bearer $token"); fi
     if [[ -n $body ]]; then args+=(-H 'Content-Type: application/json' --data-binary @-); fi
-    code=$(printf '%s' "$body" | curl "${args[@]}" "$URL$path") || die "$method $path: curl failed"
-    [[ $code == 2?? ]] || die "$method $path -> HTTP $code: $(head -c 400 "$TMP/resp")"
+    code=$(printf '%s' "$body" | curl "${args[@]}" "$URL$path") || bench_die "$method $path: curl failed"
+    [[ $code == 2?? ]] || bench_die "$method $path -> HTTP $code: $(head -c 400 "$TMP/resp")"
     cat "$TMP/resp"
 }
 
@@ -207,13 +154,13 @@ login() {
     local tok
     tok=$(api POST /v1/auth/login "" "$(jq -nc --arg e "$1" --arg p "$2" '{email: $e, password: $p}')" |
         jq -r '.access_token // empty')
-    [[ -n $tok ]] || die "login of $1 returned no access_token"
+    [[ -n $tok ]] || bench_die "login of $1 returned no access_token"
     echo "$tok"
 }
 
 start_daemon() {
     local mode=$1 port i
-    pick_port port
+    bench_pick_port port 20000
     local args=(serve --data-dir "$DATA" --listen "127.0.0.1:$port"
         --threads "$SERVER_THREADS" --log-level "$LOG_LEVEL")
     if [[ $mode == plain ]]; then
@@ -229,12 +176,12 @@ start_daemon() {
     for ((i = 0; i < 300; i++)); do
         if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
             DAEMON_PID=
-            die "odysseusd ($mode) exited during start-up: $(tail -n 20 "$TMP/odysseusd-$mode.log")"
+            bench_die "odysseusd ($mode) exited during start-up: $(tail -n 20 "$TMP/odysseusd-$mode.log")"
         fi
         curl -fsS --max-time 1 "${CURL_TLS[@]}" -o /dev/null "$URL/readyz" 2>/dev/null && return 0
         sleep 0.1
     done
-    die "odysseusd ($mode) not ready after 30 s: $(tail -n 20 "$TMP/odysseusd-$mode.log")"
+    bench_die "odysseusd ($mode) not ready after 30 s: $(tail -n 20 "$TMP/odysseusd-$mode.log")"
 }
 
 # Platform admin → tenant with its admin → USERS users in that tenant.
@@ -250,7 +197,7 @@ populate() {
         api POST /v1/users "$tok" "$(jq -nc --arg e "$(printf 'user%02d@tenant.bench.test' "$i")" \
             --arg r "$role" '{email: $e, password: "bench-user-password-1", role: $r}')" >/dev/null
     done
-    note "tenant $tenant with its admin and $USERS users"
+    bench_note "tenant $tenant with its admin and $USERS users"
 }
 
 # tls_info PORT: negotiated protocol, cipher, key exchange and signature.
@@ -291,12 +238,12 @@ measure() {
     shift 2
     local hdr="Authorization: Bearer $TOKEN" c0 c1 t0 t1 stats cpu
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "$hdr" "$url" >"$TMP/warm-$label.txt" 2>&1 ||
-        die "wrk warm-up against $url failed: $(cat "$TMP/warm-$label.txt")"
+        bench_die "wrk warm-up against $url failed: $(cat "$TMP/warm-$label.txt")"
     thread_ticks "$1" >"$TMP/threads0-$label.txt"
     c0=$(cpu_ticks "$@")
     t0=$(date +%s%N)
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$hdr" "$url" \
-        >"$TMP/wrk-$label.txt" 2>&1 || die "wrk against $url failed: $(cat "$TMP/wrk-$label.txt")"
+        >"$TMP/wrk-$label.txt" 2>&1 || bench_die "wrk against $url failed: $(cat "$TMP/wrk-$label.txt")"
     t1=$(date +%s%N)
     c1=$(cpu_ticks "$@")
     thread_ticks "$1" >"$TMP/threads1-$label.txt"
@@ -311,29 +258,29 @@ measure() {
 mkdir -p "$NG/www" "$DATA"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$NG/server.key" -out "$NG/server.crt" >/dev/null 2>&1 || die "openssl req failed"
-pick_port NGINX_PLAIN_PORT
-pick_port NGINX_TLS_PORT
+    -keyout "$NG/server.key" -out "$NG/server.crt" >/dev/null 2>&1 || bench_die "openssl req failed"
+bench_pick_port NGINX_PLAIN_PORT 20000
+bench_pick_port NGINX_TLS_PORT 20000
 sed -e "s|@PREFIX@|$NG|g" -e "s|@WORKERS@|$SERVER_THREADS|g" \
     -e "s|@PLAIN_PORT@|$NGINX_PLAIN_PORT|g" -e "s|@TLS_PORT@|$NGINX_TLS_PORT|g" \
     "$ROOT/bench/nginx.conf.in" >"$NG/nginx.conf"
 echo '{}' >"$NG/www/probe.json"
 "$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" -t >/dev/null 2>&1 ||
-    die "nginx rejects its config: $("$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" -t 2>&1)"
+    bench_die "nginx rejects its config: $("$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" -t 2>&1)"
 "$NGINX" -p "$NG/" -c "$NG/nginx.conf" -e "$NG/error.log" >>"$NG/stderr.log" 2>&1 &
 NGINX_PID=$!
 for ((i = 0; i < 100; i++)); do
-    kill -0 "$NGINX_PID" 2>/dev/null || { NGINX_PID=; die "nginx exited: $(cat "$NG/error.log" "$NG/stderr.log")"; }
+    kill -0 "$NGINX_PID" 2>/dev/null || { NGINX_PID=; bench_die "nginx exited: $(cat "$NG/error.log" "$NG/stderr.log")"; }
     curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$NGINX_PLAIN_PORT/probe.json" 2>/dev/null &&
         curl -fsS --max-time 1 --cacert "$NG/server.crt" -o /dev/null \
             "https://127.0.0.1:$NGINX_TLS_PORT/probe.json" 2>/dev/null && break
     sleep 0.1
 done
-((i < 100)) || die "nginx not answering after 10 s: $(cat "$NG/error.log")"
+((i < 100)) || bench_die "nginx not answering after 10 s: $(cat "$NG/error.log")"
 
 # --- the run -----------------------------------------------------------------
 "$ODYSSEUSD" init --data-dir "$DATA" --admin-email "$ADMIN_EMAIL" --password-stdin \
-    <<<"$ADMIN_PASSWORD" >"$TMP/init.log" 2>&1 || die "odysseusd init failed: $(cat "$TMP/init.log")"
+    <<<"$ADMIN_PASSWORD" >"$TMP/init.log" 2>&1 || bench_die "odysseusd init failed: $(cat "$TMP/init.log")"
 
 ROWS=()
 DIAG=()
@@ -364,19 +311,19 @@ for mode in plain tls; do
         # The real answer, byte for byte, becomes nginx's file.
         code=$(curl -sS --max-time 10 "${CURL_TLS[@]}" -H "Authorization: Bearer $TOKEN" \
             -D "$TMP/hdr-odx-$label.txt" -o "$NG/www/$label.json" -w '%{http_code}' "$URL$path")
-        [[ $code == 200 ]] || die "GET $path ($mode) -> $code: $(head -c 400 "$NG/www/$label.json")"
+        [[ $code == 200 ]] || bench_die "GET $path ($mode) -> $code: $(head -c 400 "$NG/www/$label.json")"
         [[ $path != /v1/users ]] || jq -e --argjson n "$USERS" '.items | length > $n' \
-            "$NG/www/$label.json" >/dev/null || note "warning: GET /v1/users has fewer items than expected"
+            "$NG/www/$label.json" >/dev/null || bench_note "warning: GET /v1/users has fewer items than expected"
         body_bytes=$(wc -c <"$NG/www/$label.json")
         curl -fsS --max-time 10 "${ngx_curl[@]}" -H "Authorization: Bearer $TOKEN" \
             -D "$TMP/hdr-ngx-$label.txt" -o "$TMP/ngx-$label.body" "$ngx/$label.json" ||
-            die "nginx does not serve $label.json"
-        cmp -s "$TMP/ngx-$label.body" "$NG/www/$label.json" || die "nginx body for $label differs"
+            bench_die "nginx does not serve $label.json"
+        cmp -s "$TMP/ngx-$label.body" "$NG/www/$label.json" || bench_die "nginx body for $label differs"
 
-        note "$case_name: odysseusd (${WARMUP}+${DURATION} s)"
+        bench_note "$case_name: odysseusd (${WARMUP}+${DURATION} s)"
         stats=$(measure "odx-$label" "$URL$path" "$DAEMON_PID")
         read -r o_rps o_p50 o_p99 o_bad o_err o_cpu <<<"$stats"
-        note "$case_name: nginx (${WARMUP}+${DURATION} s)"
+        bench_note "$case_name: nginx (${WARMUP}+${DURATION} s)"
         # shellcheck disable=SC2046 # word splitting of the worker pid list is intended
         stats=$(measure "ngx-$label" "$ngx/$label.json" $(nginx_workers))
         read -r n_rps n_p50 n_p99 n_bad n_err n_cpu <<<"$stats"
@@ -405,12 +352,11 @@ for mode in plain tls; do
 done
 
 # --- report ------------------------------------------------------------------
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 echo
 echo "## odysseusd vs nginx — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
-echo "machine: $(nproc) CPUs ($cpu_model), $(uname -sr)"
-echo "odysseusd: $ODYSSEUSD (buildtype $BUILDTYPE), --threads $SERVER_THREADS, --log-level $LOG_LEVEL"
+echo "machine: $(nproc) CPUs ($(bench_cpu_model)), $(uname -sr)"
+echo "odysseusd: $ODYSSEUSD (buildtype $BENCH_BUILDTYPE), --threads $SERVER_THREADS, --log-level $LOG_LEVEL"
 echo "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), worker_processes $SERVER_THREADS, access_log off"
 echo "wrk: -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency (after ${WARMUP} s warm-up), keep-alive, 127.0.0.1"
 for t in "${TLS_NOTES[@]}"; do echo "TLS $t"; done

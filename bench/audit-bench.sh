@@ -11,42 +11,30 @@
 # under /var/tmp: it must be on the disk you want to measure), SECONDS_PER_CASE
 # (5), WRITERS (1,16,64), VERIFY_RECORDS (1000000; 0 skips), BUILD_WRITERS
 # (256: writers used to build the verification log), KEEP_TMP (0).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init audit-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-release}
 SECONDS_PER_CASE=${SECONDS_PER_CASE:-5}
 WRITERS=${WRITERS:-1,16,64}
 VERIFY_RECORDS=${VERIFY_RECORDS:-1000000}
 BUILD_WRITERS=${BUILD_WRITERS:-256}
 KEEP_TMP=${KEEP_TMP:-0}
 
-die() { echo "audit-bench: $*" >&2; exit 1; }
 
 for v in SECONDS_PER_CASE BUILD_WRITERS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer (got '${!v}')"
 done
-[[ $VERIFY_RECORDS =~ ^[0-9]+$ ]] || die "VERIFY_RECORDS must be a number"
-[[ $WRITERS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "WRITERS must look like 1,16,64"
+[[ $VERIFY_RECORDS =~ ^[0-9]+$ ]] || bench_die "VERIFY_RECORDS must be a number"
+[[ $WRITERS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || bench_die "WRITERS must look like 1,16,64"
 
-if [ ! -d "$BUILD_DIR" ]; then
-    meson setup "$BUILD_DIR" --buildtype=release >/dev/null
-fi
-buildtype=$(meson introspect --buildoptions "$BUILD_DIR" |
-    python3 -c 'import json,sys; print({o["name"]: o["value"] for o in json.load(sys.stdin)}["buildtype"])')
-[ "$buildtype" = release ] || echo "audit-bench: warning: $BUILD_DIR is a '$buildtype' build, not release" >&2
-ninja -C "$BUILD_DIR" bench/audit-bench >"${TMPDIR:-/tmp}/audit-bench-ninja.log" 2>&1 ||
-    { cat "${TMPDIR:-/tmp}/audit-bench-ninja.log" >&2; die "building $BUILD_DIR failed"; }
+bench_build bench/audit-bench
+bench_buildtype
 BIN=$BUILD_DIR/bench/audit-bench
+bench_tmpdir /var/tmp/odx-audit-bench.XXXXXX : "${BENCH_DIR-}"
+BENCH_DIR=$TMP
 
-BENCH_DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/odx-audit-bench.XXXXXX)}
-mkdir -p "$BENCH_DIR"
-cleanup() { [ "$KEEP_TMP" = 1 ] || rm -rf -- "$BENCH_DIR"; }
-trap cleanup EXIT INT TERM
-
-echo "audit-bench: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), build $BUILD_DIR ($buildtype), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+bench_header
 echo "audit-bench: disk: $(df -T "$BENCH_DIR" | awk 'NR==2 {print $1, $2}')"
 "$BIN" --dir "$BENCH_DIR" --seconds "$SECONDS_PER_CASE" --writers "$WRITERS" \
     --verify-records "$VERIFY_RECORDS" --build-writers "$BUILD_WRITERS"

@@ -21,12 +21,10 @@
 # Engine calls in a separate window after the CPU one, when strace exists),
 # LOG_LEVEL (warn, odysseusd's), KEEP_TMP (0: 1 keeps the temp dir with the
 # logs).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init deploy-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-release}
 ROUNDS=${ROUNDS:-3}
 REPLICAS=${REPLICAS:-20}
 BIG=${BIG:-100}
@@ -43,31 +41,24 @@ unset ODYSSEUS_DATA_DIR ODYSSEUS_LISTEN ODYSSEUS_AGENT_LISTEN ODYSSEUS_THREADS O
 # The docker CLI may be newer than Debian's dockerd 20.10 (docs/docker.md).
 export DOCKER_API_VERSION=1.41
 
-die() { echo "deploy-bench: $*" >&2; exit 1; }
-note() { echo "deploy-bench: $*" >&2; }
-
 for v in ROUNDS REPLICAS STEADY POLL_MS HEARTBEAT; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer (got '${!v}')"
 done
-[[ $BIG =~ ^[0-9]+$ && $SETTLE =~ ^[0-9]+$ ]] || die "BIG and SETTLE must be numbers"
-((REPLICAS <= 100 && BIG <= 100)) || die "a deployment has at most 100 replicas"
+[[ $BIG =~ ^[0-9]+$ && $SETTLE =~ ^[0-9]+$ ]] || bench_die "BIG and SETTLE must be numbers"
+((REPLICAS <= 100 && BIG <= 100)) || bench_die "a deployment has at most 100 replicas"
 
 have() { command -v "$1" >/dev/null 2>&1; }
-for t in curl jq docker meson ninja; do have "$t" || die "$t is missing (scripts/setup test installs it)"; done
+for t in curl jq docker meson ninja; do have "$t" || bench_die "$t is missing (scripts/setup test installs it)"; done
 
 # --- the engine and the image ---------------------------------------------------
-scripts/docker-up || die "no Docker Engine (scripts/docker-up failed)"
-tests/images/build.sh >/dev/null || die "tests/images/build.sh failed"
-docker image inspect "$IMAGE" >/dev/null 2>&1 || die "no image $IMAGE after tests/images/build.sh"
+scripts/docker-up || bench_die "no Docker Engine (scripts/docker-up failed)"
+tests/images/build.sh >/dev/null || bench_die "tests/images/build.sh failed"
+docker image inspect "$IMAGE" >/dev/null 2>&1 || bench_die "no image $IMAGE after tests/images/build.sh"
 DOCKERD_PID=$(pidof dockerd 2>/dev/null | awk '{print $1}' || true)
 
 # --- build -------------------------------------------------------------------
-[[ -f $BUILD_DIR/build.ninja ]] || meson setup "$BUILD_DIR" --buildtype=release >/dev/null
-ninja -C "$BUILD_DIR" odysseusd odysseus-agent >"${TMPDIR:-/tmp}/deploy-bench-ninja.log" 2>&1 ||
-    { tail -n 40 "${TMPDIR:-/tmp}/deploy-bench-ninja.log" >&2; die "building $BUILD_DIR failed"; }
-BUILDTYPE=$(meson introspect --buildoptions "$BUILD_DIR" 2>/dev/null |
-    jq -r '.[] | select(.name == "buildtype") | .value' 2>/dev/null || echo unknown)
-[[ $BUILDTYPE == release ]] || note "warning: $BUILD_DIR is buildtype '$BUILDTYPE', not release"
+bench_build odysseusd odysseus-agent
+bench_buildtype
 case $BUILD_DIR in /*) B=$BUILD_DIR ;; *) B=$ROOT/$BUILD_DIR ;; esac
 # What was built: the build's source tree, its commit, and whether it had local changes.
 SRC=$(jq -r .directories.source "$B/meson-info/meson-info.json" 2>/dev/null || echo "$ROOT")
@@ -76,11 +67,6 @@ ODYSSEUSD=$B/odysseusd
 AGENT=$B/odysseus-agent
 
 # --- temp dir, ports and cleanup ----------------------------------------------
-TMP=$(mktemp -d /tmp/odx-deploy-bench.XXXXXX)
-DATA=$TMP/data
-RUN=$(basename "$TMP" | sed 's/.*\.//' | tr 'A-Z' 'a-z')
-RUN=${RUN//[^a-z0-9]/x}
-PEER_NET=bench-peer-$RUN
 TENANT_ID=
 DAEMON_PID=
 AGENT_PID=
@@ -88,35 +74,20 @@ EV_PID=
 DAEMON_RC=
 AGENT_RC=
 
-stop_pid() { # stop_pid PID SECONDS: SIGTERM, then SIGKILL; sets STOP_RC
-    local pid=$1 i
-    STOP_RC=0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < $2 * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "process $pid ignored SIGTERM for $2 s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-}
-
 stop_agent() {
     [[ -n $AGENT_PID ]] || return 0
     local pid=$AGENT_PID
     AGENT_PID=
-    stop_pid "$pid" 40
-    AGENT_RC=$STOP_RC
+    bench_stop_pid "$pid" 40
+    AGENT_RC=$BENCH_STOP_RC
 }
 
 stop_daemon() {
     [[ -n $DAEMON_PID ]] || return 0
     local pid=$DAEMON_PID
     DAEMON_PID=
-    stop_pid "$pid" 30
-    DAEMON_RC=$STOP_RC
+    bench_stop_pid "$pid" 30
+    DAEMON_RC=$BENCH_STOP_RC
 }
 
 remove_ours() { # every container and network this run made
@@ -131,43 +102,18 @@ remove_ours() { # every container and network this run made
     docker network rm "$PEER_NET" >/dev/null 2>&1 || true
 }
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+stop_all() {
     [[ -z $EV_PID ]] || { kill "$EV_PID" 2>/dev/null || true; wait "$EV_PID" 2>/dev/null || true; }
     # The agent first: a running agent would make the containers again.
     stop_agent
     stop_daemon
     remove_ours
-    if [[ $KEEP_TMP == 1 || $rc != 0 ]]; then
-        note "logs and data kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-PICKED=" "
-# Listening ports come from below the ephemeral range: a port in it can be
-# taken by any outgoing connection on this (shared) machine before we bind it.
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LOW > 11000)) || EPHEMERAL_LOW=32768
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() { # pick_port VAR
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-        [[ $PICKED == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        PICKED+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
+bench_tmpdir /tmp/odx-deploy-bench.XXXXXX stop_all
+DATA=$TMP/data
+RUN=$(basename "$TMP" | sed 's/.*\.//' | tr 'A-Z' 'a-z')
+RUN=${RUN//[^a-z0-9]/x}
+PEER_NET=bench-peer-$RUN
 
 # --- small tools ---------------------------------------------------------------------
 now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
@@ -230,7 +176,7 @@ api() { # api METHOD PATH TOKEN [BODY]: sets HTTP_CODE and RESP
     RESP=$(cat "$TMP/resp" 2>/dev/null || true)
 }
 want() { # want CODE WHAT
-    [[ $HTTP_CODE == "$1" ]] || die "$2: HTTP $HTTP_CODE (want $1): $RESP $(cat "$TMP/curl.err")"
+    [[ $HTTP_CODE == "$1" ]] || bench_die "$2: HTTP $HTTP_CODE (want $1): $RESP $(cat "$TMP/curl.err")"
 }
 login() { # login EMAIL PASSWORD -> access token
     api POST /v1/auth/login "" "$(jq -nc --arg e "$1" --arg p "$2" '{email: $e, password: $p}')"
@@ -245,9 +191,9 @@ TENANT_PASSWORD=deploy-bench-tenant-password-1
 
 # --- odysseusd -----------------------------------------------------------------
 "$ODYSSEUSD" init --data-dir "$DATA" --admin-email "$ADMIN_EMAIL" --password-stdin \
-    <<<"$ADMIN_PASSWORD" >"$TMP/init.log" 2>&1 || die "odysseusd init failed: $(cat "$TMP/init.log")"
-pick_port API_PORT
-pick_port AGENT_PORT
+    <<<"$ADMIN_PASSWORD" >"$TMP/init.log" 2>&1 || bench_die "odysseusd init failed: $(cat "$TMP/init.log")"
+bench_pick_port API_PORT
+bench_pick_port AGENT_PORT
 API=https://127.0.0.1:$API_PORT
 "$ODYSSEUSD" serve --data-dir "$DATA" --listen "127.0.0.1:$API_PORT" \
     --agent-listen "127.0.0.1:$AGENT_PORT" --heartbeat-interval "$HEARTBEAT" \
@@ -255,11 +201,11 @@ API=https://127.0.0.1:$API_PORT
 DAEMON_PID=$!
 for ((i = 0; i < 300; i++)); do
     kill -0 "$DAEMON_PID" 2>/dev/null ||
-        { DAEMON_PID=; die "odysseusd exited during start-up: $(tail -n 20 "$TMP/odysseusd.log")"; }
+        { DAEMON_PID=; bench_die "odysseusd exited during start-up: $(tail -n 20 "$TMP/odysseusd.log")"; }
     curl -fsS --max-time 1 --cacert "$CA" -o /dev/null "$API/readyz" 2>/dev/null && break
     nap_ms 100
 done
-((i < 300)) || die "odysseusd not ready after 30 s: $(tail -n 20 "$TMP/odysseusd.log")"
+((i < 300)) || bench_die "odysseusd not ready after 30 s: $(tail -n 20 "$TMP/odysseusd.log")"
 
 ADMIN_TOKEN=$(login "$ADMIN_EMAIL" "$ADMIN_PASSWORD")
 api POST /v1/tenants "$ADMIN_TOKEN" "$(jq -nc --arg n "deploy-bench-$RUN" --arg e "$TENANT_EMAIL" \
@@ -277,24 +223,24 @@ api POST /v1/nodes/enrollment-tokens "$ADMIN_TOKEN" "{\"node_name\":\"$NODE_NAME
 want 201 "making an enrollment token"
 ENROLL_TOKEN=$(jq -r .token <<<"$RESP")
 "$AGENT" enroll --server "https://127.0.0.1:$AGENT_PORT" --token "$ENROLL_TOKEN" \
-    --state-dir "$TMP/agent" >"$TMP/enroll.log" 2>&1 || die "odysseus-agent enroll failed: $(cat "$TMP/enroll.log")"
+    --state-dir "$TMP/agent" >"$TMP/enroll.log" 2>&1 || bench_die "odysseus-agent enroll failed: $(cat "$TMP/enroll.log")"
 unset ENROLL_TOKEN
 NODE_ID=$(jq -r .node_id "$TMP/agent/agent.json")
 "$AGENT" run --state-dir "$TMP/agent" >"$TMP/agent.log" 2>&1 &
 AGENT_PID=$!
 for ((i = 0; i < 300; i++)); do
-    kill -0 "$AGENT_PID" 2>/dev/null || { AGENT_PID=; die "the agent exited: $(tail -n 20 "$TMP/agent.log")"; }
+    kill -0 "$AGENT_PID" 2>/dev/null || { AGENT_PID=; bench_die "the agent exited: $(tail -n 20 "$TMP/agent.log")"; }
     api GET "/v1/nodes/$NODE_ID" "$ADMIN_TOKEN"
     [[ $HTTP_CODE == 200 && $(jq -r '.state + " " + (.capacity.cpus // 0 | tostring)' <<<"$RESP") == "ready "[1-9]* ]] && break
     nap_ms 100
 done
-((i < 300)) || die "the node is not ready after 30 s: $RESP; agent log: $(tail -n 5 "$TMP/agent.log")"
+((i < 300)) || bench_die "the node is not ready after 30 s: $RESP; agent log: $(tail -n 5 "$TMP/agent.log")"
 NODE_CPUS=$(jq -r .capacity.cpus <<<"$RESP")
 NODE_MEM_MB=$(($(jq -r .capacity.memory_bytes <<<"$RESP") >> 20))
 
 # The peer's own bridge network, like the tenant's network the agent makes.
 docker network create --driver bridge --label bench=peer --label "bench.run=$RUN" "$PEER_NET" >/dev/null ||
-    die "cannot create the network $PEER_NET"
+    bench_die "cannot create the network $PEER_NET"
 
 # --- one side of a round ---------------------------------------------------------------
 # 20 sequential `docker run -d`, the same hardening and limits as the agent's
@@ -309,13 +255,13 @@ peer_round() { # peer_round ROUND
             --cpus 0.1 --pids-limit 64 --tmpfs /tmp:rw,nosuid,nodev,noexec,size=16m \
             --log-opt max-size=10m --log-opt max-file=3 --network "$PEER_NET" \
             --label bench=peer --label "bench.run=$RUN" "$IMAGE" sleep 3600 >/dev/null ||
-            die "docker run failed (peer, round $k, container $i)"
+            bench_die "docker run failed (peer, round $k, container $i)"
     done
     t1=$(now_us)
     PEER_US=$((t1 - t0))
     PEER_CPU="$(ticks_ms $(($(child_ticks) - c0))) $(ticks_ms $(($(dockerd_ticks) - k0)))"
     n=$(docker ps -q --filter label=bench=peer --filter "label=bench.run=$RUN" --filter status=running | wc -l)
-    ((n == REPLICAS)) || note "round $k: only $n of $REPLICAS peer containers run"
+    ((n == REPLICAS)) || bench_note "round $k: only $n of $REPLICAS peer containers run"
     docker ps -aq --filter label=bench=peer --filter "label=bench.run=$RUN" | xargs -r docker rm -f >/dev/null
 }
 
@@ -362,7 +308,7 @@ wait_api_running() { # wait_api_running NAME N TIMEOUT_S -> sets POLLS
     POLLS=0
     while :; do
         t=$(now_us)
-        ((t < until)) || die "$name: not $n running after $3 s: $(cat "$TMP/poll" 2>/dev/null)"
+        ((t < until)) || bench_die "$name: not $n running after $3 s: $(cat "$TMP/poll" 2>/dev/null)"
         code=$(curl -sS --max-time 5 --cacert "$CA" -o "$TMP/poll" -w '%{http_code}' \
             -H "Authorization: Bearer $TOKEN" "$API/v1/deployments/$name" 2>/dev/null) || code=000
         POLLS=$((POLLS + 1))
@@ -380,7 +326,7 @@ wait_gone() { # wait_gone TIMEOUT_S: the tenant's containers are off the Engine
         [[ -z $(docker ps -aq --filter "label=odysseus.tenant=$TENANT_ID") ]] && return 0
         nap_ms 100
     done
-    die "the tenant's containers are still on the Engine $1 s after the DELETE"
+    bench_die "the tenant's containers are still on the Engine $1 s after the DELETE"
 }
 
 # POST a deployment, wait until it runs: sets ODX_US (API-visible), ENG_US
@@ -424,23 +370,22 @@ odx_delete() { # odx_delete NAME [TIMEOUT_S]: sets DEL_FIRST_US (to the first re
 }
 
 # --- the run -----------------------------------------------------------------
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
 echo "## deployments: $REPLICAS replicas vs $REPLICAS x docker run -d — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo
-echo "machine: $(nproc) CPUs ($cpu_model), $(uname -sr)"
+echo "machine: $(nproc) CPUs ($(bench_cpu_model)), $(uname -sr)"
 echo "engine: Docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), storage $(docker info --format '{{.Driver}}' 2>/dev/null); CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null) at API $DOCKER_API_VERSION"
-echo "odysseusd + odysseus-agent: $B (buildtype $BUILDTYPE; source $SRC at $SRC_REV), --heartbeat-interval $HEARTBEAT, API polled every $POLL_MS ms"
+echo "odysseusd + odysseus-agent: $B (buildtype $BENCH_BUILDTYPE; source $SRC at $SRC_REV), --heartbeat-interval $HEARTBEAT, API polled every $POLL_MS ms"
 echo "node: $NODE_CPUS CPUs, $NODE_MEM_MB MiB; $ROUNDS rounds, order alternates (odd rounds: docker first)"
 echo "containers already on the engine (not ours): $(docker ps -q | wc -l) running"
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average at start: $(bench_loadavg)"
 AGENT_START_INFO=$(proc_info "$AGENT_PID")
 DAEMON_START_INFO=$(proc_info "$DAEMON_PID")
 
 # The spec fits the node: the scheduler never over-commits (cpus x 1000 millicores).
 CPU_M=100
 ((REPLICAS * CPU_M <= NODE_CPUS * 1000)) || CPU_M=$((NODE_CPUS * 1000 / REPLICAS))
-((CPU_M >= 10)) || die "$REPLICAS replicas of 10 millicores do not fit $NODE_CPUS CPUs"
-[[ $CPU_M == 100 ]] || note "cpu_millicores $CPU_M (100 x $REPLICAS does not fit $NODE_CPUS CPUs); the peer keeps --cpus 0.1"
+((CPU_M >= 10)) || bench_die "$REPLICAS replicas of 10 millicores do not fit $NODE_CPUS CPUs"
+[[ $CPU_M == 100 ]] || bench_note "cpu_millicores $CPU_M (100 x $REPLICAS does not fit $NODE_CPUS CPUs); the peer keeps --cpus 0.1"
 
 echo
 echo "| round | order | docker s | odysseus API s | engine s | odx/docker (API) | odx/docker (engine) | wake s | first create s | last start s | polls |"
@@ -459,7 +404,7 @@ for ((k = 1; k <= ROUNDS; k++)); do
     done
     read -r wake first last ncreated nstarted <<<"$MARKS"
     ((ncreated == REPLICAS && nstarted == REPLICAS)) ||
-        note "round $k: the agent logged $ncreated creates and $nstarted starts (want $REPLICAS)"
+        bench_note "round $k: the agent logged $ncreated creates and $nstarted starts (want $REPLICAS)"
     PEERS+=("$PEER_US") ODXS+=("$ODX_US") ENGS+=("$ENG_US")
     ra=$(ratio "$ODX_US" "$PEER_US")
     re=-
@@ -494,10 +439,10 @@ if ((BIG > 0)); then
     # Fit the node: cpus x 1000 millicores, and at most half its memory.
     BCPU=$((NODE_CPUS * 1000 * 9 / 10 / BIG))
     ((BCPU > 100)) && BCPU=100
-    ((BCPU >= 10)) || die "$BIG replicas of 10 millicores do not fit $NODE_CPUS CPUs"
+    ((BCPU >= 10)) || bench_die "$BIG replicas of 10 millicores do not fit $NODE_CPUS CPUs"
     BMEM=$((NODE_MEM_MB / 2 / BIG))
     ((BMEM > 32)) && BMEM=32
-    ((BMEM >= 6)) || die "$BIG replicas of 6 MiB do not fit $NODE_MEM_MB MiB"
+    ((BMEM >= 6)) || bench_die "$BIG replicas of 6 MiB do not fit $NODE_MEM_MB MiB"
     echo
     echo "## $BIG containers on the node: steady-state CPU"
     echo
@@ -590,7 +535,7 @@ fi
 
 # --- after the run ---------------------------------------------------------------------
 echo
-echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average at end: $(bench_loadavg)"
 echo "agent at end: $(proc_info "$AGENT_PID"); odysseusd at end: $(proc_info "$DAEMON_PID")"
 left=$(docker ps -aq --filter "label=odysseus.tenant=$TENANT_ID" | wc -l)
 stop_agent

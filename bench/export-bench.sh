@@ -23,12 +23,10 @@
 # MODES (plain,tls), SERVER_THREADS (2), SLOW_RATE (2M), SLOW_SECONDS (5),
 # SAMPLE_MS (50), FILL_WRITERS (256), BENCH_DIR (a new dir under /var/tmp:
 # audit.db lives there), LOG_LEVEL (warn), KEEP_TMP (0).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init export-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-release}
 SIZES=${SIZES:-10000,1000000}
 MODES=${MODES:-plain,tls}
 SERVER_THREADS=${SERVER_THREADS:-2}
@@ -45,15 +43,12 @@ unset ODYSSEUS_DATA_DIR ODYSSEUS_LISTEN ODYSSEUS_THREADS ODYSSEUS_PLAIN_HTTP ODY
 ADMIN_EMAIL=bench@x.test
 ADMIN_PASSWORD="export-bench-password-1"
 
-die() { echo "export-bench: $*" >&2; exit 1; }
-note() { echo "export-bench: $*" >&2; }
-
-[[ $SIZES =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "SIZES must look like 10000,1000000"
-[[ $MODES =~ ^(plain|tls)(,(plain|tls))*$ ]] || die "MODES must look like plain,tls"
+[[ $SIZES =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || bench_die "SIZES must look like 10000,1000000"
+[[ $MODES =~ ^(plain|tls)(,(plain|tls))*$ ]] || bench_die "MODES must look like plain,tls"
 for v in SERVER_THREADS SLOW_SECONDS SAMPLE_MS FILL_WRITERS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || bench_die "$v must be a positive integer (got '${!v}')"
 done
-[[ $SLOW_RATE =~ ^[1-9][0-9]*[KkMmGg]?$ ]] || die "SLOW_RATE must look like 2M"
+[[ $SLOW_RATE =~ ^[1-9][0-9]*[KkMmGg]?$ ]] || bench_die "SLOW_RATE must look like 2M"
 IFS=, read -ra SIZE_LIST <<<"$SIZES"
 IFS=, read -ra MODE_LIST <<<"$MODES"
 LARGEST=0
@@ -67,25 +62,19 @@ have jq || missing+=(jq)
 have sqlite3 || missing+=(sqlite3)
 [[ -x /usr/bin/time ]] || missing+=(time)
 if ((${#missing[@]})); then
-    [[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]} (install them or run as root)"
-    note "installing ${missing[*]}"
+    [[ $(id -u) == 0 ]] || bench_die "missing packages: ${missing[*]} (install them or run as root)"
+    bench_note "installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # --- build -------------------------------------------------------------------
-[[ -f $BUILD_DIR/build.ninja ]] || meson setup "$BUILD_DIR" --buildtype=release >/dev/null
-ninja -C "$BUILD_DIR" odysseusd bench/export-fill >"${TMPDIR:-/tmp}/export-bench-ninja.log" 2>&1 ||
-    { cat "${TMPDIR:-/tmp}/export-bench-ninja.log" >&2; die "building $BUILD_DIR failed"; }
+bench_build odysseusd bench/export-fill
 ODYSSEUSD=$(cd "$BUILD_DIR" && pwd)/odysseusd
 FILL=$(cd "$BUILD_DIR" && pwd)/bench/export-fill
-BUILDTYPE=$(jq -r '.[] | select(.name == "buildtype") | .value' \
-    "$BUILD_DIR/meson-info/intro-buildoptions.json" 2>/dev/null || echo unknown)
-[[ $BUILDTYPE == release ]] || note "warning: $BUILD_DIR is buildtype '$BUILDTYPE', not release"
+bench_buildtype
 
 # --- temp dir and cleanup ----------------------------------------------------
-TMP=${BENCH_DIR:-$(mktemp -d /var/tmp/odx-export-bench.XXXXXX)}
-mkdir -p "$TMP"
 DAEMON_PID=
 SAMPLER_PID=
 SLOW_PID=
@@ -114,42 +103,14 @@ stop_daemon() {
     ((rc == 0)) || ODD+=("odysseusd exited with status $rc after SIGTERM (expected 0)")
 }
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+stop_all() {
     stop_bg "$SLOW_PID"
     stop_bg "$SAMPLER_PID"
     stop_daemon
-    if [[ $KEEP_TMP == 1 || $rc != 0 ]]; then
-        note "logs and data kept in $TMP"
-    else
-        rm -rf -- "$TMP"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmpdir /var/tmp/odx-export-bench.XXXXXX stop_all "${BENCH_DIR-}"
 
 # --- helpers -----------------------------------------------------------------
-PICKED=" "
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# Below the kernel's ephemeral range, so our own curl connections cannot hold it.
-EPHEMERAL_LO=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL_LO > 21000)) || EPHEMERAL_LO=61000
-pick_port() { # pick_port VAR: a free loopback port not handed out before
-    local p i
-    for ((i = 0; i < 200; i++)); do
-        p=$((20000 + RANDOM % (EPHEMERAL_LO - 20000)))
-        [[ $PICKED == *" $p "* ]] && continue
-        port_in_use "$p" && continue
-        PICKED+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
-
 now() { date +%s.%N; }
 fmt() { awk -v x="$2" "BEGIN { printf \"$1\", x }"; } # fmt PRINTF-FORMAT NUMBER
 mib() { fmt '%.1f' "$(awk -v k="$1" 'BEGIN { print k / 1024 }')"; }
@@ -198,13 +159,13 @@ start_daemon() { # start_daemon MODE LOGFILE: retries a port someone else took m
     for ((try = 0; try < 5; try++)); do
         start_daemon_once "$@" && return 0
     done
-    die "odysseusd ($1): no free port after 5 tries: $(tail -n 5 "$2")"
+    bench_die "odysseusd ($1): no free port after 5 tries: $(tail -n 5 "$2")"
 }
 
 start_daemon_once() {
     local mode=$1 log=$2 port aport i
-    pick_port port
-    pick_port aport
+    bench_pick_port port 20000
+    bench_pick_port aport 20000
     local args=(serve --data-dir "$DATA" --listen "127.0.0.1:$port" --agent-listen "127.0.0.1:$aport"
         --threads "$SERVER_THREADS" --argon2-memory-kib 8192 --log-level "$LOG_LEVEL")
     if [[ $mode == plain ]]; then
@@ -222,12 +183,12 @@ start_daemon_once() {
             wait "$DAEMON_PID" 2>/dev/null || true
             DAEMON_PID=
             tail -n 1 "$log" | grep -q 'Address already in use' && return 1
-            die "odysseusd ($mode) exited during start-up: $(tail -n 20 "$log")"
+            bench_die "odysseusd ($mode) exited during start-up: $(tail -n 20 "$log")"
         fi
         curl -fsS --max-time 1 "${CURL_TLS[@]}" -o /dev/null "$URL/readyz" 2>/dev/null && return 0
         sleep 0.1
     done
-    die "odysseusd ($mode) not ready after 60 s: $(tail -n 20 "$log")"
+    bench_die "odysseusd ($mode) not ready after 60 s: $(tail -n 20 "$log")"
 }
 
 login() {
@@ -235,7 +196,7 @@ login() {
     body=$(jq -nc --arg e "$ADMIN_EMAIL" --arg p "$ADMIN_PASSWORD" '{email: $e, password: $p}')
     tok=$(curl -sS --max-time 30 "${CURL_TLS[@]}" -H 'Content-Type: application/json' \
         --data-binary "$body" "$URL/v1/auth/login" | jq -r '.access_token // empty')
-    [[ -n $tok ]] || die "platform admin login returned no access_token"
+    [[ -n $tok ]] || bench_die "platform admin login returned no access_token"
     echo "$tok"
 }
 
@@ -253,8 +214,8 @@ PEER_SQL="SELECT seq, time_ns, actor_type, actor_id, actor_email, tenant_id, act
   lower(hex(hash)) AS hash FROM records WHERE tenant_id = '' ORDER BY seq"
 
 # --- the run -----------------------------------------------------------------
-echo "export-bench: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "export-bench: build $BUILD_DIR ($BUILDTYPE), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), odysseusd --threads $SERVER_THREADS, loopback"
+echo "export-bench: $(bench_machine)"
+echo "export-bench: build $BUILD_DIR ($BENCH_BUILDTYPE), commit $(bench_commit), odysseusd --threads $SERVER_THREADS, loopback"
 echo "export-bench: data in $TMP ($(df -T "$TMP" | awk 'NR==2 {print $1, $2}')); sqlite3 $(sqlite3 --version | cut -d' ' -f1)"
 
 ROWS=()     # the main table
@@ -266,10 +227,10 @@ for N in "${SIZE_LIST[@]}"; do
     mkdir -p "$TMP/n$N"
     printf '%s\n' "$ADMIN_PASSWORD" |
         "$ODYSSEUSD" init --data-dir "$DATA" --admin-email "$ADMIN_EMAIL" --password-stdin \
-            >"$TMP/n$N/init.log" 2>&1 || die "odysseusd init failed: $(cat "$TMP/n$N/init.log")"
-    note "N=$N: filling audit.db"
+            >"$TMP/n$N/init.log" 2>&1 || bench_die "odysseusd init failed: $(cat "$TMP/n$N/init.log")"
+    bench_note "N=$N: filling audit.db"
     "$FILL" --dir "$DATA" --records "$N" --writers "$FILL_WRITERS" >&2
-    note "N=$N: audit.db $(du -m "$DATA/audit.db" | cut -f1) MB"
+    bench_note "N=$N: audit.db $(du -m "$DATA/audit.db" | cut -f1) MB"
     PEAK[$N]=0
 
     for mode in "${MODE_LIST[@]}"; do

@@ -11,46 +11,30 @@
 # Knobs (environment): BUILD_DIR (build-release), REPEAT (5: runs per case,
 # median), SYNTH (50000: findings per engine in the synthetic pair), KEEP_TMP
 # (0; 1 keeps the synthetic reports and the raw results).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init scan-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-release}
 REPEAT=${REPEAT:-5}
 SYNTH=${SYNTH:-50000}
 KEEP_TMP=${KEEP_TMP:-0}
 DATA=tests/data/scanners/appsecsanta-research
 
-die() { echo "scan-bench: $*" >&2; exit 1; }
-
-[[ $REPEAT =~ ^[1-9][0-9]*$ ]] && [ "$REPEAT" -le 100 ] || die "REPEAT must be 1..100"
-[[ $SYNTH =~ ^[1-9][0-9]*$ ]] && [ "$SYNTH" -le 180000 ] || die "SYNTH must be 1..180000"
-command -v python3 >/dev/null || die "python3 is needed for the peer"
-[ -r /proc/self/clear_refs ] || die "/proc/self/clear_refs is needed to reset the peak RSS"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] && [ "$REPEAT" -le 100 ] || bench_die "REPEAT must be 1..100"
+[[ $SYNTH =~ ^[1-9][0-9]*$ ]] && [ "$SYNTH" -le 180000 ] || bench_die "SYNTH must be 1..180000"
+command -v python3 >/dev/null || bench_die "python3 is needed for the peer"
+[ -r /proc/self/clear_refs ] || bench_die "/proc/self/clear_refs is needed to reset the peak RSS"
 for f in trivy-webgoat grype-webgoat trivy-juice-shop grype-juice-shop; do
-    [ -r "$DATA/$f.json" ] || die "missing $DATA/$f.json"
+    [ -r "$DATA/$f.json" ] || bench_die "missing $DATA/$f.json"
 done
 
-if [ ! -d "$BUILD_DIR" ]; then
-    meson setup "$BUILD_DIR" --buildtype=release >/dev/null
-fi
-buildtype=$(meson introspect --buildoptions "$BUILD_DIR" |
-    python3 -c 'import json,sys; print({o["name"]: o["value"] for o in json.load(sys.stdin)}["buildtype"])')
-[ "$buildtype" = release ] || echo "scan-bench: warning: $BUILD_DIR is a '$buildtype' build, not release" >&2
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/odx-scan-bench.XXXXXX")
-if [ "$KEEP_TMP" = 1 ]; then
-    trap 'echo "scan-bench: kept $TMP"' EXIT
-else
-    trap 'rm -rf -- "$TMP"' EXIT
-fi
-trap 'exit 130' INT TERM
-ninja -C "$BUILD_DIR" bench/scan-bench >"$TMP/ninja.log" 2>&1 ||
-    { cat "$TMP/ninja.log" >&2; die "building $BUILD_DIR failed"; }
+bench_build bench/scan-bench
+bench_buildtype
+bench_tmpdir "${TMPDIR:-/tmp}/odx-scan-bench.XXXXXX" :
 BENCH=$BUILD_DIR/bench/scan-bench
 
-echo "scan-bench: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), build $BUILD_DIR ($buildtype), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(python3 --version), $REPEAT runs per case"
-echo "scan-bench: load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header "$(python3 --version), $REPEAT runs per case"
+echo "scan-bench: load average before: $(bench_loadavg)"
 
 start=$(date +%s)
 "$BENCH" --generate "$TMP" --findings "$SYNTH"
@@ -95,4 +79,4 @@ fast=$(calc %s "($o < 1000) ? \"yes\" : \"no\"")
 small=$(calc %s "($op < 10 * $in) ? \"yes\" : \"no\"")
 echo "goal, $SYNTH + $SYNTH findings: merged in $(calc %.0f "$o") ms — under 1 s: $fast;" \
     "peak $(calc %.0f "$op / 1048576") MiB = $(calc %.1f "$op / $in")× the input — under 10×: $small"
-echo "scan-bench: load average after: $(cut -d' ' -f1-3 /proc/loadavg); took $(($(date +%s) - start)) s"
+echo "scan-bench: load average after: $(bench_loadavg); took $(($(date +%s) - start)) s"

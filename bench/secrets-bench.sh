@@ -6,36 +6,26 @@
 # Goal: >= 0.7x the raw cipher rate at 64 KiB.
 #
 # Usage: bench/secrets-bench.sh            (see bench/README.md)
-# Knobs (environment): BUILD_DIR (build-release), SECONDS_PER_CASE (3),
+# Knobs (environment): BUILD_DIR (build-release), KEEP_TMP (0), SECONDS_PER_CASE (3),
 # THREADS (2: extra seal/open runs with that many threads, comma list; 0 skips).
-set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init secrets-bench
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-
-BUILD_DIR=${BUILD_DIR:-build-release}
 SECONDS_PER_CASE=${SECONDS_PER_CASE:-3}
 THREADS=${THREADS:-2}
 
-die() { echo "secrets-bench: $*" >&2; exit 1; }
 
-[[ $SECONDS_PER_CASE =~ ^[1-9][0-9]*$ ]] || die "SECONDS_PER_CASE must be a positive integer"
-[[ $THREADS =~ ^[0-9]+(,[0-9]+)*$ ]] || die "THREADS must look like 2 or 2,4 (0 skips)"
-command -v openssl >/dev/null || die "openssl is needed (apt-get install openssl)"
+[[ $SECONDS_PER_CASE =~ ^[1-9][0-9]*$ ]] || bench_die "SECONDS_PER_CASE must be a positive integer"
+[[ $THREADS =~ ^[0-9]+(,[0-9]+)*$ ]] || bench_die "THREADS must look like 2 or 2,4 (0 skips)"
+command -v openssl >/dev/null || bench_die "openssl is needed (apt-get install openssl)"
 
-if [ ! -d "$BUILD_DIR" ]; then
-    meson setup "$BUILD_DIR" --buildtype=release >/dev/null
-fi
-buildtype=$(meson introspect --buildoptions "$BUILD_DIR" |
-    python3 -c 'import json,sys; print({o["name"]: o["value"] for o in json.load(sys.stdin)}["buildtype"])')
-[ "$buildtype" = release ] || echo "secrets-bench: warning: $BUILD_DIR is a '$buildtype' build, not release" >&2
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/odx-secrets-bench-sh.XXXXXX")
-trap 'rm -rf -- "$TMP"' EXIT INT TERM
-ninja -C "$BUILD_DIR" bench/secrets-bench >"$TMP/ninja.log" 2>&1 ||
-    { cat "$TMP/ninja.log" >&2; die "building $BUILD_DIR failed"; }
+bench_build bench/secrets-bench
+bench_buildtype
+bench_tmpdir "${TMPDIR:-/tmp}/odx-secrets-bench-sh.XXXXXX" :
 
-echo "secrets-bench: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), build $BUILD_DIR ($buildtype), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "secrets-bench: load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
+echo "secrets-bench: load average before: $(bench_loadavg)"
 
 args=(--seconds "$SECONDS_PER_CASE" --results "$TMP/results")
 [ "$THREADS" = 0 ] || args+=(--threads "$THREADS")
@@ -53,7 +43,7 @@ echo "openssl speed -evp aes-256-gcm -seconds $SECONDS_PER_CASE ($(openssl versi
 declare -A OSSL
 for n in 1024 65536; do
     OSSL[$n]=$(openssl_mbs "$n")
-    [ -n "${OSSL[$n]}" ] || die "could not read openssl speed's table for -bytes $n"
+    [ -n "${OSSL[$n]}" ] || bench_die "could not read openssl speed's table for -bytes $n"
     printf '  -bytes %-5s %8.0f MB/s\n' "$n" "${OSSL[$n]}"
 done
 
@@ -76,4 +66,4 @@ verdict=$(awk -v s="$seal" -v p="$open" 'BEGIN { print (s >= 0.7 && p >= 0.7) ? 
 echo
 echo "64 KiB: seal ${seal}×, open ${open}× the raw cipher (goal ≥ 0.7×) — $verdict"
 echo "(rates per second of CPU time on both sides; open is compared with openssl's encryption rate)"
-echo "secrets-bench: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "secrets-bench: load average after: $(bench_loadavg)"
