@@ -275,7 +275,6 @@ static int check_report(struct http_exchange *ex, json_t *containers, json_t *ev
 /* Container events worth the audit log: a crash, an out-of-memory kill. */
 static void audit_events(struct http_exchange *ex, const json_t *events)
 {
-	struct api *api = ex->app;
 	size_t i;
 	json_t *v;
 	json_array_foreach(events, i, v)
@@ -290,15 +289,7 @@ static void audit_events(struct http_exchange *ex, const json_t *events)
 		snprintf(action, sizeof(action), "container.%s", type);
 		snprintf(reason, sizeof(reason), "exit code %lld",
 			 (long long)json_integer_value(json_object_get(v, "exit_code")));
-		struct audit_record r = {.actor_type = AUDIT_ACTOR_AGENT,
-					 .actor_id = api_principal(ex)->id,
-					 .action = action,
-					 .resource = resource,
-					 .outcome = AUDIT_SUCCESS,
-					 .reason = reason,
-					 .request_id = ex->request_id,
-					 .source_ip = ex->source_ip};
-		api_trail_record(api, &r);
+		api_trail_event(ex, action, resource, reason);
 	}
 }
 

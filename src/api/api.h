@@ -113,6 +113,15 @@ void api_trail_result(struct http_exchange *ex);
  */
 bool api_trail_gate(struct http_exchange *ex);
 
+/*
+ * Queues a record of something more this request did (an override, a
+ * container's death an agent reports): the request's actor, tenant, id and
+ * source with this action, resource and reason, outcome success. Any thread;
+ * waits while the queue is full.
+ */
+void api_trail_event(struct http_exchange *ex, const char *action, const char *resource,
+		     const char *reason);
+
 struct audit_record;
 /* Queues a record made outside a request (the system's own events); waits while the queue is
  * full. */

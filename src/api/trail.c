@@ -262,6 +262,18 @@ static void record_of(const struct http_exchange *ex, enum audit_outcome outcome
 	r->source_ip = ex->source_ip;
 }
 
+void api_trail_event(struct http_exchange *ex, const char *action, const char *resource,
+		     const char *reason)
+{
+	struct api *api = ex->app;
+	struct audit_record r;
+	record_of(ex, AUDIT_SUCCESS, &r);
+	r.action = action;
+	r.resource = resource;
+	r.reason = reason;
+	enqueue(api->trail, &r);
+}
+
 void api_trail_denied(struct http_exchange *ex)
 {
 	struct api *api = ex->app;
