@@ -116,8 +116,12 @@ static int gate_revision(struct http_exchange *ex, const char *name, int64_t to,
 		return rc;
 	}
 	int64_t want = to > 0 ? to : to == 0 ? cur.revision - 1 : cur.revision;
-	rc = want >= 1 && want <= cur.revision ? deploy_template(api->store, tenant, name, want, &old)
-					       : ODX_ENOTFOUND;
+	if (want == cur.revision) /* deploy_get read the current revision's template */
+		old = json_incref(cur.template);
+	else
+		rc = want >= 1 && want < cur.revision
+			 ? deploy_template(api->store, tenant, name, want, &old)
+			 : ODX_ENOTFOUND;
 	/* A revision that is not kept: deploy_rollback refuses it with its own message. */
 	if (rc == 0)
 		rc = api_scan_gate(ex, name, template_image(old), override);

@@ -270,15 +270,12 @@ static void requeue_unfinished(struct api *api)
 	{
 		const char *tenant = json_string_value(json_object_get(t, "id"));
 		json_t *left = NULL;
-		if (scandb_unfinished(api->store, tenant, &left) < 0)
+		if (scandb_requeue(api->store, tenant, &left) < 0)
 			continue;
 		json_array_foreach(left, k, s)
 		{
-			const char *id = json_string_value(json_object_get(s, "id"));
-			store_write(api->store, tenant,
-				    "UPDATE scans SET status = 'queued' WHERE id = ?",
-				    STORE_ARGS(S_TEXT(id)));
-			enqueue(api, tenant, id, json_string_value(json_object_get(s, "image")));
+			enqueue(api, tenant, json_string_value(json_object_get(s, "id")),
+				json_string_value(json_object_get(s, "image")));
 		}
 		json_decref(left);
 	}
@@ -430,13 +427,11 @@ static int import_one(struct http_exchange *ex, enum scan_engine e, const struct
 	char msg[SCAN_MSG_LEN], text[SCAN_MSG_LEN + 32];
 	int rc = e == SCAN_ENGINE_TRIVY ? trivy_from_json(report, out, msg)
 					: grype_from_json(report, out, msg);
-	if (rc == ODX_ENOMEM) {
-		reply_odx_error(ex, rc, NULL);
-	} else if (rc < 0) {
+	/* EINVAL is 400, ETOOBIG 413 (reply_odx_error's map); no memory keeps its generic text. */
+	if (rc < 0 && rc != ODX_ENOMEM)
 		snprintf(text, sizeof(text), "%s report: %s", scan_engine_name(e), msg);
-		reply_error(ex, rc == ODX_ETOOBIG ? 413 : 400,
-			    rc == ODX_ETOOBIG ? "payload_too_large" : "bad_request", text);
-	}
+	if (rc < 0)
+		reply_odx_error(ex, rc, rc == ODX_ENOMEM ? NULL : text);
 	return rc;
 }
 
@@ -636,21 +631,19 @@ static void put_policy(struct http_exchange *ex, const char *path_name, bool cre
 	const char *name = json_string_value(json_object_get(canon, "name"));
 	int created = 0;
 	int rc = canon && name ? 0 : ODX_ENOMEM;
-	json_t *existing = NULL;
-	if (rc == 0 && create &&
-	    scandb_policy_get(api->store, api_principal(ex)->tenant_id, name, &existing) == 0)
-		rc = ODX_ECONFLICT;
-	json_decref(existing);
 	if (rc == 0)
 		rc = scandb_policy_put(api->store, api_principal(ex)->tenant_id, name, canon,
-				       api_principal(ex)->id, &created);
+				       api_principal(ex)->id, create, &created);
 	if (name)
 		snprintf(ex->audit_resource, sizeof(ex->audit_resource), "/v1/scan-policies/%s",
 			 name);
 	if (rc == ODX_ECONFLICT)
 		reply_error(ex, 409, "conflict", "a scan policy with this name exists");
-	else if (rc == ODX_EQUOTA)
-		reply_error(ex, 409, "conflict", "a tenant has at most 64 scan policies");
+	else if (rc == ODX_EQUOTA) {
+		snprintf(msg, sizeof(msg), "a tenant has at most %d scan policies",
+			 SCANDB_POLICIES_MAX);
+		reply_error(ex, 409, "conflict", msg);
+	}
 	else if (rc < 0)
 		reply_odx_error(ex, rc, NULL);
 	else
@@ -763,7 +756,11 @@ static int evaluate(struct api *api, const char *tenant, const char *image, json
 	json_t *findings = NULL;
 	char scan_id[ID_MAX_LEN] = "";
 	int rc = load_policies(api, tenant, &pols, &n);
-	if (rc == 0 && n) {
+	/* A scan can only matter to an enabled policy that covers the image: read it only then. */
+	bool needed = false;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		needed = needed || (pols[i]->enabled && scan_policy_applies(pols[i], image));
+	if (rc == 0 && needed) {
 		rc = scandb_latest(api->store, tenant, image, &findings, scan_id);
 		if (rc == 0)
 			rc = scandb_load_findings(findings, &latest);
@@ -822,17 +819,7 @@ static int override(struct http_exchange *ex, const char *deployment, const char
 	}
 	snprintf(reason, sizeof(reason), "%s: %s", id, why);
 	snprintf(resource, sizeof(resource), "/v1/deployments/%s", deployment);
-	struct audit_record r = {.actor_type = p->kind == PRINCIPAL_API_KEY ? AUDIT_ACTOR_API_KEY
-									   : AUDIT_ACTOR_USER,
-				 .actor_id = p->id,
-				 .tenant_id = p->tenant_id,
-				 .action = "scan.policy.override",
-				 .resource = resource,
-				 .outcome = AUDIT_SUCCESS,
-				 .reason = reason,
-				 .request_id = ex->request_id,
-				 .source_ip = ex->source_ip};
-	api_trail_record(api, &r);
+	api_trail_event(ex, "scan.policy.override", resource, reason);
 	log_event(LOG_WARN, "scan policy overridden",
 		  json_pack("{s:s, s:s, s:s, s:s}", "tenant", p->tenant_id, "deployment", deployment,
 			    "image", image, "override", id));

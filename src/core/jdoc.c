@@ -17,7 +17,6 @@ struct block {
 
 struct jdoc {
 	char *text; /* the input, copied, decoded in place; NUL after its end */
-	size_t len;
 	struct block *blocks;
 	size_t bytes;
 	struct jval root;
@@ -459,7 +458,6 @@ int jdoc_parse(const char *buf, size_t len, unsigned max_depth, struct jdoc **ou
 	memcpy(text, buf, len);
 	text[len] = '\0';
 	d->text = text;
-	d->len = len;
 	d->bytes = len + 1;
 	struct parser ps = {.p = text, .end = text + len, .text = text, .d = d,
 			    .max_depth = max_depth < 1		   ? 1

@@ -73,11 +73,6 @@ static const struct jval *match_record(struct jread *c, const struct match *m, s
 	return jval_at(m->related, i - 1);
 }
 
-static bool is_cve(const char *s)
-{
-	return strncmp(s, "CVE-", 4) == 0;
-}
-
 /* Appends the "id" of each object in a (sub names it in messages). */
 static int append_ids(struct jread *c, const struct jval *a, const char *sub, const char **ids,
 		      size_t *n)
@@ -112,8 +107,8 @@ static int match_ids(struct jread *c, const struct match *m, struct scan_finding
 	if (rc < 0)
 		return rc;
 	f->id = ids[0];
-	for (size_t i = 1; i < n && !is_cve(f->id); i++)
-		if (is_cve(ids[i]))
+	for (size_t i = 1; i < n && !jread_is_cve(f->id); i++)
+		if (jread_is_cve(ids[i]))
 			f->id = ids[i];
 	return jread_keep_strv(c, ids, scan_strv_sort_unique(ids, n), &f->aliases, &f->naliases);
 }

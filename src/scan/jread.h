@@ -63,6 +63,12 @@ static inline const struct jval *jread_member(const struct jval *o, const char *
 	return jval_is_null(v) ? NULL : v;
 }
 
+/* True for a CVE id ("CVE-..."): the id a finding is named by when it has one. */
+static inline bool jread_is_cve(const char *s)
+{
+	return strncmp(s, "CVE-", 4) == 0;
+}
+
 /*
  * A string member borrowed from the tree: *s and *len, or NULL and 0 when
  * absent. Refused (ODX_EINVAL) when not a string or, with JREAD_REQ, absent

@@ -333,10 +333,14 @@ static int append_unfinished(struct store_stmt *q, void *arg)
 		   : 0;
 }
 
-int scandb_unfinished(struct store *s, const char *tenant, json_t **out)
+int scandb_requeue(struct store *s, const char *tenant, json_t **out)
 {
+	int rc = store_write(s, tenant, "UPDATE scans SET status = 'queued' WHERE status = 'running'",
+			     STORE_NOARGS);
+	if (rc < 0)
+		return rc;
 	return read_list(s, tenant,
-			 "SELECT id, image FROM scans WHERE status IN ('queued','running') ORDER BY seq",
+			 "SELECT id, image FROM scans WHERE status = 'queued' ORDER BY seq",
 			 STORE_NOARGS, append_unfinished, out);
 }
 
@@ -500,7 +504,7 @@ int scandb_load_findings(const json_t *findings, struct scan_report **out)
 /* ---- policies, settings, overrides -------------------------------------------------------- */
 
 int scandb_policy_put(struct store *s, const char *tenant, const char *name, const json_t *body,
-		      const char *actor, int *created)
+		      const char *actor, bool create_only, int *created)
 {
 	char *text = jsonx_dump(body);
 	struct store_tx *tx = NULL;
@@ -510,6 +514,8 @@ int scandb_policy_put(struct store *s, const char *tenant, const char *name, con
 	if (rc == 0)
 		rc = n = store_each(tx, "SELECT name FROM scan_policies WHERE name = ?",
 				    STORE_ARGS(S_TEXT(name)), NULL, NULL);
+	if (rc > 0 && create_only)
+		rc = ODX_ECONFLICT;
 	int count = 0;
 	if (rc >= 0 && n == 0)
 		rc = count = store_each(tx, "SELECT name FROM scan_policies", STORE_NOARGS, NULL,

@@ -9,6 +9,7 @@
 #define ODX_SCANDB_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "crypto/random.h"
@@ -49,17 +50,19 @@ int scandb_latest(struct store *s, const char *tenant, const char *image, json_t
  * queued or running. */
 int scandb_age(struct store *s, const char *tenant, const char *image, int64_t now_ns,
 	       int64_t *age_s, int *in_flight);
-/* [{"id","image"}] of scans left queued or running (a restart interrupted them). */
-int scandb_unfinished(struct store *s, const char *tenant, json_t **out);
+/* Puts the scans a restart interrupted (running) back in the queue; [{"id","image"}] of every
+ * queued scan, oldest first. */
+int scandb_requeue(struct store *s, const char *tenant, json_t **out);
 
 /* The diff of two findings arrays: {"new": [...], "fixed": [...], "unchanged": n}. */
 json_t *scandb_diff(const json_t *previous, const json_t *current);
 /* A report whose findings are the JSON ones (as scan_finding_to_json wrote them). */
 int scandb_load_findings(const json_t *findings, struct scan_report **out);
 
-/* Policies: body is the policy's JSON (validated by the caller with scan_policy_parse). */
+/* Policies: body is the policy's JSON (validated by the caller with scan_policy_parse).
+ * create_only: ODX_ECONFLICT when the name is taken (checked in the write transaction). */
 int scandb_policy_put(struct store *s, const char *tenant, const char *name, const json_t *body,
-		      const char *actor, int *created);
+		      const char *actor, bool create_only, int *created);
 int scandb_policy_get(struct store *s, const char *tenant, const char *name, json_t **out);
 /* All of the tenant's policies (at most SCANDB_POLICIES_MAX), by name. */
 int scandb_policy_list(struct store *s, const char *tenant, json_t **items);

@@ -208,11 +208,6 @@ static const char *srcmap_find(const struct result *res, const char *pkgid, cons
 
 /* ---- one vulnerability ---- */
 
-static bool is_cve(const char *s)
-{
-	return strncmp(s, "CVE-", 4) == 0;
-}
-
 static int vuln_ids(struct jread *c, const struct jval *v, struct scan_finding *f)
 {
 	const char *ids[SCAN_MAX_LIST];
@@ -223,8 +218,8 @@ static int vuln_ids(struct jread *c, const struct jval *v, struct scan_finding *
 	if (rc < 0)
 		return rc;
 	f->id = ids[0];
-	for (size_t i = 0; i < n && !is_cve(f->id); i++)
-		if (is_cve(ids[i]))
+	for (size_t i = 0; i < n && !jread_is_cve(f->id); i++)
+		if (jread_is_cve(ids[i]))
 			f->id = ids[i];
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
