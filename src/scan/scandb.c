@@ -8,15 +8,6 @@
 #include "core/timeutil.h"
 #include "scan/scandb.h"
 
-static int finish_tx(struct store_tx *tx, int rc)
-{
-	if (rc < 0) {
-		store_tx_abort(tx);
-		return rc;
-	}
-	return store_tx_commit(tx);
-}
-
 /* Runs a read whose row callback appends to a new JSON array; *out gets the array. */
 static int read_list(struct store *s, const char *tenant, const char *sql,
 		     const struct store_arg *args, size_t nargs, store_row_fn fn, json_t **out)
@@ -125,7 +116,7 @@ int scandb_finish(struct store *s, const char *tenant, const char *id, const cha
 	if (rc == 0)
 		rc = ODX_ENOTFOUND;
 	if (tx)
-		rc = finish_tx(tx, rc > 0 ? 0 : rc);
+		rc = store_tx_end(tx, rc > 0 ? 0 : rc);
 	free(e);
 	free(sum);
 	free(res);
@@ -531,7 +522,7 @@ int scandb_policy_put(struct store *s, const char *tenant, const char *name, con
 				STORE_ARGS(S_TEXT(name), S_TEXT(text), S_TEXT(actor), S_INT(now),
 					   S_INT(now)));
 	if (tx)
-		rc = finish_tx(tx, rc < 0 ? rc : 0);
+		rc = store_tx_end(tx, rc < 0 ? rc : 0);
 	free(text);
 	if (rc == 0)
 		*created = n == 0;

@@ -441,16 +441,6 @@ static int write_revision(struct store_tx *tx, const char *name, int64_t rev, co
 	return rc < 0 ? rc : 0;
 }
 
-/* Ends tx: commits after body succeeded, else rolls back. */
-static int finish(struct store_tx *tx, int rc)
-{
-	if (rc < 0) {
-		store_tx_abort(tx);
-		return rc;
-	}
-	return store_tx_commit(tx);
-}
-
 int deploy_create(struct store *s, const struct tenant *t, const struct deploy_spec *spec,
 		  const char *actor, struct deployment *out, const char **limit)
 {
@@ -482,7 +472,7 @@ int deploy_create(struct store *s, const struct tenant *t, const struct deploy_s
 	if (rc >= 0)
 		rc = get_in(tx, spec->name, out);
 	json_decref(tmpl);
-	return finish(tx, rc);
+	return store_tx_end(tx, rc);
 }
 
 /* Sets replicas and, when tmpl is given, a new revision; checks the quota. */
@@ -532,7 +522,7 @@ int deploy_update(struct store *s, const struct tenant *t, const char *name,
 	deployment_free(&cur);
 	if (rc == 0)
 		rc = get_in(tx, name, out);
-	return finish(tx, rc);
+	return store_tx_end(tx, rc);
 }
 
 int deploy_rollback(struct store *s, const struct tenant *t, const char *name, int64_t to,
@@ -563,7 +553,7 @@ int deploy_rollback(struct store *s, const struct tenant *t, const char *name, i
 	deployment_free(&cur);
 	if (rc == 0)
 		rc = get_in(tx, name, out);
-	return finish(tx, rc);
+	return store_tx_end(tx, rc);
 }
 
 int deploy_restart(struct store *s, const char *tenant_id, const char *name,
@@ -581,7 +571,7 @@ int deploy_restart(struct store *s, const char *tenant_id, const char *name,
 		rc = ODX_ENOTFOUND;
 	if (rc > 0)
 		rc = get_in(tx, name, out);
-	return finish(tx, rc);
+	return store_tx_end(tx, rc);
 }
 
 int deploy_delete(struct store *s, const char *tenant_id, const char *name)
@@ -596,7 +586,7 @@ int deploy_delete(struct store *s, const char *tenant_id, const char *name)
 	if (rc > 0)
 		rc = store_exec(tx, "DELETE FROM deployment_revisions WHERE deployment = ?",
 				STORE_ARGS(S_TEXT(name)));
-	return finish(tx, rc < 0 ? rc : 0);
+	return store_tx_end(tx, rc < 0 ? rc : 0);
 }
 
 int deploy_get(struct store *s, const char *tenant_id, const char *name, struct deployment *out)

@@ -35,15 +35,6 @@ static int write_version(struct store_tx *tx, const char *name, int64_t version,
 	return rc < 0 ? rc : 0;
 }
 
-static int finish(struct store_tx *tx, int rc)
-{
-	if (rc < 0) {
-		store_tx_abort(tx);
-		return rc;
-	}
-	return store_tx_commit(tx);
-}
-
 /*
  * One attempt: the version after cur, sealed before the write transaction
  * (sealing may create the tenant's data key in a transaction of its own),
@@ -82,7 +73,7 @@ static int put_once(struct store *s, struct secrets_keyring *kr, const char *ten
 	free(blob);
 	if (rc >= 0)
 		*version = cur + 1;
-	return tx ? finish(tx, rc < 0 ? rc : 0) : rc;
+	return tx ? store_tx_end(tx, rc < 0 ? rc : 0) : rc;
 }
 
 int secret_put(struct store *s, struct secrets_keyring *kr, const char *tenant, const char *name,
@@ -190,7 +181,7 @@ int secret_grant(struct store *s, const char *tenant, const char *name, const js
 		rc = store_exec(tx, "INSERT OR IGNORE INTO secret_grants (name, deployment) VALUES (?, ?)",
 				STORE_ARGS(S_TEXT(name), S_TEXT(json_string_value(v))));
 	}
-	return finish(tx, rc < 0 ? rc : 0);
+	return store_tx_end(tx, rc < 0 ? rc : 0);
 }
 
 int secret_delete(struct store *s, const char *tenant, const char *name)
@@ -217,8 +208,6 @@ static int append_version(struct store_stmt *q, void *arg)
 }
 
 struct meta {
-	struct store *s;
-	const char *tenant;
 	json_t *list; /* secret_list: append here */
 	json_t *one;  /* secret_get: the result */
 };
@@ -251,18 +240,18 @@ static int read_meta(struct store_stmt *q, void *arg)
 	"SELECT name, version, created_by, created_at, rotated_at, rotate_every_s, "           \
 	"generate_length, generate_alphabet FROM secrets "
 
-/* Grants and versions of one secret, added to its metadata. */
-static int add_details(struct store *s, const char *tenant, json_t *o)
+/* Grants and versions of one secret, added to its metadata; in the reader's transaction. */
+static int add_details(struct store_tx *tx, json_t *o)
 {
 	const char *name = json_string_value(json_object_get(o, "name"));
 	json_t *grants = json_array(), *versions = json_array();
 	int rc = grants && versions ? 0 : ODX_ENOMEM;
 	if (rc == 0)
-		rc = store_read(s, tenant,
+		rc = store_each(tx,
 				"SELECT deployment FROM secret_grants WHERE name = ? ORDER BY deployment",
 				STORE_ARGS(S_TEXT(name)), append_name, grants);
 	if (rc >= 0)
-		rc = store_read(s, tenant,
+		rc = store_each(tx,
 				"SELECT version, created_at FROM secret_versions WHERE name = ? ORDER BY "
 				"version",
 				STORE_ARGS(S_TEXT(name)), append_version, versions);
@@ -271,14 +260,32 @@ static int add_details(struct store *s, const char *tenant, json_t *o)
 	return rc < 0 ? rc : 0;
 }
 
+/* Reads metadata rows (sql) into m and adds each one's details, all in one read transaction. */
+static int read_metas(struct store *s, const char *tenant, const char *sql,
+		      const struct store_arg *args, size_t nargs, struct meta *m)
+{
+	struct store_tx *tx;
+	int rc = store_tx_begin(s, tenant, STORE_READ, &tx);
+	if (rc < 0)
+		return rc;
+	rc = store_each(tx, sql, args, nargs, read_meta, m);
+	if (rc == 0 && !m->list)
+		rc = ODX_ENOTFOUND;
+	if (m->one && rc >= 0)
+		rc = add_details(tx, m->one);
+	size_t i;
+	json_t *v;
+	json_array_foreach(m->list, i, v) if (rc >= 0) rc = add_details(tx, v);
+	store_tx_abort(tx);
+	return rc < 0 ? rc : 0;
+}
+
 int secret_get(struct store *s, const char *tenant, const char *name, json_t **out)
 {
-	struct meta m = {.s = s, .tenant = tenant};
-	int rc = secret_name_valid(name) ? store_read_one(s, tenant, META_COLS "WHERE name = ?",
-							 STORE_ARGS(S_TEXT(name)), read_meta, &m)
+	struct meta m = {0};
+	int rc = secret_name_valid(name) ? read_metas(s, tenant, META_COLS "WHERE name = ?",
+						     STORE_ARGS(S_TEXT(name)), &m)
 					 : ODX_ENOTFOUND;
-	if (rc == 0)
-		rc = add_details(s, tenant, m.one);
 	if (rc < 0) {
 		json_decref(m.one);
 		return rc;
@@ -289,14 +296,11 @@ int secret_get(struct store *s, const char *tenant, const char *name, json_t **o
 
 int secret_list(struct store *s, const char *tenant, const char *after, int limit, json_t **items)
 {
-	struct meta m = {.s = s, .tenant = tenant, .list = json_array()};
+	struct meta m = {.list = json_array()};
 	if (!m.list)
 		return ODX_ENOMEM;
-	int rc = store_read(s, tenant, META_COLS "WHERE name > ? ORDER BY name LIMIT ?",
-			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), read_meta, &m);
-	size_t i;
-	json_t *v;
-	json_array_foreach(m.list, i, v) if (rc >= 0) rc = add_details(s, tenant, v);
+	int rc = read_metas(s, tenant, META_COLS "WHERE name > ? ORDER BY name LIMIT ?",
+			    STORE_ARGS(S_TEXT(after ? after : ""), S_INT(limit + 1)), &m);
 	if (rc < 0) {
 		json_decref(m.list);
 		return rc;
@@ -307,15 +311,12 @@ int secret_list(struct store *s, const char *tenant, const char *after, int limi
 
 int secret_granted(struct store *s, const char *tenant, const char *name, const char *deployment)
 {
-	int64_t cur = 0, granted = 0;
-	int rc = store_read(s, tenant, "SELECT version FROM secrets WHERE name = ?",
-			    STORE_ARGS(S_TEXT(name)), read_int, &cur);
-	if (rc >= 0 && cur == 0)
-		return ODX_ENOTFOUND;
-	if (rc >= 0)
-		rc = store_read(s, tenant,
-				"SELECT count(*) FROM secret_grants WHERE name = ? AND deployment = ?",
-				STORE_ARGS(S_TEXT(name), S_TEXT(deployment)), read_int, &granted);
+	int64_t granted = 0;
+	/* One read: no row when the secret does not exist, else whether the grant does. */
+	int rc = store_read_one(s, tenant,
+				"SELECT (SELECT count(*) FROM secret_grants g WHERE g.name = s.name AND "
+				"g.deployment = ?) FROM secrets s WHERE s.name = ?",
+				STORE_ARGS(S_TEXT(deployment), S_TEXT(name)), read_int, &granted);
 	return rc < 0 ? rc : granted ? 0 : ODX_EFORBIDDEN;
 }
 

@@ -112,6 +112,9 @@ typedef int (*store_row_fn)(struct store_stmt *row, void *ctx);
  * number of rows or an error. */
 int store_each(struct store_tx *tx, const char *sql, const struct store_arg *args, size_t nargs,
 	       store_row_fn fn, void *ctx);
+/* Ends tx by the outcome of its work: rc < 0 rolls back and returns rc, else commits (the
+ * commit's result). */
+int store_tx_end(struct store_tx *tx, int rc);
 /* store_each in a read transaction of its own in the scope of tenant_id (NULL: platform). */
 int store_read(struct store *s, const char *tenant_id, const char *sql,
 	       const struct store_arg *args, size_t nargs, store_row_fn fn, void *ctx);

@@ -20,6 +20,15 @@ int store_each(struct store_tx *tx, const char *sql, const struct store_arg *arg
 	return rc < 0 ? rc : rows;
 }
 
+int store_tx_end(struct store_tx *tx, int rc)
+{
+	if (rc < 0) {
+		store_tx_abort(tx);
+		return rc;
+	}
+	return store_tx_commit(tx);
+}
+
 int store_read(struct store *s, const char *tenant_id, const char *sql,
 	       const struct store_arg *args, size_t nargs, store_row_fn fn, void *ctx)
 {
