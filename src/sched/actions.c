@@ -118,16 +118,6 @@ json_t *actions_take(struct actions *a, const char *node_id)
 	return list;
 }
 
-int actions_waiting(struct actions *a, const char *node_id)
-{
-	int n = 0;
-	pthread_mutex_lock(&a->lock);
-	for (struct action *x = a->head; x; x = x->next)
-		n += !x->taken && strcmp(x->node, node_id) == 0;
-	pthread_mutex_unlock(&a->lock);
-	return n;
-}
-
 int actions_result(struct actions *a, const char *node_id, const char *id, const char *error,
 		   const void *output, size_t len)
 {

@@ -34,8 +34,6 @@ int actions_logs(struct actions *a, const char *node_id, const char *container, 
 		 int64_t since_s, int timeout_ms, char **text, size_t *len);
 /* The node's waiting actions, handed out once: [{id, type, container, tail, since}]. */
 json_t *actions_take(struct actions *a, const char *node_id);
-/* True when node has actions waiting to be taken. */
-int actions_waiting(struct actions *a, const char *node_id);
 /* The agent's answer: ok with output, or error ("not_found" or another code). */
 int actions_result(struct actions *a, const char *node_id, const char *id, const char *error,
 		   const void *output, size_t len);

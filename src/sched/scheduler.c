@@ -456,15 +456,6 @@ int sched_assignments(struct sched *s, const char *node_id, json_t **out)
 	return *out ? 0 : ODX_ENOMEM;
 }
 
-int64_t sched_node_revision(struct sched *s, const char *node_id)
-{
-	pthread_mutex_lock(&s->lock);
-	struct noderev *r = rev_of(s, node_id);
-	int64_t rev = r ? r->revision : 0;
-	pthread_mutex_unlock(&s->lock);
-	return rev;
-}
-
 static struct ctr *find(struct sched *s, const char *id)
 {
 	for (size_t i = 0; i < s->n; i++)

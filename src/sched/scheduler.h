@@ -45,8 +45,6 @@ void sched_tick(struct sched *s, int64_t now_ns);
 
 /* The node's desired state: {"revision": N, "assignments": [...]} (owned). */
 int sched_assignments(struct sched *s, const char *node_id, json_t **out);
-/* The node's current assignment revision. */
-int64_t sched_node_revision(struct sched *s, const char *node_id);
 /* A heartbeat's "containers" report (may be NULL). */
 void sched_report(struct sched *s, const char *node_id, const json_t *containers);
 
