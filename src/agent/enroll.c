@@ -208,7 +208,7 @@ static int take_identity(struct enroll *e, const json_t *body)
 	int rc = save_identity(e, node_id, name, cert, bundle);
 	if (rc < 0) {
 		errorf("cannot write the node's files in %s: %s", e->dir,
-		       rc > -1000 ? strerror(-rc) : odx_strerror(rc));
+		       odx_strerror(rc));
 		return AGENT_EXIT_ERROR;
 	}
 	client_sanitize(name, shown, sizeof(shown));

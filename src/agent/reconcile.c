@@ -46,6 +46,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "crypto/random.h"
 #include "docker/docker.h"
 
 #define LABEL_CTR	 "odysseus.container"
@@ -172,12 +173,6 @@ static int refuse(char err[static RECONCILE_ERR_LEN], const char *field, const c
 static bool all_in(const char *s, size_t n, const char *set)
 {
 	return strspn(s, set) == n;
-}
-
-static bool ctr_valid(const char *s)
-{
-	return strlen(s) == CTR_LEN && strncmp(s, "ctr_", 4) == 0 &&
-	       all_in(s + 4, CTR_LEN - 4, LOWER_HEX);
 }
 
 static bool tenant_valid(const char *s)
@@ -425,7 +420,7 @@ static bool in_range(json_int_t v, json_int_t lo, json_int_t hi)
 
 static int check_fields(struct asg *g, char err[static RECONCILE_ERR_LEN])
 {
-	if (!ctr_valid(g->ctr))
+	if (!random_id_valid("ctr", g->ctr))
 		return refuse(err, "container", "must be ctr_<32 hex>");
 	if (!tenant_valid(g->tenant))
 		return refuse(err, "tenant", "must be ten_<1-32 of [a-z0-9]>");
@@ -732,7 +727,7 @@ static void prepare(struct reconciler *r, const json_t *desired, struct want *w)
 	{
 		struct want *x = &w[i];
 		const char *ctr = json_string_value(json_object_get(a, "container"));
-		struct rec *c = ctr && ctr_valid(ctr) ? rec_get(r, ctr) : NULL;
+		struct rec *c = ctr && random_id_valid("ctr", ctr) ? rec_get(r, ctr) : NULL;
 		if (c == NULL || c->used)
 			continue; /* no usable ctr id, or a duplicate: reconcile_apply logs it */
 		x->rec = c;
@@ -1639,7 +1634,7 @@ static json_t *event_take(const json_t *ev)
 	char t[TIME_RFC3339_LEN];
 	int64_t code;
 
-	if (strcmp(field(ev, "Type"), "container") != 0 || !ctr_valid(ctr) ||
+	if (strcmp(field(ev, "Type"), "container") != 0 || !random_id_valid("ctr", ctr) ||
 	    (type = event_type(action, &health)) == NULL)
 		return NULL;
 	time_format_rfc3339(tn > 0 ? tn : time_now_ns(), t);
@@ -1749,11 +1744,11 @@ int reconcile_new(const char *docker_socket, const char *node_id, int period_ms,
 		  const struct reconcile_secrets *secrets, struct reconciler **out)
 {
 	struct reconciler *r;
-	size_t n = strlen(node_id);
 	int rc;
 
-	if (n == 0 || n > RECONCILE_NODE_MAX || !all_in(node_id, n, LOWER_ALNUM "_-"))
+	if (!agent_node_id_valid(node_id))
 		return ODX_EINVAL;
+	size_t n = strlen(node_id);
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return ODX_ENOMEM;
 	if ((rc = init_secrets(r, secrets)) < 0) {
@@ -1829,7 +1824,7 @@ static void log_unusable(const json_t *assignments)
 	json_array_foreach(assignments, i, a)
 	{
 		const char *ctr = json_string_value(json_object_get(a, "container"));
-		bad += ctr == NULL || !ctr_valid(ctr);
+		bad += ctr == NULL || !random_id_valid("ctr", ctr);
 		for (size_t j = 0; ctr != NULL && j < i; j++)
 			bad += json_equal(
 			    json_object_get(a, "container"),

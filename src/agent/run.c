@@ -595,7 +595,7 @@ static int identity_store(struct run *r, const struct identity *id)
 			  "cannot put the renewed certificate in place; it is used "
 			  "until the agent stops",
 			  json_pack("{s:s, s:s}", "file", STATE_CERT_NEW, "error",
-				    rc > -1000 ? strerror(-rc) : odx_strerror(rc)));
+				    odx_strerror(rc)));
 	return 0;
 }
 
@@ -725,7 +725,7 @@ static int fail_start(const char *msg, struct run *r, const char *file, int rc)
 		json_object_set_new(f, "file", json_string(file));
 	if (f != NULL && rc != 0)
 		json_object_set_new(f, "error",
-				    json_string(rc > -1000 ? strerror(-rc) : odx_strerror(rc)));
+				    json_string(odx_strerror(rc)));
 	log_event(LOG_ERROR, msg, f);
 	return AGENT_EXIT_ERROR;
 }

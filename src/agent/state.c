@@ -66,7 +66,7 @@ const char *state_open_strerror(int rc)
 	case ODX_EBUSY: return "is in use by another odysseus-agent";
 	case -ELOOP: return "is a symbolic link";
 	case -ENOTDIR: return "is not a directory";
-	default: return rc > -1000 ? strerror(-rc) : odx_strerror(rc);
+	default: return odx_strerror(rc);
 	}
 }
 

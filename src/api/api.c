@@ -168,13 +168,19 @@ static bool is_json_type(const char *ct)
 	return next == '\0' || next == ';' || next == ' ';
 }
 
+/* False (415 set) unless the body says it is JSON. */
+static bool json_body(struct http_exchange *ex)
+{
+	if (is_json_type(ex->content_type))
+		return true;
+	reply_error(ex, 415, "unsupported_media_type", "Content-Type must be application/json");
+	return false;
+}
+
 int api_body(struct http_exchange *ex, json_t **out)
 {
-	if (!is_json_type(ex->content_type)) {
-		reply_error(ex, 415, "unsupported_media_type",
-			    "Content-Type must be application/json");
+	if (!json_body(ex))
 		return ODX_EINVAL;
-	}
 	char msg[JSONX_MSG_LEN];
 	if (jsonx_parse_object(ex->body, ex->body_len, out, msg) < 0) {
 		reply_error(ex, 400, "bad_request", msg);
@@ -185,11 +191,8 @@ int api_body(struct http_exchange *ex, json_t **out)
 
 int api_body_doc(struct http_exchange *ex, unsigned max_depth, struct jdoc **out)
 {
-	if (!is_json_type(ex->content_type)) {
-		reply_error(ex, 415, "unsupported_media_type",
-			    "Content-Type must be application/json");
+	if (!json_body(ex))
 		return ODX_EINVAL;
-	}
 	char msg[JDOC_MSG_LEN];
 	struct jdoc *d;
 	int rc = jdoc_parse(ex->body, ex->body_len, max_depth, &d, msg);

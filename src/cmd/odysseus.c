@@ -3249,14 +3249,6 @@ static bool scan_done(const json_t *scan)
 	return st != NULL && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0);
 }
 
-static double monotonic_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * GETs the scan every SCAN_POLL_S until it is completed or failed, for at
  * most timeout seconds; *done receives its final state.
@@ -3267,14 +3259,14 @@ static int scan_wait(struct cli_session *s, const json_t *queued, json_int_t tim
 	char *path = id != NULL ? resource_path("/v1/scans/", id, "") : NULL;
 	char sid[64];
 	json_t *scan = json_copy((json_t *)queued);
-	double end = monotonic_s() + (double)timeout;
+	int64_t end = time_mono_ns() + (int64_t)timeout * NSEC_PER_SEC;
 	int rc = path != NULL && scan != NULL ? 0 : no_memory();
 
 	if (id == NULL)
 		cli_errorf("malformed server answer: the scan has no id");
 	cli_sanitize(id != NULL ? id : "-", sid, sizeof(sid));
 	while (rc == 0 && !scan_done(scan)) {
-		if (monotonic_s() >= end) {
+		if (time_mono_ns() >= end) {
 			cli_errorf("scan %s has not finished after %" JSON_INTEGER_FORMAT
 				   " s; see 'odysseus scans show %s'",
 				   sid, timeout, sid);
