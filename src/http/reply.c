@@ -13,10 +13,21 @@ void reply_stream_release(struct http_exchange *ex)
 	memset(&ex->stream, 0, sizeof(ex->stream));
 }
 
-static void set_body(struct http_exchange *ex, int status, const char *type, char *body, size_t len)
+void reply_reset(struct http_exchange *ex)
 {
 	reply_stream_release(ex);
+	/* Replies may carry secrets (an agent's bundle): not left in freed memory. */
+	if (ex->resp_body)
+		explicit_bzero(ex->resp_body, ex->resp_len);
 	free(ex->resp_body);
+	ex->resp_body = NULL;
+	ex->resp_len = 0;
+	ex->status = 0;
+}
+
+static void set_body(struct http_exchange *ex, int status, const char *type, char *body, size_t len)
+{
+	reply_reset(ex);
 	ex->status = status;
 	ex->resp_type = type;
 	ex->resp_body = body;

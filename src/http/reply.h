@@ -31,6 +31,8 @@ void reply_error_details(struct http_exchange *ex, int status, const char *code,
 			 const char *message, json_t *details);
 /* Answers the error for an ODX_E* code with message (or a generic one when NULL). */
 void reply_odx_error(struct http_exchange *ex, int rc, const char *message);
+/* Drops the reply set so far (its body wiped: it may hold a secret) and its stream. */
+void reply_reset(struct http_exchange *ex);
 /* Drops a stream that was set but will not be sent (the server's cleanup). */
 void reply_stream_release(struct http_exchange *ex);
 /* True when a reply has been set. */

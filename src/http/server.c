@@ -186,11 +186,7 @@ static void exchange_free(struct http_exchange *ex)
 {
 	if (!ex)
 		return;
-	reply_stream_release(ex);
-	/* Replies may carry secrets (an agent's bundle): not left in freed memory. */
-	if (ex->resp_body)
-		explicit_bzero(ex->resp_body, ex->resp_len);
-	free(ex->resp_body);
+	reply_reset(ex);
 	free(ex->storage);
 	free(ex);
 }
@@ -413,10 +409,7 @@ static void hold_redo(struct hold *h)
 	struct http_exchange *ex = h->ex;
 	hold_unlink(h);
 	free(h);
-	free(ex->resp_body);
-	ex->resp_body = NULL;
-	ex->resp_len = 0;
-	ex->status = 0;
+	reply_reset(ex);
 	ex->hold_ms = 0;
 	ex->hold_key[0] = '\0';
 	ex->loop->srv->cfg.dispatch(ex);
