@@ -309,3 +309,21 @@ def test_logs_travel_through_the_actions_channel(world, tmp_path):
     assert status == 404
     check_error(s.get(srv.url + "/v1/containers/%s/logs" % cid, params={"tail": 0}), 400,
                 "bad_request")
+
+
+def test_a_restarted_control_plane_keeps_its_containers(world, restart, tmp_path):
+    """The scheduler reloads each container with its revision's template: the same
+    containers are assigned after a restart, none is replaced."""
+    srv, _, s = world
+    node = FakeAgent(srv, tmp_path, "keep-a")
+    assert deploy(s, srv.url, name="kept", replicas=2).status_code == 201
+    before = sorted(x["container"] for x in node.run_all())
+    assert len(before) == 2
+    srv.stop()
+    srv2 = restart(srv.data_dir, extra=("--heartbeat-interval", "1", "--node-grace", "3"))
+    node.srv = srv2
+    node.conn = agent_conn(srv2, node.crt, node.key)
+    node.beat()
+    after = sorted(x["container"] for x in node.assignments())
+    assert after == before
+    assert all(x["image"] == IMAGE for x in node.assignments())
