@@ -726,6 +726,12 @@ static int load_row(struct store_stmt *q, void *arg)
 	c->generation = store_col_int(q, 9);
 	c->stopped = strcmp(store_col_text(q, 10), "stopped") == 0;
 	c->created_at = store_col_int(q, 11);
+	/* Its revision's template; a revision no longer kept: the sync replaces the container. */
+	if (!store_col_is_null(q, 12))
+		c->template = json_loads(store_col_text(q, 12), 0, NULL);
+	if (!c->template)
+		c->template = json_pack("{s:s}", "image", "");
+	c->revision = c->template && json_object_size(c->template) > 1 ? c->revision : -1;
 	c->memory_bytes = -1;
 	c->cpu_percent = -1;
 	snprintf(c->tenant, sizeof(c->tenant), "%s", l->tenant);
@@ -736,19 +742,12 @@ static int load_row(struct store_stmt *q, void *arg)
 static int load_tenant(struct sched *s, const char *tenant)
 {
 	struct load l = {s, tenant};
-	size_t first = s->n;
-	int rc = store_read(
-	    s->store, tenant,
-	    "SELECT id, deployment, node_id, state, cpu_millicores, memory_mb, "
-	    "storage_mb, replica, revision, generation, desired, created_at FROM containers",
-	    STORE_NOARGS, load_row, &l);
-	for (size_t i = first; rc >= 0 && i < s->n; i++) {
-		struct ctr *c = &s->c[i];
-		/* A revision no longer kept: the container is replaced by the sync below. */
-		if (deploy_template(s->store, tenant, c->deployment, c->revision, &c->template) < 0)
-			c->template = json_pack("{s:s}", "image", "");
-		c->revision = c->template && json_object_size(c->template) > 1 ? c->revision : -1;
-	}
+	int rc = store_read(s->store, tenant,
+			    "SELECT c.id, c.deployment, c.node_id, c.state, c.cpu_millicores, "
+			    "c.memory_mb, c.storage_mb, c.replica, c.revision, c.generation, c.desired, "
+			    "c.created_at, r.template FROM containers c LEFT JOIN deployment_revisions r "
+			    "ON r.deployment = c.deployment AND r.revision = c.revision",
+			    STORE_NOARGS, load_row, &l);
 	return rc < 0 ? rc : 0;
 }
 
