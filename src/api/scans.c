@@ -706,10 +706,11 @@ void api_scan_settings_put(struct http_exchange *ex)
 			     ? ODX_EINVAL
 			     : scandb_settings_put(api->store, api_principal(ex)->tenant_id, every);
 		char msg[96];
-		snprintf(msg, sizeof(msg), "rescan_interval_seconds must be %lld to %d",
-			 (long long)api->scan_rescan_floor_s, SCANDB_RESCAN_MAX_S);
-		if (rc == ODX_EINVAL)
+		if (rc == ODX_EINVAL) {
+			snprintf(msg, sizeof(msg), "rescan_interval_seconds must be %lld to %d",
+				 (long long)api->scan_rescan_floor_s, SCANDB_RESCAN_MAX_S);
 			reply_error(ex, 400, "bad_request", msg);
+		}
 		else if (rc < 0)
 			reply_odx_error(ex, rc, NULL);
 		else

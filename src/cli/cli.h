@@ -138,10 +138,6 @@ int cli_session_request(struct cli_session *s, const char *method, const char *p
 			const json_t *body, struct cli_response *resp);
 
 /*
- * cli_session_request + cli_response_check. On success *out (may be NULL)
- * receives the body (a new reference, NULL when empty).
- */
-/*
  * cli_session_request + cli_response_check for an answer that is not JSON
  * (container logs): sends "Accept: text/plain, application/json"; on 2xx
  * *text is the body as it came plus a NUL (caller frees), *len its length;
@@ -149,6 +145,10 @@ int cli_session_request(struct cli_session *s, const char *method, const char *p
  */
 int cli_session_request_text(struct cli_session *s, const char *method, const char *path,
 			     char **text, size_t *len);
+/*
+ * cli_session_request + cli_response_check. On success *out (may be NULL)
+ * receives the body (a new reference, NULL when empty).
+ */
 int cli_session_call(struct cli_session *s, const char *method, const char *path,
 		     const json_t *body, json_t **out);
 

@@ -310,11 +310,6 @@ static int write_bootstrap_token(const struct config *cfg, struct api *api)
 	return 0;
 }
 
-/*
- * The secrets' key-encryption key: made on a new install (and said where, since
- * it must be backed up apart from the data), then checked against the data keys
- * before anything is served — a wrong key stops the start and changes nothing.
- */
 /* The KEK file: --kek-file, else beside the data directory, never in it (docs/secrets.md). */
 static void kek_path(const struct config *cfg, char out[static CONFIG_STR_MAX + 8])
 {
@@ -324,6 +319,11 @@ static void kek_path(const struct config *cfg, char out[static CONFIG_STR_MAX + 
 		snprintf(out, CONFIG_STR_MAX + 8, "%s.kek", cfg->data_dir);
 }
 
+/*
+ * The secrets' key-encryption key: made on a new install (and said where, since
+ * it must be backed up apart from the data), then checked against the data keys
+ * before anything is served — a wrong key stops the start and changes nothing.
+ */
 static int open_secrets(const struct config *cfg, struct api *api)
 {
 	char id[SECRETS_KEK_ID_LEN], kek[CONFIG_STR_MAX + 8];
